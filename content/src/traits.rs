@@ -1,0 +1,168 @@
+//! The content store's interfaces: small traits a caller can take one at a time.
+//!
+//! As in containerd's `content` package, reading ([`Provider`]), writing ([`Ingester`]),
+//! managing committed blobs ([`Manager`]) and managing in-progress ingests
+//! ([`IngestManager`]) are separate, so that a component asks only for what it needs.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use oci_spec::image::{Descriptor, Digest};
+use tokio::io::AsyncWrite;
+
+use crate::{Filter, Result};
+
+/// Random access to one committed blob whose size is known.
+#[async_trait]
+pub trait ReaderAt: Send + Sync {
+    /// The blob's size in bytes.
+    fn size(&self) -> u64;
+
+    /// Reads up to `buf.len()` bytes starting at `offset`; returns how many were read,
+    /// `0` only at or past the end.
+    async fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize>;
+}
+
+/// Gives read access to committed content.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// Opens the blob named by `desc.digest()`. Fails with `NotFound` when it is absent.
+    async fn reader_at(&self, desc: &Descriptor) -> Result<Box<dyn ReaderAt>>;
+}
+
+/// Options for [`Ingester::writer`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WriterOpts {
+    /// The caller's name for this ingest; a second writer on the same ref waits for nobody:
+    /// it fails with `Unavailable` while the first is alive, and resumes after it is gone.
+    pub reference: String,
+    /// What the content is expected to be, when known. With a digest that is already
+    /// committed, `writer` fails with `AlreadyExists` and nothing is written.
+    pub expected: Option<Descriptor>,
+}
+
+impl WriterOpts {
+    /// Options for an ingest under `reference` with no expectation.
+    pub fn new(reference: impl Into<String>) -> Self {
+        WriterOpts {
+            reference: reference.into(),
+            expected: None,
+        }
+    }
+
+    /// Sets the descriptor the content is expected to match.
+    pub fn expected(mut self, desc: Descriptor) -> Self {
+        self.expected = Some(desc);
+        self
+    }
+}
+
+/// Starts (or resumes) writing content.
+#[async_trait]
+pub trait Ingester: Send + Sync {
+    /// Opens a writer for `opts.reference`, resuming at the stored offset when a previous
+    /// writer left a partial ingest under that ref.
+    async fn writer(&self, opts: WriterOpts) -> Result<Box<dyn Writer>>;
+}
+
+/// An open ingest: write bytes, then [`commit`](Writer::commit).
+///
+/// Dropping a writer without committing releases its lock and keeps the partial data, so a
+/// later writer on the same ref resumes where this one stopped.
+#[async_trait]
+pub trait Writer: AsyncWrite + Send + Unpin {
+    /// The digest of everything written so far (including data resumed from disk).
+    fn digest(&self) -> Digest;
+
+    /// How many bytes have been written so far (the resume offset for the next byte).
+    fn offset(&self) -> u64;
+
+    /// The ingest's current status.
+    async fn status(&self) -> Result<Status>;
+
+    /// Discards everything after `size` bytes (only `0` is required to be supported), so
+    /// the caller can restart from there.
+    async fn truncate(&mut self, size: u64) -> Result<()>;
+
+    /// Verifies that exactly `size` bytes were written and, when given, that they hash to
+    /// `expected`; then syncs and makes the blob visible atomically. On a mismatch the
+    /// blob is not visible and the error is `FailedPrecondition`; when the blob was already
+    /// committed meanwhile, `AlreadyExists`.
+    async fn commit(self: Box<Self>, size: u64, expected: Option<&Digest>) -> Result<()>;
+}
+
+/// The state of an in-progress ingest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Status {
+    /// The ingest's ref.
+    pub reference: String,
+    /// Bytes written so far.
+    pub offset: u64,
+    /// The expected total size, when the writer was told.
+    pub total: Option<u64>,
+    /// The expected digest, when the writer was told.
+    pub expected: Option<Digest>,
+    /// When the ingest started.
+    pub started_at: SystemTime,
+    /// When data was last written.
+    pub updated_at: SystemTime,
+}
+
+/// What is known about a committed blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Info {
+    /// The blob's digest.
+    pub digest: Digest,
+    /// The blob's size in bytes.
+    pub size: u64,
+    /// When the blob was committed.
+    pub created_at: SystemTime,
+    /// When the blob or its labels last changed.
+    pub updated_at: SystemTime,
+    /// Caller-defined labels (for example garbage-collection references).
+    pub labels: HashMap<String, String>,
+}
+
+/// Manages committed blobs.
+#[async_trait]
+pub trait Manager: Send + Sync {
+    /// Information about one blob; `NotFound` when absent.
+    async fn info(&self, digest: &Digest) -> Result<Info>;
+
+    /// Replaces the labels of a blob (the only mutable field) and returns the new info.
+    async fn update_labels(&self, digest: &Digest, labels: HashMap<String, String>)
+    -> Result<Info>;
+
+    /// Calls `f` for every committed blob that matches `filter`.
+    async fn walk(
+        &self,
+        filter: &Filter,
+        f: &mut (dyn FnMut(Info) -> Result<()> + Send),
+    ) -> Result<()>;
+
+    /// Removes a blob; `NotFound` when absent.
+    async fn delete(&self, digest: &Digest) -> Result<()>;
+}
+
+/// Manages in-progress ingests.
+#[async_trait]
+pub trait IngestManager: Send + Sync {
+    /// The status of the ingest under `reference`; `NotFound` when there is none.
+    async fn status(&self, reference: &str) -> Result<Status>;
+
+    /// The statuses of every ingest that matches `filter`.
+    async fn list_statuses(&self, filter: &Filter) -> Result<Vec<Status>>;
+
+    /// Removes the ingest under `reference` and its partial data; `NotFound` when there is
+    /// none, `Unavailable` while a writer holds it.
+    async fn abort(&self, reference: &str) -> Result<()>;
+}
+
+/// Everything a content store offers, for callers that want the whole store.
+pub trait Store: Provider + Ingester + Manager + IngestManager {}
+
+impl<T: Provider + Ingester + Manager + IngestManager + ?Sized> Store for T {}

@@ -1,0 +1,2 @@
+//! Container image references.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Registry access: resolve references and fetch content.
+#![forbid(unsafe_code)]

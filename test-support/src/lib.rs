@@ -1,0 +1,1 @@
+//! Test harness for dist-rs: real registries and fault servers on loopback.
