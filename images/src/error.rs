@@ -25,6 +25,9 @@ pub enum Error {
     /// of that name).
     #[error("{0}: not found")]
     NotFound(String),
+    /// The name being created is taken already.
+    #[error("{0}: already exists")]
+    AlreadyExists(String),
     /// Another component's error, kept with its kind (a fetch in a handler, say).
     #[error("{source}")]
     Other {
@@ -43,6 +46,7 @@ impl Error {
             Error::Content(e) => e.kind(),
             Error::Invalid { .. } => ErrorKind::InvalidArgument,
             Error::NotFound(_) => ErrorKind::NotFound,
+            Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
             Error::Other { kind, .. } => *kind,
         }
     }

@@ -1,0 +1,173 @@
+//! Reading manifests and indexes from a content [`Provider`], and the [`children`] handler
+//! that turns them into the descriptors below them.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use dist_content::Provider;
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+
+use crate::media_types::{self, MediaKind};
+use crate::{Error, Handler, Result};
+
+/// The largest manifest, index or config this crate reads into memory (4 MiB, the bound
+/// registries and containerd use for manifests).
+pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
+
+/// The schema version every OCI and Docker schema2 manifest and index carries.
+const SCHEMA_VERSION: u32 = 2;
+
+fn invalid(desc: &Descriptor, reason: impl Into<String>) -> Error {
+    Error::Invalid {
+        what: desc.digest().to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Reads the whole blob `desc` names, refusing anything larger than `limit` bytes or of a
+/// different size than the descriptor says. Meant for manifests and configs, never layers.
+pub async fn read_blob<P: Provider + ?Sized>(
+    provider: &P,
+    desc: &Descriptor,
+    limit: u64,
+) -> Result<Vec<u8>> {
+    if desc.size() > limit {
+        return Err(invalid(
+            desc,
+            format!("size {} exceeds the {limit}-byte limit", desc.size()),
+        ));
+    }
+    let reader = provider.reader_at(desc).await?;
+    if reader.size() != desc.size() {
+        return Err(invalid(
+            desc,
+            format!(
+                "stored size {} differs from descriptor size {}",
+                reader.size(),
+                desc.size()
+            ),
+        ));
+    }
+    let size = usize::try_from(desc.size()).map_err(|_| invalid(desc, "size overflows"))?;
+    let mut buf = vec![0; size];
+    let mut filled = 0;
+    while filled < size {
+        let n = reader.read_at(&mut buf[filled..], filled as u64).await?;
+        if n == 0 {
+            return Err(invalid(desc, format!("blob ends after {filled} bytes")));
+        }
+        filled += n;
+    }
+    Ok(buf)
+}
+
+/// Checks the `mediaType` a manifest or index carries in its body against the descriptor's.
+fn check_body_media_type(
+    desc: &Descriptor,
+    body: Option<&MediaType>,
+    expected: MediaKind,
+) -> Result<()> {
+    match body {
+        Some(mt) if media_types::kind(mt) != expected => Err(invalid(
+            desc,
+            format!(
+                "body media type {mt} does not match descriptor media type {}",
+                desc.media_type()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_schema_version(desc: &Descriptor, version: u32) -> Result<()> {
+    if version == SCHEMA_VERSION {
+        Ok(())
+    } else {
+        Err(invalid(
+            desc,
+            format!("unsupported schemaVersion {version}, expected {SCHEMA_VERSION}"),
+        ))
+    }
+}
+
+/// Parses `bytes` as the image manifest `desc` names (OCI or Docker schema2).
+pub fn parse_manifest(desc: &Descriptor, bytes: &[u8]) -> Result<ImageManifest> {
+    let manifest: ImageManifest = serde_json::from_slice(bytes)
+        .map_err(|e| invalid(desc, format!("parsing manifest: {e}")))?;
+    check_schema_version(desc, manifest.schema_version())?;
+    check_body_media_type(desc, manifest.media_type().as_ref(), MediaKind::Manifest)?;
+    Ok(manifest)
+}
+
+/// Parses `bytes` as the index or Docker manifest list `desc` names.
+pub fn parse_index(desc: &Descriptor, bytes: &[u8]) -> Result<ImageIndex> {
+    let index: ImageIndex =
+        serde_json::from_slice(bytes).map_err(|e| invalid(desc, format!("parsing index: {e}")))?;
+    check_schema_version(desc, index.schema_version())?;
+    check_body_media_type(desc, index.media_type().as_ref(), MediaKind::Index)?;
+    Ok(index)
+}
+
+/// Reads and parses the manifest `desc` names.
+pub async fn read_manifest<P: Provider + ?Sized>(
+    provider: &P,
+    desc: &Descriptor,
+) -> Result<ImageManifest> {
+    let bytes = read_blob(provider, desc, MAX_MANIFEST_SIZE).await?;
+    parse_manifest(desc, &bytes)
+}
+
+/// Reads and parses the index `desc` names.
+pub async fn read_index<P: Provider + ?Sized>(
+    provider: &P,
+    desc: &Descriptor,
+) -> Result<ImageIndex> {
+    let bytes = read_blob(provider, desc, MAX_MANIFEST_SIZE).await?;
+    parse_index(desc, &bytes)
+}
+
+/// The descriptors directly below `desc`: a manifest's config then layers, an index's
+/// manifests; nothing for layers, configs and unknown media types.
+pub async fn children_of<P: Provider + ?Sized>(
+    provider: &P,
+    desc: &Descriptor,
+) -> Result<Vec<Descriptor>> {
+    match media_types::kind(desc.media_type()) {
+        MediaKind::Manifest => {
+            let manifest = read_manifest(provider, desc).await?;
+            let mut out = Vec::with_capacity(manifest.layers().len() + 1);
+            out.push(manifest.config().clone());
+            out.extend(manifest.layers().iter().cloned());
+            Ok(out)
+        }
+        MediaKind::Index => Ok(read_index(provider, desc).await?.manifests().clone()),
+        MediaKind::Schema1Manifest => Err(invalid(
+            desc,
+            format!(
+                "Docker schema1 manifests ({}) are not supported",
+                desc.media_type()
+            ),
+        )),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// The handler returned by [`children`].
+#[derive(Debug, Clone)]
+pub struct ChildrenHandler<P: ?Sized> {
+    provider: Arc<P>,
+}
+
+/// A handler that returns the children of manifests and indexes read from `provider`
+/// (containerd's `ChildrenHandler`): combine it with a fetch handler for a pull, or use it
+/// alone to walk an image already stored.
+pub fn children<P: Provider + ?Sized>(provider: Arc<P>) -> ChildrenHandler<P> {
+    ChildrenHandler { provider }
+}
+
+#[async_trait]
+impl<P: Provider + ?Sized> Handler for ChildrenHandler<P> {
+    async fn handle(&self, desc: &Descriptor) -> Result<Vec<Descriptor>> {
+        children_of(&*self.provider, desc).await
+    }
+}
