@@ -1,0 +1,100 @@
+//! Writing helpers over any [`Ingester`]: copy a stream into a writer and commit it, the way
+//! containerd's `content.Copy` and `content.WriteBlob` do.
+
+use oci_spec::image::{Descriptor, Digest};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use crate::{Error, ErrorKind, Ingester, Result, Writer, WriterOpts};
+
+/// The buffer each copy reads into.
+const COPY_BUF: usize = 1 << 20;
+
+/// Copies `reader` into `writer` and commits it as `size` bytes hashing to `expected`.
+///
+/// `reader` must yield the content starting at `writer.offset()` (the resume point; a
+/// fetcher asks the registry for that range). A commit that finds the blob already present
+/// counts as success, as in containerd. Fails with `FailedPrecondition` when the reader
+/// yields more or fewer bytes than `size` or different ones; the ingest is then kept
+/// for a later writer to resume or [`Writer::truncate`].
+pub async fn copy(
+    mut writer: Box<dyn Writer>,
+    reader: impl AsyncRead + Unpin,
+    size: u64,
+    expected: &Digest,
+) -> Result<()> {
+    let offset = writer.offset();
+    let what = || expected.to_string();
+    if offset > size {
+        return Err(Error::SizeMismatch {
+            what: what(),
+            expected: size,
+            actual: offset,
+        });
+    }
+    let mut limited = reader.take(size - offset);
+    let mut buf = vec![0u8; COPY_BUF];
+    let mut copied = offset;
+    loop {
+        let n = limited
+            .read(&mut buf)
+            .await
+            .map_err(|e| Error::io(format!("read content for {}", what()), e))?;
+        if n == 0 {
+            break;
+        }
+        writer
+            .write_all(&buf[..n])
+            .await
+            .map_err(|e| Error::io(format!("write content for {}", what()), e))?;
+        copied += n as u64;
+    }
+    let mut reader = limited.into_inner();
+    if copied == size {
+        let extra = reader
+            .read(&mut buf[..1])
+            .await
+            .map_err(|e| Error::io(format!("read content for {}", what()), e))?;
+        if extra > 0 {
+            return Err(Error::SizeMismatch {
+                what: what(),
+                expected: size,
+                actual: size + extra as u64,
+            });
+        }
+    }
+    match writer.commit(size, Some(expected)).await {
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
+}
+
+/// Writes the blob `desc` describes under `reference`, reading it from `reader` (which
+/// yields the content from its first byte). Resumes a partial ingest left under the same
+/// ref by skipping what is already stored; returns `Ok` when the blob already exists.
+pub async fn write_blob(
+    ingester: &(impl Ingester + ?Sized),
+    reference: &str,
+    desc: &Descriptor,
+    mut reader: impl AsyncRead + Unpin,
+) -> Result<()> {
+    let writer = match ingester
+        .writer(WriterOpts::new(reference).expected(desc.clone()))
+        .await
+    {
+        Ok(w) => w,
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let skip = writer.offset();
+    let skipped = tokio::io::copy(&mut (&mut reader).take(skip), &mut tokio::io::sink())
+        .await
+        .map_err(|e| Error::io(format!("skip resumed content of {}", desc.digest()), e))?;
+    if skipped != skip {
+        return Err(Error::SizeMismatch {
+            what: desc.digest().to_string(),
+            expected: desc.size(),
+            actual: skipped,
+        });
+    }
+    copy(writer, reader, desc.size(), desc.digest()).await
+}

@@ -1,0 +1,328 @@
+//! [`LocalStore`]: the content store on a local filesystem, in containerd's layout.
+//!
+//! ```text
+//! <root>/blobs/sha256/<hex>                 committed, verified, read-only blobs
+//! <root>/ingest/<sha256-of-ref>/data        the partial content of an ingest
+//! <root>/ingest/<sha256-of-ref>/ref         the ingest's ref
+//! <root>/ingest/<sha256-of-ref>/startedat   RFC 3339 start time
+//! <root>/ingest/<sha256-of-ref>/updatedat   RFC 3339 time of the last writer activity
+//! <root>/ingest/<sha256-of-ref>/total       expected size, when known
+//! <root>/ingest/<sha256-of-ref>/lock        flock(2) target (ours; containerd ignores it)
+//! <root>/labels/sha256/<hex>                blob labels as JSON (ours; containerd ignores it)
+//! ```
+//!
+//! The `<root>` of containerd's own store is
+//! `/var/lib/containerd/io.containerd.content.v1.content`; opening that directory gives
+//! read access to everything containerd has fetched.
+
+mod blobs;
+mod ingest;
+mod lock;
+mod writer;
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use oci_spec::image::Digest;
+use sha2::{Digest as _, Sha256};
+
+use self::ingest::{DATA, Meta};
+use self::lock::IngestLock;
+use self::writer::{LocalWriter, blocking};
+use crate::{Error, Filter, IngestManager, Ingester, Result, Status, Writer, WriterOpts};
+
+pub use self::blobs::LocalReaderAt;
+
+/// A content store in a directory, compatible with containerd's local content store.
+///
+/// Cheap to clone; clones share the directory. Several processes may use one directory at
+/// once: ingest refs are locked with `flock(2)`, blobs appear by atomic rename only after
+/// their size and digest were verified, and an existing blob is never replaced.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    /// Opens (creating if needed) the store rooted at `root`.
+    pub fn open(root: impl AsRef<Path>) -> Result<LocalStore> {
+        let root = root.as_ref().to_path_buf();
+        for sub in ["blobs", "ingest"] {
+            let dir = root.join(sub);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        }
+        Ok(LocalStore { root })
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob named `digest` lives (whether or not it exists), as the seed's
+    /// `dist path` prints it.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        // A parsed Digest holds no '/' and no empty component, so this stays inside root.
+        self.root
+            .join("blobs")
+            .join(digest.algorithm().as_ref())
+            .join(digest.digest())
+    }
+
+    fn labels_path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("labels")
+            .join(digest.algorithm().as_ref())
+            .join(digest.digest())
+    }
+
+    fn ingest_root(&self) -> PathBuf {
+        self.root.join("ingest")
+    }
+
+    fn ingest_dir(&self, reference: &str) -> PathBuf {
+        self.ingest_root().join(ingest::dir_name(reference))
+    }
+
+    /// The ingests whose last activity is older than `max_age` (for example abandoned by a
+    /// crashed puller).
+    pub async fn stale_ingests(&self, max_age: Duration) -> Result<Vec<Status>> {
+        let store = self.clone();
+        blocking(move || store.stale_blocking(max_age)).await
+    }
+
+    /// Removes every ingest older than `max_age` that no writer holds, and returns what it
+    /// removed. Ingests locked by a live writer are skipped, however old.
+    pub async fn prune_stale_ingests(&self, max_age: Duration) -> Result<Vec<Status>> {
+        let store = self.clone();
+        blocking(move || {
+            let mut removed = Vec::new();
+            for status in store.stale_blocking(max_age)? {
+                match store.abort_blocking(&status.reference) {
+                    Ok(()) => removed.push(status),
+                    Err(Error::Locked(_) | Error::IngestNotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(removed)
+        })
+        .await
+    }
+
+    fn stale_blocking(&self, max_age: Duration) -> Result<Vec<Status>> {
+        let now = SystemTime::now();
+        Ok(self
+            .statuses_blocking(&Filter::all())?
+            .into_iter()
+            .filter(|s| {
+                now.duration_since(s.updated_at)
+                    .is_ok_and(|age| age > max_age)
+            })
+            .collect())
+    }
+
+    fn statuses_blocking(&self, filter: &Filter) -> Result<Vec<Status>> {
+        let mut out = Vec::new();
+        for dir in ingest::list_dirs(&self.ingest_root())? {
+            // An ingest committed or aborted while we look is simply gone.
+            let status = match ingest::read_status(&dir) {
+                Ok(Some(s)) => s,
+                Ok(None) => continue,
+                Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if filter
+                .ref_prefix
+                .as_deref()
+                .is_none_or(|p| status.reference.starts_with(p))
+            {
+                out.push(status);
+            }
+        }
+        out.sort_by(|a, b| a.reference.cmp(&b.reference));
+        Ok(out)
+    }
+
+    fn abort_blocking(&self, reference: &str) -> Result<()> {
+        let dir = self.ingest_dir(reference);
+        if !dir.is_dir() {
+            return Err(Error::IngestNotFound(reference.to_owned()));
+        }
+        let lock = IngestLock::acquire(&dir, reference)?;
+        let exists = ingest::read_meta(&dir)?.is_some();
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| Error::io(format!("remove {}", dir.display()), e))?;
+        drop(lock);
+        if exists {
+            Ok(())
+        } else {
+            Err(Error::IngestNotFound(reference.to_owned()))
+        }
+    }
+
+    fn open_writer(&self, opts: WriterOpts) -> Result<LocalWriter> {
+        let reference = opts.reference;
+        if reference.is_empty() {
+            return Err(Error::InvalidArgument("empty ingest ref".into()));
+        }
+        let (total, expected) = match &opts.expected {
+            Some(desc) => (Some(desc.size()), Some(desc.digest().clone())),
+            None => (None, None),
+        };
+        if let Some(d) = &expected
+            && self.blob_path(d).exists()
+        {
+            return Err(Error::AlreadyExists(d.to_string()));
+        }
+        let dir = self.ingest_dir(&reference);
+        let lock = IngestLock::acquire(&dir, &reference)?;
+        let old = ingest::read_meta(&dir)?;
+        if let Some(old) = &old
+            && old.reference != reference
+        {
+            return Err(Error::InvalidArgument(format!(
+                "ingest ref {reference:?} collides with {:?}",
+                old.reference
+            )));
+        }
+        let data_path = dir.join(DATA);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&data_path)
+            .map_err(|e| Error::io(format!("open {}", data_path.display()), e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(format!("stat {}", data_path.display()), e))?
+            .len();
+        // Partial data written for different content (another size or digest), or longer
+        // than the content can be, is stale: start over rather than keep it.
+        let conflicts = old.as_ref().is_some_and(|old| {
+            differs(old.total, total) || differs(old.expected.clone(), expected.clone())
+        });
+        let too_long = total.is_some_and(|t| len > t);
+        let keep = if conflicts || too_long || old.is_none() {
+            0
+        } else {
+            len
+        };
+        if keep != len {
+            file.set_len(keep)
+                .map_err(|e| Error::io(format!("truncate {}", data_path.display()), e))?;
+        }
+        let hasher = rehash(&file, keep, &data_path)?;
+        let now = SystemTime::now();
+        let meta = match old {
+            Some(old) if !conflicts => Meta {
+                total: total.or(old.total),
+                expected: expected.or(old.expected),
+                ..old
+            },
+            _ => Meta {
+                reference: reference.clone(),
+                total,
+                expected,
+                started_at: now,
+            },
+        };
+        ingest::write_meta(&dir, &meta)?;
+        Ok(LocalWriter {
+            blobs_dir: self.root.join("blobs").join("sha256"),
+            dir,
+            reference,
+            lock: Some(lock),
+            file: std::sync::Arc::new(file),
+            hasher,
+            offset: keep,
+            total: meta.total,
+            expected: meta.expected,
+            started_at: meta.started_at,
+            updated_at: now,
+            buf: Vec::new(),
+            spare: None,
+            inflight: None,
+        })
+    }
+}
+
+fn differs<T: PartialEq>(old: Option<T>, new: Option<T>) -> bool {
+    matches!((old, new), (Some(a), Some(b)) if a != b)
+}
+
+/// Hashes the first `len` bytes of `file`: the digest state a resuming writer continues
+/// from. Fails if the file is shorter (it cannot be while we hold the lock).
+fn rehash(file: &File, len: u64, path: &Path) -> Result<Sha256> {
+    let mut hasher = Sha256::new();
+    let mut reader = io::BufReader::with_capacity(
+        1 << 20,
+        file.try_clone()
+            .map_err(|e| Error::io(format!("open {}", path.display()), e))?,
+    );
+    std::io::Seek::seek(&mut reader, io::SeekFrom::Start(0))
+        .map_err(|e| Error::io(format!("seek {}", path.display()), e))?;
+    let mut limited = reader.take(len);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut seen = 0u64;
+    loop {
+        let n = limited
+            .read(&mut buf)
+            .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        seen += n as u64;
+    }
+    if seen != len {
+        return Err(Error::io(
+            format!("read {}", path.display()),
+            io::Error::from(io::ErrorKind::UnexpectedEof),
+        ));
+    }
+    Ok(hasher)
+}
+
+#[async_trait]
+impl Ingester for LocalStore {
+    async fn writer(&self, opts: WriterOpts) -> Result<Box<dyn Writer>> {
+        let store = self.clone();
+        let w = blocking(move || store.open_writer(opts)).await?;
+        Ok(Box::new(w))
+    }
+}
+
+#[async_trait]
+impl IngestManager for LocalStore {
+    async fn status(&self, reference: &str) -> Result<Status> {
+        let dir = self.ingest_dir(reference);
+        let reference = reference.to_owned();
+        blocking(move || match ingest::read_status(&dir)? {
+            Some(s) if s.reference == reference => Ok(s),
+            _ => Err(Error::IngestNotFound(reference)),
+        })
+        .await
+    }
+
+    async fn list_statuses(&self, filter: &Filter) -> Result<Vec<Status>> {
+        let store = self.clone();
+        let filter = filter.clone();
+        blocking(move || store.statuses_blocking(&filter)).await
+    }
+
+    async fn abort(&self, reference: &str) -> Result<()> {
+        let store = self.clone();
+        let reference = reference.to_owned();
+        blocking(move || store.abort_blocking(&reference)).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

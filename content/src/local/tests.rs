@@ -1,0 +1,233 @@
+//! Behaviour specific to the local store: the on-disk layout, locking, resume from disk,
+//! stale-ingest pruning. Behaviour any store must have is in [`crate::testsuite`].
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use oci_spec::image::{Descriptor, DescriptorBuilder, Digest, MediaType};
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use super::*;
+use crate::{ErrorKind, Provider, read_blob};
+
+fn digest_of(data: &[u8]) -> Digest {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+        .parse()
+        .unwrap()
+}
+
+fn desc_of(data: &[u8]) -> Descriptor {
+    DescriptorBuilder::default()
+        .media_type(MediaType::ImageLayer)
+        .digest(digest_of(data))
+        .size(data.len() as u64)
+        .build()
+        .unwrap()
+}
+
+fn store() -> (tempfile::TempDir, LocalStore) {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = LocalStore::open(tmp.path().join("content")).unwrap();
+    (tmp, store)
+}
+
+#[tokio::test]
+async fn committed_blob_lands_in_containerd_layout_read_only() {
+    let (_tmp, store) = store();
+    let data = b"hello layout";
+    let mut w = store.writer(WriterOpts::new("r1")).await.unwrap();
+    w.write_all(data).await.unwrap();
+    let ingest_dir = store.root().join("ingest").join(ingest::dir_name("r1"));
+    for f in ["ref", "startedat", "updatedat", "data"] {
+        assert!(ingest_dir.join(f).exists(), "missing ingest file {f}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(ingest_dir.join("ref")).unwrap(),
+        "r1"
+    );
+    w.commit(data.len() as u64, Some(&digest_of(data)))
+        .await
+        .unwrap();
+    let blob = store
+        .root()
+        .join("blobs/sha256")
+        .join(digest_of(data).digest());
+    assert_eq!(std::fs::read(&blob).unwrap(), data);
+    let mode = std::fs::metadata(&blob).unwrap().permissions().mode();
+    assert_eq!(mode & 0o222, 0, "blob must be read-only, mode {mode:o}");
+    assert!(!ingest_dir.exists(), "ingest dir is removed on commit");
+}
+
+#[tokio::test]
+async fn large_blob_streams_through_several_chunks() {
+    let (_tmp, store) = store();
+    let data: Vec<u8> = (0..(3 * (1 << 20) + 12345))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let mut w = store.writer(WriterOpts::new("big")).await.unwrap();
+    for part in data.chunks(7919) {
+        w.write_all(part).await.unwrap();
+    }
+    assert_eq!(w.digest(), digest_of(&data));
+    w.commit(data.len() as u64, Some(&digest_of(&data)))
+        .await
+        .unwrap();
+    let back = read_blob(&store, &desc_of(&data), u64::MAX).await.unwrap();
+    assert!(back == data);
+}
+
+#[tokio::test]
+async fn second_writer_on_a_locked_ref_is_unavailable_at_once() {
+    let (_tmp, store) = store();
+    let _first = store.writer(WriterOpts::new("busy")).await.unwrap();
+    let err = tokio::time::timeout(
+        Duration::from_secs(5),
+        store.writer(WriterOpts::new("busy")),
+    )
+    .await
+    .expect("second writer must not wait")
+    .err()
+    .unwrap();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    let err = store.abort("busy").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+}
+
+#[tokio::test]
+async fn dropped_writer_keeps_buffered_bytes_and_releases_the_ref() {
+    let (_tmp, store) = store();
+    let mut w = store.writer(WriterOpts::new("r")).await.unwrap();
+    w.write_all(b"partial ").await.unwrap(); // buffered, never flushed
+    drop(w);
+    let mut w = store.writer(WriterOpts::new("r")).await.unwrap();
+    assert_eq!(w.offset(), 8);
+    assert_eq!(w.digest(), digest_of(b"partial "));
+    w.write_all(b"content").await.unwrap();
+    w.commit(15, Some(&digest_of(b"partial content")))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn resume_discards_data_longer_than_the_expected_size() {
+    let (_tmp, store) = store();
+    let data = b"0123456789";
+    let mut w = store.writer(WriterOpts::new("r")).await.unwrap();
+    w.write_all(b"way too much stale data").await.unwrap();
+    drop(w);
+    let w = store
+        .writer(WriterOpts::new("r").expected(desc_of(data)))
+        .await
+        .unwrap();
+    assert_eq!(
+        w.offset(),
+        0,
+        "stale bytes past the expected size are dropped"
+    );
+    let path = store
+        .root()
+        .join("ingest")
+        .join(ingest::dir_name("r"))
+        .join("data");
+    assert_eq!(std::fs::metadata(path).unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn resume_with_a_different_expected_digest_starts_over() {
+    let (_tmp, store) = store();
+    let mut w = store
+        .writer(WriterOpts::new("r").expected(desc_of(b"aaaa")))
+        .await
+        .unwrap();
+    w.write_all(b"aa").await.unwrap();
+    drop(w);
+    let w = store
+        .writer(WriterOpts::new("r").expected(desc_of(b"bbbb")))
+        .await
+        .unwrap();
+    assert_eq!(w.offset(), 0);
+    assert_eq!(w.status().await.unwrap().expected, Some(digest_of(b"bbbb")));
+}
+
+#[tokio::test]
+async fn resume_rehashes_the_data_file_rather_than_trusting_memory() {
+    let (_tmp, store) = store();
+    let mut w = store.writer(WriterOpts::new("r")).await.unwrap();
+    w.write_all(b"abc").await.unwrap();
+    drop(w);
+    // A torn tail: only what is in `data` counts.
+    let path = store
+        .root()
+        .join("ingest")
+        .join(ingest::dir_name("r"))
+        .join("data");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(2)
+        .unwrap();
+    let w = store.writer(WriterOpts::new("r")).await.unwrap();
+    assert_eq!(w.offset(), 2);
+    assert_eq!(w.digest(), digest_of(b"ab"));
+}
+
+#[tokio::test]
+async fn stale_ingests_are_listed_and_pruned_but_live_ones_kept() {
+    let (_tmp, store) = store();
+    for r in ["old-1", "old-2", "held"] {
+        let mut w = store.writer(WriterOpts::new(r)).await.unwrap();
+        w.write_all(b"x").await.unwrap();
+        drop(w);
+    }
+    let held = store.writer(WriterOpts::new("held")).await.unwrap();
+    // Age them: every timestamp the status is derived from goes back an hour.
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for r in ["old-1", "old-2", "held"] {
+        let dir = store.root().join("ingest").join(ingest::dir_name(r));
+        ingest::touch_updated(&dir, hour_ago).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(dir.join("data"))
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+    }
+    let mut w = store.writer(WriterOpts::new("fresh")).await.unwrap();
+    w.write_all(b"y").await.unwrap();
+    drop(w);
+
+    let stale: Vec<String> = store
+        .stale_ingests(Duration::from_secs(600))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.reference)
+        .collect();
+    assert_eq!(stale, ["held", "old-1", "old-2"]);
+    let removed: Vec<String> = store
+        .prune_stale_ingests(Duration::from_secs(600))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.reference)
+        .collect();
+    assert_eq!(removed, ["old-1", "old-2"], "a held ingest is never pruned");
+    let left: Vec<String> = store
+        .list_statuses(&Filter::all())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.reference)
+        .collect();
+    assert_eq!(left, ["fresh", "held"]);
+    drop(held);
+}
+
+#[tokio::test]
+async fn reader_at_reports_not_found_for_absent_blobs() {
+    let (_tmp, store) = store();
+    let err = store.reader_at(&desc_of(b"nope")).await.err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+}

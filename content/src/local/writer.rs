@@ -1,0 +1,305 @@
+//! [`LocalWriter`]: the [`Writer`] of the local store.
+//!
+//! Bytes are hashed on the caller's task as they arrive and copied into a chunk buffer; full
+//! chunks are written to `data` by a blocking task while the caller fills (and hashes) the
+//! next one, so hashing and disk writes overlap. At most one chunk is in flight and chunks
+//! are written in order, so whatever a crash leaves in `data` is always a prefix of the
+//! stream: a resuming writer can trust the file's length and re-hash it.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use oci_spec::image::Digest;
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncWrite;
+use tokio::task::JoinHandle;
+
+use super::ingest::{self, DATA};
+use super::lock::IngestLock;
+use crate::digest::sha256_digest;
+use crate::{Error, Result, Status, Writer};
+
+/// Bytes gathered before a chunk is handed to the blocking writer.
+const CHUNK: usize = 1 << 20;
+
+type Inflight = JoinHandle<io::Result<Vec<u8>>>;
+
+/// An open ingest in a [`LocalStore`](super::LocalStore). Holds the ref's lock until it is
+/// committed or dropped.
+#[derive(Debug)]
+pub(crate) struct LocalWriter {
+    pub(super) blobs_dir: PathBuf,
+    pub(super) dir: PathBuf,
+    pub(super) reference: String,
+    pub(super) lock: Option<IngestLock>,
+    pub(super) file: Arc<File>,
+    pub(super) hasher: Sha256,
+    /// Bytes accepted so far (hashed; written or waiting in `buf`/`inflight`).
+    pub(super) offset: u64,
+    pub(super) total: Option<u64>,
+    pub(super) expected: Option<Digest>,
+    pub(super) started_at: SystemTime,
+    pub(super) updated_at: SystemTime,
+    /// Accepted bytes not yet handed to the blocking writer; they end at `offset`.
+    pub(super) buf: Vec<u8>,
+    /// A buffer returned by the last finished write, reused for the next chunk.
+    pub(super) spare: Option<Vec<u8>>,
+    pub(super) inflight: Option<Inflight>,
+}
+
+impl LocalWriter {
+    /// Waits for the in-flight chunk (if any) and takes its buffer back.
+    fn poll_inflight(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(handle) = self.inflight.as_mut() {
+            let res = ready!(Pin::new(handle).poll(cx));
+            self.inflight = None;
+            let mut buf = res.map_err(io::Error::other)??;
+            buf.clear();
+            self.spare = Some(buf);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Hands `buf` to a blocking task that writes it at its place in `data`.
+    fn dispatch(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let handle = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+        let next = self
+            .spare
+            .take()
+            .unwrap_or_else(|| Vec::with_capacity(CHUNK));
+        let buf = std::mem::replace(&mut self.buf, next);
+        let pos = self.offset - buf.len() as u64;
+        let file = Arc::clone(&self.file);
+        self.inflight = Some(handle.spawn_blocking(move || {
+            file.write_all_at(&buf, pos)?;
+            Ok(buf)
+        }));
+        Ok(())
+    }
+
+    fn status_now(&self) -> Status {
+        Status {
+            reference: self.reference.clone(),
+            offset: self.offset,
+            total: self.total,
+            expected: self.expected.clone(),
+            started_at: self.started_at,
+            updated_at: self.updated_at,
+        }
+    }
+
+    /// Writes whatever is buffered and waits for it, so `data` holds `offset` bytes.
+    async fn flush_all(&mut self) -> Result<()> {
+        futures::future::poll_fn(|cx| Pin::new(&mut *self).poll_flush(cx))
+            .await
+            .map_err(|e| Error::io(format!("write ingest {:?}", self.reference), e))
+    }
+
+    fn check(&self, size: u64, expected: Option<&Digest>) -> Result<Digest> {
+        for want in [Some(size), self.total].into_iter().flatten() {
+            if want != self.offset {
+                return Err(Error::SizeMismatch {
+                    what: self.reference.clone(),
+                    expected: want,
+                    actual: self.offset,
+                });
+            }
+        }
+        let actual = self.digest();
+        for want in [expected, self.expected.as_ref()].into_iter().flatten() {
+            if *want != actual {
+                return Err(Error::DigestMismatch {
+                    what: self.reference.clone(),
+                    expected: want.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
+        }
+        Ok(actual)
+    }
+}
+
+impl AsyncWrite for LocalWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if this.buf.len() >= CHUNK {
+            ready!(this.poll_inflight(cx))?;
+            this.dispatch()?;
+        }
+        let n = data.len().min(CHUNK - this.buf.len());
+        let accepted = &data[..n];
+        this.hasher.update(accepted);
+        this.buf.extend_from_slice(accepted);
+        this.offset += n as u64;
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            ready!(this.poll_inflight(cx))?;
+            if this.buf.is_empty() {
+                this.updated_at = SystemTime::now();
+                return Poll::Ready(Ok(()));
+            }
+            this.dispatch()?;
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+#[async_trait]
+impl Writer for LocalWriter {
+    fn digest(&self) -> Digest {
+        sha256_digest(self.hasher.clone())
+    }
+
+    fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    async fn status(&self) -> Result<Status> {
+        Ok(self.status_now())
+    }
+
+    async fn truncate(&mut self, size: u64) -> Result<()> {
+        self.flush_all().await?;
+        if size > self.offset {
+            return Err(Error::InvalidArgument(format!(
+                "ingest {:?}: cannot truncate to {size}, only {} bytes written",
+                self.reference, self.offset
+            )));
+        }
+        let file = Arc::clone(&self.file);
+        let path = self.dir.join(DATA);
+        let hasher = blocking(move || {
+            file.set_len(size)
+                .map_err(|e| Error::io(format!("truncate {}", path.display()), e))?;
+            super::rehash(&file, size, &path)
+        })
+        .await?;
+        self.hasher = hasher;
+        self.offset = size;
+        self.updated_at = SystemTime::now();
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>, size: u64, expected: Option<&Digest>) -> Result<()> {
+        self.flush_all().await?;
+        let digest = self.check(size, expected)?;
+        let lock = self.lock.take();
+        let file = Arc::clone(&self.file);
+        let dir = self.dir.clone();
+        let blobs_dir = self.blobs_dir.clone();
+        blocking(move || {
+            let res = publish(&file, &dir, &blobs_dir, &digest);
+            drop(lock);
+            res
+        })
+        .await
+    }
+}
+
+impl Drop for LocalWriter {
+    fn drop(&mut self) {
+        // Keep the partial data for a resuming writer, and release the lock only once no
+        // write of ours can still land in `data`.
+        if let Some(handle) = self.inflight.take() {
+            let _ = futures::executor::block_on(handle);
+        }
+        if !self.buf.is_empty() && self.lock.is_some() {
+            let pos = self.offset - self.buf.len() as u64;
+            if self.file.write_all_at(&self.buf, pos).is_err() {
+                tracing::warn!(reference = %self.reference, "could not save buffered ingest data");
+            }
+        }
+        if self.lock.is_some() {
+            let _ = ingest::touch_updated(&self.dir, SystemTime::now());
+        }
+    }
+}
+
+/// Runs blocking filesystem work off the async threads.
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::io("blocking task", io::Error::other(e)))?
+}
+
+/// Syncs the verified data, makes it read-only and renames it into `blobs/` without ever
+/// replacing an existing blob; then removes the ingest directory.
+fn publish(
+    file: &File,
+    dir: &std::path::Path,
+    blobs_dir: &std::path::Path,
+    digest: &Digest,
+) -> Result<()> {
+    let data = dir.join(DATA);
+    let target = blobs_dir.join(digest.digest());
+    file.sync_all()
+        .map_err(|e| Error::io(format!("sync {}", data.display()), e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(format!("stat {}", data.display()), e))?;
+    let mode = meta.permissions().mode();
+    // Read-only, keeping the read bits the umask allowed at creation.
+    file.set_permissions(std::fs::Permissions::from_mode(mode & 0o444))
+        .map_err(|e| Error::io(format!("chmod {}", data.display()), e))?;
+    std::fs::create_dir_all(blobs_dir)
+        .map_err(|e| Error::io(format!("create {}", blobs_dir.display()), e))?;
+    match rename_noreplace(&data, &target) {
+        Ok(()) => {}
+        Err(e) => {
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                // Someone committed the same content first: theirs stays, ours goes.
+                let _ = std::fs::remove_dir_all(dir);
+                return Err(Error::AlreadyExists(digest.to_string()));
+            }
+            return Err(Error::io(format!("rename to {}", target.display()), e));
+        }
+    }
+    if let Ok(d) = File::open(blobs_dir) {
+        let _ = d.sync_all();
+    }
+    std::fs::remove_dir_all(dir).map_err(|e| Error::io(format!("remove {}", dir.display()), e))
+}
+
+/// `rename(2)` that fails with `AlreadyExists` instead of replacing `to`.
+fn rename_noreplace(from: &std::path::Path, to: &std::path::Path) -> io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::EXIST => {
+            Err(io::Error::from(io::ErrorKind::AlreadyExists))
+        }
+        // Filesystems without RENAME_NOREPLACE: a hard link never replaces either.
+        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+            std::fs::hard_link(from, to)?;
+            std::fs::remove_file(from)
+        }
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
