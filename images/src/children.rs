@@ -24,41 +24,15 @@ fn invalid(desc: &Descriptor, reason: impl Into<String>) -> Error {
     }
 }
 
-/// Reads the whole blob `desc` names, refusing anything larger than `limit` bytes or of a
-/// different size than the descriptor says. Meant for manifests and configs, never layers.
+/// Reads the whole blob `desc` names, refusing anything larger than `limit` bytes and
+/// checking its size and digest ([`dist_content::read_blob`]). For manifests, indexes and
+/// configs, never layers.
 pub async fn read_blob<P: Provider + ?Sized>(
     provider: &P,
     desc: &Descriptor,
     limit: u64,
 ) -> Result<Vec<u8>> {
-    if desc.size() > limit {
-        return Err(invalid(
-            desc,
-            format!("size {} exceeds the {limit}-byte limit", desc.size()),
-        ));
-    }
-    let reader = provider.reader_at(desc).await?;
-    if reader.size() != desc.size() {
-        return Err(invalid(
-            desc,
-            format!(
-                "stored size {} differs from descriptor size {}",
-                reader.size(),
-                desc.size()
-            ),
-        ));
-    }
-    let size = usize::try_from(desc.size()).map_err(|_| invalid(desc, "size overflows"))?;
-    let mut buf = vec![0; size];
-    let mut filled = 0;
-    while filled < size {
-        let n = reader.read_at(&mut buf[filled..], filled as u64).await?;
-        if n == 0 {
-            return Err(invalid(desc, format!("blob ends after {filled} bytes")));
-        }
-        filled += n;
-    }
-    Ok(buf)
+    Ok(dist_content::read_blob(provider, desc, limit).await?)
 }
 
 /// Checks the `mediaType` a manifest or index carries in its body against the descriptor's.
