@@ -7,6 +7,7 @@ mod error;
 mod filter;
 mod local;
 mod read;
+pub mod testsuite;
 mod traits;
 
 pub use copy::{copy, write_blob};

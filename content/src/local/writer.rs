@@ -264,6 +264,10 @@ fn publish(
         .metadata()
         .map_err(|e| Error::io(format!("stat {}", data.display()), e))?;
     let mode = meta.permissions().mode();
+    // The blob's mtime is its commit time (what `Info::created_at` reports), as containerd
+    // does, rather than the time of the last write.
+    file.set_modified(SystemTime::now())
+        .map_err(|e| Error::io(format!("set times on {}", data.display()), e))?;
     // Read-only, keeping the read bits the umask allowed at creation.
     file.set_permissions(std::fs::Permissions::from_mode(mode & 0o444))
         .map_err(|e| Error::io(format!("chmod {}", data.display()), e))?;
