@@ -91,7 +91,7 @@ async fn filter_platforms_keeps_the_platform_and_what_it_can_run() {
     let (index, built) = multi_platform(&fx).await;
     let (h, log) = recording(&fx);
     let arm64 = PlatformMatcher::new(&plat("linux/arm64"));
-    dispatch(&filter_platforms(h, arm64), &[index.clone()], 4)
+    dispatch(&filter_platforms(h, arm64), std::slice::from_ref(&index), 4)
         .await
         .unwrap();
     let got = counts(&log);
@@ -110,7 +110,7 @@ async fn limit_manifests_keeps_only_the_best_platform() {
     let (h, log) = recording(&fx);
     let arm64 = PlatformMatcher::new(&plat("linux/arm64/v8"));
     let h = limit_manifests(filter_platforms(h, arm64.clone()), arm64, 1);
-    walk(&h, &[index.clone()]).await.unwrap();
+    walk(&h, std::slice::from_ref(&index)).await.unwrap();
     let mut expected = vec![index.digest().clone()];
     expected.extend(digests(&built[1].all()));
     assert_eq!(*log.lock().unwrap(), expected);
@@ -134,7 +134,7 @@ async fn walk_and_dispatch_descend_into_an_index_nested_in_an_index() {
     expected.extend(digests(&extra.all()));
 
     let (h, log) = recording(&fx);
-    walk(&h, &[outer.clone()]).await.unwrap();
+    walk(&h, std::slice::from_ref(&outer)).await.unwrap();
     assert_eq!(*log.lock().unwrap(), expected);
 
     let (h, log) = recording(&fx);
@@ -160,7 +160,7 @@ async fn a_layer_repeated_in_a_manifest_and_shared_between_manifests_is_handled_
     let base = a.layers[0].digest().clone();
 
     let (h, log) = recording(&fx);
-    walk(&h, &[index.clone()]).await.unwrap();
+    walk(&h, std::slice::from_ref(&index)).await.unwrap();
     assert_eq!(counts(&log)[&base], 1);
     assert!(counts(&log).values().all(|&n| n == 1));
 
@@ -204,7 +204,9 @@ async fn dispatch_runs_up_to_the_limit_at_once_and_never_more() {
             max: AtomicUsize::new(0),
             handled: AtomicUsize::new(0),
         };
-        dispatch(&h, &[img.manifest.clone()], limit).await.unwrap();
+        dispatch(&h, std::slice::from_ref(&img.manifest), limit)
+            .await
+            .unwrap();
         assert_eq!(h.handled.load(Ordering::SeqCst), 18);
         assert_eq!(h.max.load(Ordering::SeqCst), limit, "limit {limit}");
     }
