@@ -87,9 +87,9 @@ pub enum Error {
     },
 
     /// [`Spec::parse`](crate::Spec::parse) needs a host as first component (with a `.` or
-    /// `:`, or `localhost`); normalise familiar names first.
+    /// `:`, a bracketed IPv6 address, or `localhost`); normalise familiar names first.
     #[error(
-        "invalid reference {input:?}: the locator needs a registry host (a first component with '.' or ':', or localhost)"
+        "invalid reference {input:?}: the locator needs a registry host (a first component with '.' or ':', an [IPv6] address, or localhost)"
     )]
     MissingHostname {
         /// The whole input.

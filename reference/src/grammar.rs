@@ -82,9 +82,9 @@ fn is_domain_component(s: &str) -> bool {
 
 /// Whether the first component of a name is treated as a registry host by the
 /// containerd/Docker convention: it contains a `.` or `:` (so `example.com`, `host:5000`,
-/// `[::1]`) or is exactly `localhost`.
+/// `[::1]`), is a bracketed IPv6 address, or is exactly `localhost`.
 pub(crate) fn looks_like_host(first: &str) -> bool {
-    first == "localhost" || first.contains(['.', ':'])
+    first == "localhost" || first.contains(['.', ':']) || first.starts_with('[')
 }
 
 /// Whether `s` is a `path`: `/`-separated path components.

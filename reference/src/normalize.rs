@@ -20,7 +20,8 @@ pub const DEFAULT_TAG: &str = "latest";
 ///
 /// - no host: `redis` → `docker.io/library/redis:latest`, `user/app` →
 ///   `docker.io/user/app:latest`. The first component is a host when it contains `.` or
-///   `:`, is `localhost`, or has upper-case letters (which no namespace may have).
+///   `:`, is a bracketed IPv6 address, is `localhost`, or has upper-case letters (which no
+///   namespace may have).
 /// - `index.docker.io` becomes `docker.io`; single-component paths on Docker Hub get
 ///   `library/`; other registries are left alone (`localhost:5000/x` → `localhost:5000/x:latest`).
 /// - the tag `latest` is added only when neither a tag nor a digest is given; a reference
@@ -103,16 +104,21 @@ fn with_input(err: Error, s: &str) -> Error {
 /// The short name the Docker CLI shows: `docker.io/library/redis` → `redis`,
 /// `docker.io/user/app` → `user/app`; names on other registries are unchanged.
 ///
-/// Only a single component after `library/` is shortened (`docker.io/library/a/b` stays
-/// `library/a/b`), so the result normalises back to the same name.
+/// The short form is only used when [`normalize`] maps it back to the same name, so
+/// `docker.io/library/a/b` stays `library/a/b` and `docker.io/a.b/c` (whose short form
+/// would read `a.b` as a host) stays whole. This differs from Go's `FamiliarName`, which
+/// shortens the latter anyway.
 pub fn familiar_name(reference: &Reference) -> String {
     if reference.domain() != Some(DEFAULT_DOMAIN) {
         return reference.name();
     }
     let path = reference.path();
     match path.strip_prefix(OFFICIAL_REPO_PREFIX) {
-        Some(rest) if !rest.contains('/') => rest.to_owned(),
-        _ => path.to_owned(),
+        Some(rest) if !rest.contains('/') && !grammar::is_identifier(rest) => rest.to_owned(),
+        _ => match path.split_once('/') {
+            Some((first, _)) if !grammar::looks_like_host(first) => path.to_owned(),
+            _ => reference.name(),
+        },
     }
 }
 

@@ -119,6 +119,39 @@ impl Reference {
         (self.repr.len() > self.tag_end).then(|| &self.repr[self.tag_end + 1..])
     }
 
+    /// This reference with its tag set to `tag` (replacing any tag, keeping the digest).
+    pub fn with_tag(&self, tag: &str) -> Result<Self, Error> {
+        let mut s = String::with_capacity(self.repr.len() + tag.len() + 1);
+        s.push_str(self.name_str());
+        s.push(':');
+        s.push_str(tag);
+        if let Some(digest) = self.digest() {
+            s.push('@');
+            s.push_str(digest);
+        }
+        Self::parse(&s)
+    }
+
+    /// This reference with its digest set to `digest` (replacing any digest, keeping the
+    /// tag).
+    pub fn with_digest(&self, digest: &str) -> Result<Self, Error> {
+        let mut s = String::with_capacity(self.tag_end + digest.len() + 1);
+        s.push_str(&self.repr[..self.tag_end]);
+        s.push('@');
+        s.push_str(digest);
+        Self::parse(&s)
+    }
+
+    /// The name alone, without tag or digest (Go's `TrimNamed`).
+    pub fn trim(&self) -> Self {
+        Self {
+            repr: self.name_str().to_owned(),
+            domain_len: self.domain_len,
+            name_end: self.name_end,
+            tag_end: self.name_end,
+        }
+    }
+
     /// The whole reference as text (the same as [`Display`](fmt::Display)).
     pub fn as_str(&self) -> &str {
         &self.repr

@@ -31,7 +31,7 @@ impl Spec {
     /// Parses a host-qualified reference.
     ///
     /// The input must pass [`Reference::parse`], and its first component must look like a
-    /// host: contain `.` or `:`, or be `localhost`. `redis` and `user/app` are
+    /// host: contain `.` or `:`, be a bracketed IPv6 address, or be `localhost`. `redis` and `user/app` are
     /// [`Error::MissingHostname`]; pass them through [`normalize`](crate::normalize) first.
     pub fn parse(s: &str) -> Result<Self, Error> {
         let reference = Reference::parse(s)?;
