@@ -42,6 +42,7 @@ pub fn normalize(s: &str) -> Result<Reference, Error> {
         });
     }
     let (domain, remainder) = split_docker_domain(s);
+    // Room for the default tag, so that adding it does not reallocate.
     let mut full = String::with_capacity(
         domain.len() + 1 + OFFICIAL_REPO_PREFIX.len() + remainder.len() + 1 + DEFAULT_TAG.len(),
     );
@@ -52,7 +53,7 @@ pub fn normalize(s: &str) -> Result<Reference, Error> {
     }
     full.push_str(remainder);
 
-    let parsed = Reference::parse(&full).map_err(|e| with_input(e, s))?;
+    let parsed = Reference::parse_string(full).map_err(|e| with_input(e, s))?;
     if parsed.domain() != Some(domain) {
         return Err(Error::InvalidDomain {
             input: s.to_owned(),
@@ -60,9 +61,7 @@ pub fn normalize(s: &str) -> Result<Reference, Error> {
         });
     }
     if parsed.tag().is_none() && parsed.digest().is_none() {
-        full.push(':');
-        full.push_str(DEFAULT_TAG);
-        return Reference::parse(&full).map_err(|e| with_input(e, s));
+        return Ok(parsed.push_tag(DEFAULT_TAG));
     }
     Ok(parsed)
 }

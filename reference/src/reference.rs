@@ -36,6 +36,18 @@ impl Reference {
     /// digests with a malformed or unsupported algorithm or the wrong hex length, empty
     /// components (`a//b`, `a/`), trailing `:` or `@`, and malformed registry hosts.
     pub fn parse(s: &str) -> Result<Self, Error> {
+        Self::parse_with(s, str::to_owned)
+    }
+
+    /// Parses text the caller already owns, without copying it.
+    pub(crate) fn parse_string(s: String) -> Result<Self, Error> {
+        // Validation borrows `s`; on success the string moves into the reference.
+        let layout = Self::parse_with(&s, |_| String::new())?;
+        Ok(Self { repr: s, ..layout })
+    }
+
+    /// Validates `s` and builds the reference, taking its text from `text(s)`.
+    fn parse_with(s: &str, text: impl FnOnce(&str) -> String) -> Result<Self, Error> {
         if s.is_empty() {
             return Err(Error::Empty);
         }
@@ -80,7 +92,7 @@ impl Reference {
             })?;
         }
         Ok(Self {
-            repr: s.to_owned(),
+            repr: text(s),
             domain_len,
             name_end: name.len(),
             tag_end: tag.map_or(name.len(), |t| name.len() + 1 + t.len()),
@@ -150,6 +162,16 @@ impl Reference {
             name_end: self.name_end,
             tag_end: self.name_end,
         }
+    }
+
+    /// Appends `:tag` to a reference that has neither tag nor digest; `tag` must be a
+    /// valid tag (callers pass constants).
+    pub(crate) fn push_tag(mut self, tag: &str) -> Self {
+        debug_assert!(self.tag().is_none() && self.digest().is_none() && grammar::is_tag(tag));
+        self.repr.push(':');
+        self.repr.push_str(tag);
+        self.tag_end = self.repr.len();
+        self
     }
 
     /// The whole reference as text (the same as [`Display`](fmt::Display)).
