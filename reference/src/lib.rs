@@ -2,10 +2,15 @@
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
+/// Why a string is not a reference: [`Error`], [`DigestProblem`].
 mod error;
+/// The grammar's productions as hand-written linear matchers, and its limits.
 mod grammar;
+/// Docker's defaults: [`normalize`], [`familiar_name`], [`familiar_string`].
 mod normalize;
+/// [`Reference`]: `[domain/]path[:tag][@digest]`, parsed and validated.
 mod reference;
+/// [`Spec`]: containerd's `locator` + `object` split of a host-qualified reference.
 mod spec;
 
 pub use error::{DigestProblem, Error};
