@@ -88,7 +88,8 @@ fn select<'a, P: Provider + ?Sized, M: Matcher + ?Sized>(
     path: Vec<Digest>,
 ) -> SelectFuture<'a> {
     Box::pin(async move {
-        if path.len() > MAX_DEPTH {
+        // A manifest at depth MAX_DEPTH would put its layers beyond what `walk` accepts.
+        if path.len() >= MAX_DEPTH {
             return Err(Error::Invalid {
                 what: desc.digest().to_string(),
                 reason: format!("index nested deeper than {MAX_DEPTH} levels"),
