@@ -1,0 +1,285 @@
+//! `apply`: one layer onto a directory, streaming, with its DiffID computed on the way.
+//!
+//! The calling thread inflates, hashes and parses the tar; a second thread does every
+//! filesystem operation. They talk through a bounded queue of entry headers and data
+//! chunks, so memory stays bounded whatever the layer's size.
+
+mod entry;
+mod root;
+mod stream;
+mod writer;
+
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::mpsc;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+pub use stream::Compression;
+
+use crate::chain::sha256_digest;
+use crate::{DiffId, Error, IdMap, Result};
+use entry::{Header, Kind};
+use writer::Applier;
+
+/// How whiteout entries are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum WhiteoutMode {
+    /// Apply them: `.wh.<name>` removes `<name>`, `.wh..wh..opq` empties the directory of
+    /// what lower layers put there. For a directory holding the whole flattened tree.
+    #[default]
+    Remove,
+    /// Record them the way overlayfs reads them: a 0/0 character device for a removed
+    /// name and `trusted.overlay.opaque=y` on an opaque directory. For an overlay upper
+    /// directory (needs privileges to create devices and `trusted.*` xattrs).
+    Overlay,
+}
+
+/// Options for [`apply`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ApplyOptions {
+    /// How to write whiteouts.
+    pub whiteouts: WhiteoutMode,
+    /// Set each entry's uid/gid (default: when running as root). Without it everything is
+    /// owned by the caller, as rootless unpackers do.
+    pub same_owner: bool,
+    /// Maps layer ids to host ids before chown (for user namespaces).
+    pub id_map: Option<IdMap>,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            whiteouts: WhiteoutMode::Remove,
+            same_owner: rustix::process::geteuid().is_root(),
+            id_map: None,
+        }
+    }
+}
+
+impl ApplyOptions {
+    /// Sets how whiteouts are written.
+    pub fn whiteouts(mut self, mode: WhiteoutMode) -> Self {
+        self.whiteouts = mode;
+        self
+    }
+
+    /// Sets whether entries get their recorded owners.
+    pub fn same_owner(mut self, yes: bool) -> Self {
+        self.same_owner = yes;
+        self
+    }
+
+    /// Sets an id mapping (implies `same_owner`).
+    pub fn id_map(mut self, map: IdMap) -> Self {
+        self.id_map = Some(map);
+        self.same_owner = true;
+        self
+    }
+}
+
+/// What [`apply`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Applied {
+    /// The SHA-256 of the whole uncompressed stream: compare it with the image config.
+    pub diff_id: DiffId,
+    /// The uncompressed size in bytes.
+    pub size: u64,
+    /// The compression the stream used.
+    pub compression: Compression,
+}
+
+/// Data chunks are at most this big; the queue holds at most `QUEUE` messages.
+const CHUNK: usize = 256 * 1024;
+const QUEUE: usize = 64;
+
+enum Msg {
+    Begin(Box<Header>),
+    Data(Vec<u8>),
+    Finish,
+}
+
+/// Applies one layer (plain, gzip or zstd tar, detected from its first bytes) onto `root`,
+/// which must exist. Blocking: call it from a blocking thread, or use [`apply_async`].
+///
+/// Every path is resolved inside `root` as if it were `/`; an entry that would reach
+/// outside is kept inside or rejected. On error `root` is left partly applied: discard it.
+pub fn apply<R: Read>(reader: R, root: &Path, options: &ApplyOptions) -> Result<Applied> {
+    let (stream, compression) = stream::open(reader)?;
+    let applier = Applier::new(root, options)?;
+    std::thread::scope(|s| {
+        let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
+        let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
+        let writer = std::thread::Builder::new()
+            .name("dist-rootfs-apply".into())
+            .spawn_scoped(s, move || write_entries(applier, rx, spare_tx))
+            .map_err(|e| Error::io("spawn applier thread", e))?;
+        let parsed = read_entries(stream, &tx, &spare_rx);
+        drop(tx);
+        let written = match writer.join() {
+            Ok(r) => r,
+            Err(_) => Err(Error::io("applier thread", io::Error::other("panicked"))),
+        };
+        // A writer failure makes the reader stop with a closed queue: report the cause.
+        written?;
+        let (hex, size) = parsed?;
+        Ok(Applied {
+            diff_id: sha256_digest(&hex),
+            size,
+            compression,
+        })
+    })
+}
+
+fn write_entries(
+    mut applier: Applier<'_>,
+    rx: mpsc::Receiver<Msg>,
+    spare: mpsc::Sender<Vec<u8>>,
+) -> Result<()> {
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            Msg::Begin(h) => applier.begin(*h)?,
+            Msg::Data(buf) => {
+                applier.data(&buf)?;
+                let _ = spare.send(buf);
+            }
+            Msg::Finish => return applier.finish(),
+        }
+    }
+    // The reader stopped early (its error is reported); leave the tree as it is.
+    Ok(())
+}
+
+fn read_entries(
+    mut stream: stream::LayerStream<'_>,
+    tx: &mpsc::SyncSender<Msg>,
+    spare: &mpsc::Receiver<Vec<u8>>,
+) -> Result<(String, u64)> {
+    let closed = || Error::io("applier", io::Error::other("applier stopped"));
+    let mut last = String::from("start of archive");
+    {
+        let mut archive = tar::Archive::new(&mut stream);
+        let entries = archive.entries().map_err(|e| Error::Corrupt {
+            at: last.clone(),
+            source: e,
+        })?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| Error::Corrupt {
+                at: format!("entry after {last:?}"),
+                source: e,
+            })?;
+            let Some(h) = entry::parse(&mut entry)? else {
+                continue;
+            };
+            last.clone_from(&h.name);
+            let is_file = h.kind == Kind::File;
+            let mut remaining = h.size;
+            tx.send(Msg::Begin(Box::new(h))).map_err(|_| closed())?;
+            while is_file && remaining > 0 {
+                let n = usize::try_from(remaining).unwrap_or(CHUNK).min(CHUNK);
+                let mut buf = spare.try_recv().unwrap_or_default();
+                buf.resize(n, 0);
+                entry.read_exact(&mut buf).map_err(|e| Error::Corrupt {
+                    at: format!("data of {last:?}"),
+                    source: e,
+                })?;
+                remaining -= n as u64;
+                tx.send(Msg::Data(buf)).map_err(|_| closed())?;
+            }
+        }
+    }
+    let done = stream::drain(stream)?;
+    tx.send(Msg::Finish).map_err(|_| closed())?;
+    Ok(done)
+}
+
+/// [`apply`] for async callers: reads `reader` on the current task and applies on a
+/// blocking thread. `root` must exist.
+pub async fn apply_async<R>(mut reader: R, root: &Path, options: ApplyOptions) -> Result<Applied>
+where
+    R: AsyncRead + Unpin + Send,
+{
+    let (tx, job) = spawn_blocking_apply(root, options);
+    let pump = async move {
+        loop {
+            let mut buf = Vec::with_capacity(CHUNK);
+            match (&mut reader).take(CHUNK as u64).read_to_end(&mut buf).await {
+                Ok(0) => break,
+                Ok(_) => {
+                    if tx.send(Ok(buf)).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    break;
+                }
+            }
+        }
+    };
+    let ((), res) = tokio::join!(pump, job);
+    res
+}
+
+/// Sender of raw layer bytes into a blocking [`apply`] running on the tokio blocking pool.
+pub(crate) type ChunkSender = tokio::sync::mpsc::Sender<io::Result<Vec<u8>>>;
+
+/// Starts [`apply`] on a blocking thread, fed through the returned sender; dropping the
+/// sender is end of input.
+pub(crate) fn spawn_blocking_apply(
+    root: &Path,
+    options: ApplyOptions,
+) -> (
+    ChunkSender,
+    impl std::future::Future<Output = Result<Applied>>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Vec<u8>>>(8);
+    let root = root.to_owned();
+    let handle = tokio::task::spawn_blocking(move || {
+        apply(
+            ChannelReader {
+                rx,
+                cur: Vec::new(),
+                pos: 0,
+            },
+            &root,
+            &options,
+        )
+    });
+    let fut = async move {
+        match handle.await {
+            Ok(r) => r,
+            Err(e) => Err(Error::io("apply task", io::Error::other(e.to_string()))),
+        }
+    };
+    (tx, fut)
+}
+
+/// Blocking `Read` over chunks sent from async code.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.cur.len() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => {
+                    self.cur = chunk;
+                    self.pos = 0;
+                }
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}

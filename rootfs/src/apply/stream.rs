@@ -1,0 +1,160 @@
+//! The byte stream under the tar parser: compression detected from magic bytes, and the
+//! DiffID hashed over every uncompressed byte.
+
+use std::io::{self, BufRead, BufReader, Read};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::{Error, Result};
+
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0x00];
+const BZIP2_MAGIC: &[u8] = b"BZh";
+
+/// Size of the buffers between decoder, hasher and tar parser: big reads keep the
+/// per-call overhead of inflate and SHA-256 negligible.
+pub(crate) const BUF_SIZE: usize = 256 * 1024;
+
+/// The compression a layer stream was found to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Compression {
+    /// An uncompressed tar.
+    None,
+    /// gzip, possibly several members back to back.
+    Gzip,
+    /// zstd, possibly several frames.
+    Zstd,
+}
+
+/// Looks at the first bytes of `input` (without consuming them) to tell the compression.
+pub(crate) fn detect<R: BufRead>(input: &mut R) -> Result<Compression> {
+    let mut head = Vec::with_capacity(8);
+    // fill_buf may return fewer bytes than a magic number on a short first read; keep
+    // peeking through a small lookahead instead of consuming anything.
+    let buf = input.fill_buf().map_err(|e| Error::Corrupt {
+        at: "start of layer".into(),
+        source: e,
+    })?;
+    head.extend_from_slice(&buf[..buf.len().min(8)]);
+    if head.starts_with(GZIP_MAGIC) {
+        Ok(Compression::Gzip)
+    } else if head.starts_with(ZSTD_MAGIC) {
+        Ok(Compression::Zstd)
+    } else if head.starts_with(XZ_MAGIC) || head.starts_with(BZIP2_MAGIC) {
+        Err(Error::entry(
+            "start of layer",
+            "xz and bzip2 layers are not supported",
+        ))
+    } else {
+        Ok(Compression::None)
+    }
+}
+
+/// Wraps the compressed input in the decoder `compression` needs.
+pub(crate) fn decoder<'a, R: BufRead + 'a>(
+    input: R,
+    compression: Compression,
+) -> Result<Box<dyn Read + 'a>> {
+    Ok(match compression {
+        Compression::None => Box::new(input),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input).map_err(
+            |e| Error::Corrupt {
+                at: "zstd header".into(),
+                source: e,
+            },
+        )?),
+    })
+}
+
+/// Hashes and counts every byte read through it: the DiffID is the SHA-256 of the whole
+/// uncompressed stream, including the tar's end-of-archive blocks and any padding.
+pub(crate) struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+
+    /// The hex SHA-256 and byte count of everything read so far.
+    pub(crate) fn finish(self) -> (String, u64) {
+        (hex::encode(self.hasher.finalize()), self.count)
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// A buffered hashing stream over decompressed layer bytes.
+pub(crate) type LayerStream<'a> = BufReader<HashingReader<Box<dyn Read + 'a>>>;
+
+/// Builds the stream the tar parser reads: input -> detect -> decode -> hash -> buffer.
+pub(crate) fn open<'a, R: Read + 'a>(input: R) -> Result<(LayerStream<'a>, Compression)> {
+    let mut input = BufReader::with_capacity(BUF_SIZE, input);
+    let compression = detect(&mut input)?;
+    let decoded = decoder(input, compression)?;
+    Ok((
+        BufReader::with_capacity(BUF_SIZE, HashingReader::new(decoded)),
+        compression,
+    ))
+}
+
+/// Reads the rest of the stream to EOF so trailing zero blocks are part of the DiffID, then
+/// returns the hex digest and uncompressed size.
+pub(crate) fn drain(mut stream: LayerStream<'_>) -> Result<(String, u64)> {
+    io::copy(&mut stream, &mut io::sink()).map_err(|e| Error::Corrupt {
+        at: "end of archive".into(),
+        source: e,
+    })?;
+    // Everything the BufReader holds was already hashed when it was read from the decoder.
+    Ok(stream.into_inner().finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn detects_gzip_zstd_and_plain_from_magic() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"hello").unwrap();
+        let gz = gz.finish().unwrap();
+        let zs = zstd::encode_all(&b"hello"[..], 1).unwrap();
+        assert_eq!(detect(&mut &gz[..]).unwrap(), Compression::Gzip);
+        assert_eq!(detect(&mut &zs[..]).unwrap(), Compression::Zstd);
+        assert_eq!(detect(&mut &b"plain"[..]).unwrap(), Compression::None);
+        assert!(detect(&mut &b"BZh91AY"[..]).is_err());
+    }
+
+    #[test]
+    fn hashes_multi_member_gzip_as_one_stream() {
+        let mut all = Vec::new();
+        for part in [&b"abc"[..], &b"def"[..]] {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(part).unwrap();
+            all.extend(gz.finish().unwrap());
+        }
+        let (stream, c) = open(&all[..]).unwrap();
+        assert_eq!(c, Compression::Gzip);
+        let (hex, n) = drain(stream).unwrap();
+        assert_eq!(n, 6);
+        assert_eq!(hex, hex::encode(Sha256::digest(b"abcdef")));
+    }
+}

@@ -1,0 +1,479 @@
+//! The applier: turns entry headers and file data into filesystem changes with the layer
+//! semantics (replace, whiteout, opaque) and deferred directory metadata.
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
+use rustix::io::Errno;
+
+use super::entry::{Header, Kind, RelPath, display};
+use super::root::{self, Root};
+use super::{ApplyOptions, WhiteoutMode};
+use crate::{Error, Result, idmap};
+
+/// The xattr overlayfs reads to hide a lower directory's contents.
+pub(crate) const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
+/// A file whose data is still arriving.
+struct OpenFile {
+    file: File,
+    header: Header,
+}
+
+/// Directory metadata applied after the directory's contents.
+struct DeferredDir {
+    path: RelPath,
+    mode: u32,
+    mtime: (i64, u32),
+}
+
+/// Applies one layer's entries, in archive order, inside a [`Root`].
+pub(crate) struct Applier<'o> {
+    root: Root,
+    opts: &'o ApplyOptions,
+    /// Every path this layer created or touched (and their ancestors), so an opaque marker
+    /// removes only what lower layers put there.
+    ours: HashSet<RelPath>,
+    dirs: Vec<DeferredDir>,
+    open: Option<OpenFile>,
+}
+
+fn ctx(h: &Header, what: &str) -> impl FnOnce(io::Error) -> Error {
+    let entry = h.name.clone();
+    let what = what.to_owned();
+    move |e| Error::io(format!("entry {entry:?}: {what}"), e)
+}
+
+fn errno_ctx(h: &Header, what: &str) -> impl FnOnce(Errno) -> Error {
+    let f = ctx(h, what);
+    move |e| f(e.into())
+}
+
+fn times(mtime: (i64, u32)) -> Timestamps {
+    let t = Timespec {
+        tv_sec: mtime.0,
+        tv_nsec: i64::from(mtime.1),
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
+impl<'o> Applier<'o> {
+    /// Opens `dir` as the root to apply into.
+    pub(crate) fn new(dir: &Path, opts: &'o ApplyOptions) -> Result<Self> {
+        let root =
+            Root::open(dir).map_err(|e| Error::io(format!("open root {}", dir.display()), e))?;
+        Ok(Applier {
+            root,
+            opts,
+            ours: HashSet::new(),
+            dirs: Vec::new(),
+            open: None,
+        })
+    }
+
+    /// Starts an entry; a regular file then receives its data through [`Self::data`].
+    pub(crate) fn begin(&mut self, h: Header) -> Result<()> {
+        self.close_file()?;
+        match &h.kind {
+            Kind::Whiteout => self.whiteout(&h),
+            Kind::Opaque => self.opaque(&h),
+            _ if h.path.is_empty() => {
+                if h.kind == Kind::Dir {
+                    self.directory(&h)
+                } else {
+                    tracing::warn!(entry = %h.name, "skipping non-directory entry naming the root");
+                    Ok(())
+                }
+            }
+            _ => self.create(h),
+        }
+    }
+
+    /// Appends data to the regular file being written.
+    pub(crate) fn data(&mut self, buf: &[u8]) -> Result<()> {
+        if let Some(f) = &mut self.open {
+            f.file.write_all(buf).map_err(ctx(&f.header, "write"))?;
+        }
+        Ok(())
+    }
+
+    /// Ends the layer: finishes the last file, then sets directory modes and mtimes,
+    /// deepest first, so writing children never disturbs them.
+    pub(crate) fn finish(mut self) -> Result<()> {
+        self.close_file()?;
+        let mut dirs = std::mem::take(&mut self.dirs);
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.path.len()));
+        for d in dirs {
+            let fd = match self.root.open_dir(&d.path, false) {
+                Ok(fd) => fd,
+                // Replaced by a non-directory or removed later in this layer.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ELOOP | libc::ENOTDIR | libc::ENOENT)
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(Error::io(format!("directory {}", display(&d.path)), e)),
+            };
+            let what = || format!("directory {}", display(&d.path));
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(d.mode))
+                .map_err(|e| Error::io(what(), e.into()))?;
+            rustix::fs::futimens(&fd, &times(d.mtime)).map_err(|e| Error::io(what(), e.into()))?;
+        }
+        Ok(())
+    }
+
+    fn mark_ours(&mut self, path: &[OsString]) {
+        for i in 1..=path.len() {
+            if !self.ours.contains(&path[..i]) {
+                self.ours.insert(path[..i].to_vec());
+            }
+        }
+    }
+
+    fn owner(&self, h: &Header) -> Result<Option<(u32, u32)>> {
+        if !self.opts.same_owner {
+            return Ok(None);
+        }
+        idmap::owner(self.opts.id_map.as_ref(), h.uid, h.gid, &h.name).map(Some)
+    }
+
+    fn create(&mut self, h: Header) -> Result<()> {
+        let owner = self.owner(&h)?;
+        self.mark_ours(&h.path);
+        let (name, parent_path) = match h.path.split_last() {
+            Some(x) => x,
+            None => return Ok(()),
+        };
+        // Resolve a hardlink's source before anything at the destination changes.
+        let link_src = match &h.kind {
+            Kind::Hardlink(target) if *target == h.path => {
+                tracing::debug!(entry = %h.name, "hardlink to itself: nothing to do");
+                return Ok(());
+            }
+            Kind::Hardlink(target) => Some(self.hardlink_source(&h, target)?),
+            _ => None,
+        };
+        let parent = self
+            .root
+            .dir(parent_path, true)
+            .map_err(ctx(&h, "create parent directories"))?
+            .ok_or_else(|| Error::entry(&h.name, "parent directory missing"))?;
+        if let Some(st) = root::lstat(parent, name).map_err(ctx(&h, "lstat"))?
+            && !(root::is_dir(&st) && h.kind == Kind::Dir)
+        {
+            root::remove_all(parent, name).map_err(ctx(&h, "replace existing"))?;
+        }
+        match &h.kind {
+            Kind::File => {
+                let fd = rustix::fs::openat(
+                    parent,
+                    name,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(errno_ctx(&h, "create file"))?;
+                self.open = Some(OpenFile {
+                    file: File::from(fd),
+                    header: h,
+                });
+                Ok(())
+            }
+            Kind::Dir => {
+                match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(errno_ctx(&h, "mkdir")(e)),
+                }
+                let fd = rustix::fs::openat(
+                    parent,
+                    name,
+                    OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(errno_ctx(&h, "open directory"))?;
+                Self::fd_metadata(&fd, &h, owner, false)?;
+                self.dirs.push(DeferredDir {
+                    path: h.path.clone(),
+                    mode: h.mode,
+                    mtime: h.mtime,
+                });
+                Ok(())
+            }
+            Kind::Symlink(target) => {
+                rustix::fs::symlinkat(target.as_os_str(), parent, name)
+                    .map_err(errno_ctx(&h, "symlink"))?;
+                Self::at_metadata(parent, name, &h, owner, false)
+            }
+            Kind::Hardlink(_) => {
+                let (src_dir, src_name) =
+                    link_src.ok_or_else(|| Error::entry(&h.name, "hardlink source"))?;
+                rustix::fs::linkat(&src_dir, &src_name, parent, name, AtFlags::empty())
+                    .map_err(errno_ctx(&h, "hardlink"))
+            }
+            Kind::Fifo | Kind::Char(..) | Kind::Block(..) => {
+                let (ft, dev) = match h.kind {
+                    Kind::Char(ma, mi) => (FileType::CharacterDevice, rustix::fs::makedev(ma, mi)),
+                    Kind::Block(ma, mi) => (FileType::BlockDevice, rustix::fs::makedev(ma, mi)),
+                    _ => (FileType::Fifo, 0),
+                };
+                match rustix::fs::mknodat(parent, name, ft, Mode::from_raw_mode(0o600), dev) {
+                    Ok(()) => Self::at_metadata(parent, name, &h, owner, true),
+                    Err(Errno::PERM) if ft != FileType::Fifo => {
+                        tracing::info!(entry = %h.name, "skipping device node: not privileged to create it");
+                        Ok(())
+                    }
+                    Err(e) => Err(errno_ctx(&h, "mknod")(e)),
+                }
+            }
+            Kind::Whiteout | Kind::Opaque => Ok(()),
+        }
+    }
+
+    /// Opens the directory holding a hardlink's target (resolved inside the root) and checks
+    /// the target exists and is not a directory.
+    fn hardlink_source(&self, h: &Header, target: &RelPath) -> Result<(OwnedFd, OsString)> {
+        let (tname, tparent) = target
+            .split_last()
+            .ok_or_else(|| Error::entry(&h.name, "hardlink to the root"))?;
+        let missing = || {
+            Error::entry(
+                &h.name,
+                format!(
+                    "hardlink target {} does not exist in the root",
+                    display(target)
+                ),
+            )
+        };
+        let dir = match self.root.open_dir(tparent, true) {
+            Ok(fd) => fd,
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)
+                ) =>
+            {
+                return Err(missing());
+            }
+            Err(e) => return Err(ctx(h, "open hardlink target directory")(e)),
+        };
+        match root::lstat(dir.as_fd(), tname).map_err(ctx(h, "lstat hardlink target"))? {
+            None => Err(missing()),
+            Some(st) if root::is_dir(&st) => Err(Error::entry(&h.name, "hardlink to a directory")),
+            Some(_) => Ok((dir, tname.clone())),
+        }
+    }
+
+    fn close_file(&mut self) -> Result<()> {
+        if let Some(f) = self.open.take() {
+            let owner = self.owner(&f.header)?;
+            Self::fd_metadata(&f.file, &f.header, owner, true)?;
+        }
+        Ok(())
+    }
+
+    /// Owner, xattrs, then (unless deferred for directories) mode and times, through a
+    /// descriptor. Order matters: chown clears setuid bits and file capabilities.
+    fn fd_metadata(
+        fd: &impl AsFd,
+        h: &Header,
+        owner: Option<(u32, u32)>,
+        mode_and_times: bool,
+    ) -> Result<()> {
+        if let Some((u, g)) = owner {
+            rustix::fs::fchown(
+                fd,
+                Some(rustix::fs::Uid::from_raw(u)),
+                Some(rustix::fs::Gid::from_raw(g)),
+            )
+            .map_err(errno_ctx(h, "chown"))?;
+        }
+        for (k, v) in &h.xattrs {
+            if Self::skip_xattr(h, k) {
+                continue;
+            }
+            let r = rustix::fs::fsetxattr(fd, k.as_os_str(), v, XattrFlags::empty());
+            Self::xattr_result(h, k, r)?;
+        }
+        if mode_and_times {
+            rustix::fs::fchmod(fd, Mode::from_raw_mode(h.mode)).map_err(errno_ctx(h, "chmod"))?;
+            rustix::fs::futimens(fd, &times(h.mtime)).map_err(errno_ctx(h, "set times"))?;
+        }
+        Ok(())
+    }
+
+    /// The same for symlinks and special files, by name in their directory without
+    /// following the final component.
+    fn at_metadata(
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        h: &Header,
+        owner: Option<(u32, u32)>,
+        chmod: bool,
+    ) -> Result<()> {
+        if let Some((u, g)) = owner {
+            rustix::fs::chownat(
+                dir,
+                name,
+                Some(rustix::fs::Uid::from_raw(u)),
+                Some(rustix::fs::Gid::from_raw(g)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(errno_ctx(h, "chown"))?;
+        }
+        if !h.xattrs.is_empty() {
+            let p = root::proc_path(dir, name);
+            for (k, v) in &h.xattrs {
+                if Self::skip_xattr(h, k) {
+                    continue;
+                }
+                let r = rustix::fs::lsetxattr(&p, k.as_os_str(), v, XattrFlags::empty());
+                Self::xattr_result(h, k, r)?;
+            }
+        }
+        if chmod {
+            // Only special files get here; they were just created by mknodat, so the name
+            // is not a symlink (fchmodat cannot refuse to follow one on Linux).
+            rustix::fs::chmodat(dir, name, Mode::from_raw_mode(h.mode), AtFlags::empty())
+                .map_err(errno_ctx(h, "chmod"))?;
+        }
+        rustix::fs::utimensat(dir, name, &times(h.mtime), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(errno_ctx(h, "set times"))
+    }
+
+    fn skip_xattr(h: &Header, name: &OsStr) -> bool {
+        if name.as_bytes().starts_with(b"trusted.overlay.") {
+            tracing::warn!(entry = %h.name, xattr = ?name, "ignoring overlayfs xattr from the layer");
+            return true;
+        }
+        false
+    }
+
+    fn xattr_result(h: &Header, name: &OsStr, r: rustix::io::Result<()>) -> Result<()> {
+        match r {
+            Ok(()) => Ok(()),
+            Err(Errno::PERM | Errno::NOTSUP | Errno::ACCESS) => {
+                tracing::warn!(entry = %h.name, xattr = ?name, "xattr not supported or not permitted here; skipped");
+                Ok(())
+            }
+            Err(e) => Err(errno_ctx(h, &format!("set xattr {name:?}"))(e)),
+        }
+    }
+
+    fn directory(&mut self, h: &Header) -> Result<()> {
+        let owner = self.owner(h)?;
+        let fd = self
+            .root
+            .open_dir(&h.path, false)
+            .map_err(ctx(h, "open directory"))?;
+        Self::fd_metadata(&fd, h, owner, false)?;
+        self.dirs.push(DeferredDir {
+            path: h.path.clone(),
+            mode: h.mode,
+            mtime: h.mtime,
+        });
+        Ok(())
+    }
+
+    fn whiteout(&mut self, h: &Header) -> Result<()> {
+        let Some((name, parent_path)) = h.path.split_last() else {
+            return Err(Error::entry(&h.name, "whiteout of the root"));
+        };
+        match self.opts.whiteouts {
+            WhiteoutMode::Remove => {
+                let parent = match self.root.dir(parent_path, false) {
+                    Ok(Some(fd)) => fd,
+                    // A missing or non-directory parent has nothing to remove.
+                    Ok(None) => return Ok(()),
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTDIR | libc::ELOOP)) => {
+                        return Ok(());
+                    }
+                    Err(e) => return Err(ctx(h, "open whiteout parent")(e)),
+                };
+                root::remove_all(parent, name).map_err(ctx(h, "whiteout"))?;
+                self.root.forget_cache();
+                Ok(())
+            }
+            WhiteoutMode::Overlay => {
+                self.mark_ours(&h.path);
+                let parent = self
+                    .root
+                    .dir(parent_path, true)
+                    .map_err(ctx(h, "create parent directories"))?
+                    .ok_or_else(|| Error::entry(&h.name, "parent directory missing"))?;
+                root::remove_all(parent, name).map_err(ctx(h, "replace existing"))?;
+                rustix::fs::mknodat(
+                    parent,
+                    name,
+                    FileType::CharacterDevice,
+                    Mode::empty(),
+                    rustix::fs::makedev(0, 0),
+                )
+                .map_err(errno_ctx(h, "create overlay whiteout"))
+            }
+        }
+    }
+
+    fn opaque(&mut self, h: &Header) -> Result<()> {
+        match self.opts.whiteouts {
+            WhiteoutMode::Remove => {
+                // Breadth-first over this layer's directories below the opaque one: remove
+                // every child this layer did not itself create.
+                let mut work: Vec<RelPath> = vec![h.path.clone()];
+                while let Some(dir) = work.pop() {
+                    let fd = match self.root.open_dir(&dir, false) {
+                        Ok(fd) => fd,
+                        Err(e)
+                            if matches!(
+                                e.raw_os_error(),
+                                Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)
+                            ) =>
+                        {
+                            continue;
+                        }
+                        Err(e) => return Err(ctx(h, "open opaque directory")(e)),
+                    };
+                    for child in root::list(fd.as_fd()).map_err(ctx(h, "list opaque directory"))? {
+                        let mut p = dir.clone();
+                        p.push(child.clone());
+                        if !self.ours.contains(&p) {
+                            root::remove_all(fd.as_fd(), &child)
+                                .map_err(ctx(h, "opaque removal"))?;
+                        } else if root::lstat(fd.as_fd(), &child)
+                            .map_err(ctx(h, "lstat"))?
+                            .is_some_and(|s| root::is_dir(&s))
+                        {
+                            work.push(p);
+                        }
+                    }
+                }
+                self.root.forget_cache();
+                Ok(())
+            }
+            WhiteoutMode::Overlay => {
+                self.mark_ours(&h.path);
+                let dir = self
+                    .root
+                    .dir(&h.path, true)
+                    .map_err(ctx(h, "create opaque directory"))?
+                    .ok_or_else(|| Error::entry(&h.name, "opaque directory missing"))?;
+                rustix::fs::fsetxattr(dir, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())
+                    .map_err(errno_ctx(h, "set overlay opaque xattr"))
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The rootfs crate's error type.
+
+use std::io;
+
+pub use dist_content::ErrorKind;
+
+/// An error from applying layers or managing snapshots.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The layer is malformed or tries something forbidden; names the offending entry.
+    #[error("invalid layer entry {entry:?}: {reason}")]
+    InvalidEntry {
+        /// The entry's name as written in the archive.
+        entry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The stream could not be read as a layer (truncated, corrupt, bad checksum).
+    #[error("corrupt layer stream at {at}: {source}")]
+    Corrupt {
+        /// Where in the archive: the entry being read or the last one read.
+        at: String,
+        /// The underlying decode error.
+        #[source]
+        source: io::Error,
+    },
+    /// A filesystem operation failed while writing an entry.
+    #[error("{context}: {source}")]
+    Io {
+        /// The entry or operation.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The snapshot does not exist.
+    #[error("snapshot {0:?}: not found")]
+    NotFound(String),
+    /// A snapshot with this key or name exists already.
+    #[error("snapshot {0:?}: already exists")]
+    AlreadyExists(String),
+    /// The operation does not fit the snapshot's state (committing a committed snapshot,
+    /// removing a parent, a non-sha256 digest).
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// An invalid argument (empty key, bad id mapping, unsupported option).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The applied layer's DiffID differs from the one the image config names.
+    #[error("layer {blob}: DiffID {actual} does not match expected {expected}")]
+    DiffIdMismatch {
+        /// The layer blob's digest.
+        blob: String,
+        /// The DiffID from the image configuration.
+        expected: String,
+        /// The DiffID of what was applied.
+        actual: String,
+    },
+    /// Reading a layer blob from the content store failed.
+    #[error("content: {0}")]
+    Content(#[from] dist_content::Error),
+}
+
+impl Error {
+    /// The kind of this error, for callers that branch on it.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidEntry { .. } | Error::Corrupt { .. } | Error::InvalidArgument(_) => {
+                ErrorKind::InvalidArgument
+            }
+            Error::Io { .. } => ErrorKind::Io,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
+            Error::FailedPrecondition(_) | Error::DiffIdMismatch { .. } => {
+                ErrorKind::FailedPrecondition
+            }
+            Error::Content(e) => e.kind(),
+        }
+    }
+
+    /// Wraps an I/O error with the entry or operation it happened on.
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn entry(entry: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidEntry {
+            entry: entry.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The rootfs crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
