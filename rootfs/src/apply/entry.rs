@@ -128,14 +128,21 @@ pub(crate) fn parse<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<Hea
         }
         EntryType::Fifo => Kind::Fifo,
         EntryType::Char | EntryType::Block => {
-            let major = h
-                .device_major()
-                .map_err(|e| bad(&format!("device major: {e}")))?
-                .unwrap_or(0);
-            let minor = h
-                .device_minor()
-                .map_err(|e| bad(&format!("device minor: {e}")))?
-                .unwrap_or(0);
+            let raw = h.as_bytes();
+            let major = lenient(
+                h.device_major().map(|v| u64::from(v.unwrap_or(0))),
+                &raw[329..337],
+            )
+            .map_err(|e| bad(&format!("device major: {e}")))?;
+            let minor = lenient(
+                h.device_minor().map(|v| u64::from(v.unwrap_or(0))),
+                &raw[337..345],
+            )
+            .map_err(|e| bad(&format!("device minor: {e}")))?;
+            let (major, minor) = (
+                u32::try_from(major).unwrap_or(0),
+                u32::try_from(minor).unwrap_or(0),
+            );
             if etype == EntryType::Char {
                 Kind::Char(major, minor)
             } else {
