@@ -6,7 +6,7 @@ use oci_spec::image::Descriptor;
 
 use crate::media_types;
 use crate::platforms::Matcher;
-use crate::{Handler, Result};
+use crate::{Error, Handler, Result};
 
 /// The handler returned by [`filter_platforms`].
 #[derive(Debug, Clone)]
@@ -47,7 +47,9 @@ pub struct LimitManifests<H, M> {
 
 /// Wraps `handler` so that an index's children are ordered by `matcher`'s preference (best
 /// first; unmatched and platform-less ones last, in their original order) and only the
-/// first `limit` are kept. `limit` 0 keeps them all, only ordered.
+/// first `limit` are kept. `limit` 0 keeps them all, only ordered. With a limit, an index
+/// left with no children (say, after [`filter_platforms`] removed them all) is a
+/// `NotFound` error rather than an image with nothing in it.
 pub fn limit_manifests<H: Handler, M: Matcher>(
     handler: H,
     matcher: M,
@@ -72,6 +74,12 @@ impl<H: Handler, M: Matcher> Handler for LimitManifests<H, M> {
                     .unwrap_or(usize::MAX)
             });
             if self.limit > 0 {
+                if children.is_empty() {
+                    return Err(Error::NotFound(format!(
+                        "index {}: no manifest for the requested platform",
+                        desc.digest()
+                    )));
+                }
                 children.truncate(self.limit);
             }
         }

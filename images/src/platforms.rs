@@ -157,8 +157,10 @@ impl Matcher for AnyPlatform {
 }
 
 /// Matches one platform and, unless strict, the platforms it can also run: lower variants
-/// of the same architecture (`arm/v7` runs `v6` and `v5`; `amd64/v3` runs `v2` and `v1`),
-/// 32-bit ARM on `arm64`, and `386` on `amd64`. The exact platform ranks first.
+/// of the same architecture (`arm/v7` runs `v6` and `v5`; `amd64/v3` runs `v2` and `v1`;
+/// `arm64/v8.2` runs `v8.1` and `v8`; `arm64/v9.x` runs `v8.0` to `v8.(x+5)`), 32-bit ARM
+/// (`arm/v8` down to `v5`) on `arm64`, and `386` on `amd64`. The exact platform ranks
+/// first, then the others in that order (containerd's `platforms.Only`).
 #[derive(Debug, Clone)]
 pub struct PlatformMatcher {
     /// Acceptable platforms, normalised, best first.
@@ -209,8 +211,16 @@ impl PlatformMatcher {
                     };
                     add("arm64", Some(v));
                 }
-                if maj > 8 {
-                    add("arm64", Some("v8".into()));
+                // v9.x runs v8.0 up to v8.(x+5), as containerd's table says.
+                if maj == 9 {
+                    for m in (0..=(min + 5).min(9)).rev() {
+                        let v = if m == 0 {
+                            "v8".into()
+                        } else {
+                            format!("v8.{m}")
+                        };
+                        add("arm64", Some(v));
+                    }
                 }
                 for v in ["v8", "v7", "v6", "v5"] {
                     add("arm", Some(v.into()));

@@ -244,3 +244,15 @@ async fn dispatch_returns_the_first_error_and_cancels_the_handlers_in_flight() {
     assert!(err.to_string().contains("the bad layer"), "{err}");
     assert_eq!(finished.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn limit_manifests_fails_when_no_manifest_suits_the_platform() {
+    let fx = Fixture::new();
+    let (index, _) = multi_platform(&fx).await;
+    let (h, _) = recording(&fx);
+    let s390x = PlatformMatcher::new(&plat("linux/s390x"));
+    let h = limit_manifests(filter_platforms(h, s390x.clone()), s390x, 1);
+    let err = walk(&h, std::slice::from_ref(&index)).await.unwrap_err();
+    assert_eq!(err.kind(), dist_images::ErrorKind::NotFound);
+    assert!(err.to_string().contains("platform"), "{err}");
+}
