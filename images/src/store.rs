@@ -287,3 +287,38 @@ impl ImageStore for FsImageStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn is_valid_file_name(key: &str) -> bool {
+        !key.is_empty()
+            && key.len() + ".json".len() <= 255
+            && !key.starts_with('.')
+            && !key.contains(['/', '\0'])
+    }
+
+    proptest! {
+        #[test]
+        fn escaped_names_are_plain_file_names(name in "\\PC{1,400}") {
+            prop_assert!(is_valid_file_name(&escape_name(&name)));
+        }
+
+        #[test]
+        fn distinct_names_have_distinct_keys(a in "[a-z%./:@ ~-]{1,300}", b in "[a-z%./:@ ~-]{1,300}") {
+            prop_assume!(a != b);
+            prop_assert_ne!(escape_name(&a), escape_name(&b));
+        }
+    }
+
+    #[test]
+    fn short_names_escape_readably() {
+        assert_eq!(
+            escape_name("docker.io/library/redis:7"),
+            "docker.io%2Flibrary%2Fredis%3A7"
+        );
+        assert_eq!(escape_name(".."), "%2E.");
+    }
+}

@@ -110,6 +110,10 @@ pub async fn walk<H: Handler + ?Sized>(handler: &H, roots: &[Descriptor]) -> Res
 ///
 /// The first error cancels the calls still in flight (their futures are dropped) and is
 /// returned. [`Error::SkipChildren`] skips that descriptor's children.
+///
+/// The handler futures are polled concurrently on the caller's task (no spawning, so the
+/// handler may borrow): I/O overlaps, but a handler with heavy CPU work should move it to
+/// `tokio::task::spawn_blocking` itself.
 pub async fn dispatch<H: Handler + ?Sized>(
     handler: &H,
     roots: &[Descriptor],

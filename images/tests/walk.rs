@@ -256,3 +256,54 @@ async fn limit_manifests_fails_when_no_manifest_suits_the_platform() {
     assert_eq!(err.kind(), dist_images::ErrorKind::NotFound);
     assert!(err.to_string().contains("platform"), "{err}");
 }
+
+#[tokio::test]
+async fn docker_schema2_manifest_lists_and_manifests_are_walked_like_oci_ones() {
+    use dist_images::media_types::{
+        DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST,
+    };
+    use oci_spec::image::MediaType;
+    let fx = Fixture::new();
+    let layer = fx
+        .put(MediaType::from(DOCKER_LAYER_GZIP), b"docker layer")
+        .await;
+    let config_json = Fixture::config_json("linux/arm64/v8", &[layer.digest().clone()]);
+    let config = fx
+        .put_json(MediaType::from(DOCKER_CONFIG), &config_json)
+        .await;
+    let manifest_json = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST,
+        "config": config,
+        "layers": [layer],
+    });
+    let mut manifest = fx
+        .put_json(MediaType::from(DOCKER_MANIFEST), &manifest_json)
+        .await;
+    manifest.set_platform(Some(plat("linux/arm64/v8")));
+    let list_json = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST_LIST,
+        "manifests": [manifest],
+    });
+    let list = fx
+        .put_json(MediaType::from(DOCKER_MANIFEST_LIST), &list_json)
+        .await;
+
+    let (h, log) = recording(&fx);
+    walk(&h, std::slice::from_ref(&list)).await.unwrap();
+    let expected = digests(&[
+        list.clone(),
+        manifest.clone(),
+        config.clone(),
+        layer.clone(),
+    ]);
+    assert_eq!(*log.lock().unwrap(), expected);
+
+    let image = dist_images::Image::new("docker", list);
+    let arm64 = PlatformMatcher::new(&plat("linux/arm64"));
+    let chosen = image.manifest(&*fx.store, &arm64).await.unwrap();
+    assert_eq!(chosen.descriptor.digest(), manifest.digest());
+    let rootfs = image.rootfs(&*fx.store, &arm64).await.unwrap();
+    assert_eq!(rootfs, vec![layer.digest().clone()]);
+}
