@@ -9,10 +9,18 @@ use oci_spec::image::{Arch, Os, Platform};
 
 use crate::{Error, Result};
 
+/// `Arch::from`, except for `armbe`, which oci-spec 0.10 maps to `arm64be`.
+fn arch_from(arch: &str) -> Arch {
+    match arch {
+        "armbe" => Arch::Other(arch.to_owned()),
+        _ => Arch::from(arch),
+    }
+}
+
 fn platform(os: &str, arch: &str, variant: Option<String>) -> Platform {
     let mut p = Platform::default();
     p.set_os(Os::from(os));
-    p.set_architecture(Arch::from(arch));
+    p.set_architecture(arch_from(arch));
     p.set_variant(variant);
     p
 }
@@ -53,7 +61,7 @@ pub fn normalize(p: &Platform) -> Platform {
     let mut out = p.clone();
     let (arch, variant) = normalize_arch(&p.architecture().to_string(), p.variant().as_deref());
     out.set_os(Os::from(normalize_os(&p.os().to_string()).as_str()));
-    out.set_architecture(Arch::from(arch.as_str()));
+    out.set_architecture(arch_from(&arch));
     out.set_variant(variant);
     out
 }
@@ -64,7 +72,7 @@ fn is_known_os(s: &str) -> bool {
 
 fn is_known_arch(s: &str) -> bool {
     let (arch, _) = normalize_arch(s, None);
-    !matches!(Arch::from(arch.as_str()), Arch::Other(_))
+    arch == "armbe" || !matches!(Arch::from(arch.as_str()), Arch::Other(_))
 }
 
 /// Parses `os/arch[/variant]` (or a lone os or arch, completed from the host) and
@@ -187,7 +195,7 @@ impl PlatformMatcher {
         let mut add = |arch: &str, variant: Option<String>| {
             let mut c = p.clone();
             c.set_os(Os::from(os.as_str()));
-            c.set_architecture(Arch::from(arch));
+            c.set_architecture(arch_from(arch));
             c.set_variant(variant);
             if !accepted.contains(&c) {
                 accepted.push(c);

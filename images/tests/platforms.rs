@@ -24,6 +24,8 @@ fn parse_normalises_aliases_and_default_variants() {
         ("windows/amd64", "windows/amd64"),
         ("linux/s390x", "linux/s390x"),
         ("linux/riscv64", "linux/riscv64"),
+        ("linux/armbe", "linux/armbe"),
+        ("linux/arm64be", "linux/arm64be"),
     ];
     for (input, want) in cases {
         assert_eq!(format(&parse(input).unwrap()), want, "parse({input:?})");
