@@ -114,6 +114,10 @@ fn select<'a, P: Provider + ?Sized, M: Matcher + ?Sized>(
         if kind == MediaKind::Manifest {
             let manifest = parse_manifest(desc, &bytes)?;
             if desc.platform().is_none() {
+                // An artifact (signature, SBOM) has no image config and no platform.
+                if !media_types::is_config(manifest.config().media_type()) {
+                    return Ok(None);
+                }
                 match read_blob(provider, manifest.config(), MAX_CONFIG_SIZE).await {
                     Ok(cfg) => {
                         let config: ImageConfiguration =

@@ -174,3 +174,25 @@ async fn check_reports_a_missing_manifest_or_index_as_the_only_missing_blob() {
     assert_eq!(check.missing, vec![absent_index.clone()]);
     assert_eq!(check.required, vec![absent_index]);
 }
+
+#[tokio::test]
+async fn artifact_manifests_without_a_platform_are_passed_over() {
+    let fx = Fixture::new();
+    let img = fx.image("linux/amd64").await;
+    let empty = fx.put(MediaType::EmptyJSON, b"{}").await;
+    let blob = fx
+        .put(MediaType::from("application/spdx+json"), b"{\"sbom\":1}")
+        .await;
+    let artifact = fx
+        .put_json(
+            MediaType::ImageManifest,
+            &Fixture::manifest_json(&empty, &[blob]),
+        )
+        .await;
+    let index = fx
+        .index(&[(artifact, None), (img.manifest.clone(), None)])
+        .await;
+    let image = Image::new("with-sbom", index);
+    let m = image.manifest(&*fx.store, &AnyPlatform).await.unwrap();
+    assert_eq!(m.descriptor.digest(), img.manifest.digest());
+}
