@@ -1,0 +1,142 @@
+//! The `dist` command line: global flags and subcommands (clap derive).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A toolkit for fetching, storing and unpacking container images.
+#[derive(Debug, Parser)]
+#[command(name = "dist", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Root directory for content, snapshots and images
+    /// [default: $DIST_ROOT, else $XDG_DATA_HOME/dist, else ~/.local/share/dist]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Talk plain HTTP to registries (no TLS)
+    #[arg(long, global = true)]
+    pub plain_http: bool,
+    /// Directory of containerd-style `certs.d/<host>/hosts.toml` files
+    #[arg(long, global = true, value_name = "DIR")]
+    pub hosts_dir: Option<PathBuf>,
+    /// Platform to select from multi-platform images [default: this host]
+    #[arg(long, global = true, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// Verbose logging to stderr (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log level or filter for stderr logs (e.g. info, debug, dist_remotes=trace)
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Give up on registry requests that take longer than this (e.g. 30s, 2m)
+    #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write one object to stdout: the resolved target, or the named blob of that repository
+    FetchObject {
+        /// Image reference, e.g. docker.io/library/redis:latest
+        reference: String,
+        /// Digest of a blob in that repository (default: the reference's target)
+        digest: Option<String>,
+    },
+    /// Fetch all content of an image (for the platform) into the store, without unpacking
+    Fetch {
+        /// Image reference
+        reference: String,
+    },
+    /// Write stdin into the content store under REF, resuming a partial ingest of it
+    Ingest {
+        /// Digest the content must have
+        #[arg(long, value_name = "DIGEST")]
+        expected_digest: Option<String>,
+        /// Size the content must have
+        #[arg(long, value_name = "N")]
+        expected_size: Option<u64>,
+        /// Ingest ref (any string naming this ingest)
+        reference: String,
+    },
+    /// List in-progress ingests
+    Active,
+    /// List committed blobs
+    List {
+        /// Print digests only
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Print the filesystem path of blobs
+    Path {
+        /// Print the path only
+        #[arg(short = 'n')]
+        path_only: bool,
+        /// Blob digests
+        #[arg(required = true)]
+        digests: Vec<String>,
+    },
+    /// Remove blobs from the store
+    Delete {
+        /// Blob digests
+        #[arg(required = true)]
+        digests: Vec<String>,
+    },
+    /// Fetch an image and unpack it into the snapshotter; prints the top ChainID
+    Pull {
+        /// Snapshotter to unpack into
+        #[arg(long, value_enum, default_value_t = SnapshotterKind::Native)]
+        snapshotter: SnapshotterKind,
+        /// Layers to download at once
+        #[arg(long, default_value_t = 3)]
+        concurrency: usize,
+        /// Image reference
+        reference: String,
+    },
+    /// List images, or remove them
+    Images {
+        #[command(subcommand)]
+        command: Option<ImagesCommand>,
+    },
+    /// Apply one layer from stdin onto DIR; prints its DiffID
+    Apply {
+        /// Directory to apply the layer onto
+        dir: PathBuf,
+    },
+    /// Write the flattened root filesystem of a pulled or fetched image into DIR
+    Unpack {
+        /// Image reference
+        reference: String,
+        /// Target directory; must not exist or be empty
+        dir: PathBuf,
+    },
+}
+
+/// `dist images` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// Remove images by name (their content stays in the store)
+    Rm {
+        /// Image references
+        #[arg(required = true)]
+        references: Vec<String>,
+    },
+}
+
+/// Which snapshotter `pull` unpacks into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SnapshotterKind {
+    /// A directory per snapshot
+    Native,
+    /// overlayfs upper/work directories (needs a kernel that allows overlay mounts)
+    Overlay,
+}

@@ -1,0 +1,98 @@
+//! `dist`: the seed's distribution tool, assembled from the dist-rs crates.
+//!
+//! Every command is a thin layer over the library; `pull` is where the crates meet:
+//! resolve -> dispatch(fetch + children + platform filter) -> apply layers -> record the
+//! image name. Build with `cargo build --release --example dist`.
+
+// An example binary has no public API: `pub` here means "used by sibling modules".
+#![allow(unreachable_pub)]
+
+mod cli;
+mod content_cmds;
+mod fetch_object;
+mod progress;
+mod registry;
+mod root;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+/// Any error a command reports: printed as one `error: ...` line.
+pub type CmdError = Box<dyn std::error::Error + Send + Sync>;
+/// The result of a command.
+pub type CmdResult<T = ()> = Result<T, CmdError>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e.into()),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &CmdError) -> ExitCode {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s = s.to_string();
+        if !msg.contains(&s) {
+            msg.push_str(": ");
+            msg.push_str(&s);
+        }
+        source = s_source(source);
+    }
+    eprintln!("error: {msg}");
+    ExitCode::FAILURE
+}
+
+fn s_source<'a>(
+    e: Option<&'a (dyn std::error::Error + 'static)>,
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    e.and_then(|e| e.source())
+}
+
+fn init_logging(global: &cli::Global) {
+    let level = match (&global.log_level, global.verbose) {
+        (Some(level), _) => level.clone(),
+        (None, 0) => "warn".into(),
+        (None, 1) => "info".into(),
+        (None, 2) => "debug".into(),
+        (None, _) => "trace".into(),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(cli: Cli) -> CmdResult {
+    let root = root::Root::new(&cli.global)?;
+    match cli.command {
+        Command::Ingest {
+            expected_digest,
+            expected_size,
+            reference,
+        } => content_cmds::ingest(&root, &reference, expected_digest, expected_size).await,
+        Command::Active => content_cmds::active(&root).await,
+        Command::List { quiet } => content_cmds::list(&root, quiet).await,
+        Command::Path { path_only, digests } => content_cmds::path(&root, path_only, &digests),
+        Command::Delete { digests } => content_cmds::delete(&root, &digests).await,
+        Command::FetchObject { reference, digest } => {
+            fetch_object::fetch_object(&cli.global, &reference, digest.as_deref()).await
+        }
+        _ => Err("not built yet".into()),
+    }
+}

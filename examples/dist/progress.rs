@@ -1,0 +1,112 @@
+//! Pull progress on stderr, one line per descriptor as in the seed's `dist fetch`: bars
+//! (indicatif) when stderr is a terminal, plain state-change lines otherwise.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Progress of every descriptor of one pull.
+pub struct Progress {
+    started: Instant,
+    transferred: AtomicU64,
+    bars: Option<(MultiProgress, Mutex<HashMap<String, ProgressBar>>)>,
+}
+
+impl Progress {
+    /// Bars on a terminal, plain lines otherwise.
+    pub fn new() -> Self {
+        let bars = std::io::stderr().is_terminal().then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            (multi, Mutex::new(HashMap::new()))
+        });
+        Progress {
+            started: Instant::now(),
+            transferred: AtomicU64::new(0),
+            bars,
+        }
+    }
+
+    fn bar(&self, key: &str, total: u64) -> Option<ProgressBar> {
+        let (multi, bars) = self.bars.as_ref()?;
+        let mut bars = bars.lock().ok()?;
+        let bar = bars.entry(key.to_string()).or_insert_with(|| {
+            let bar = multi.add(ProgressBar::new(total));
+            if let Ok(style) = ProgressStyle::with_template(
+                "{prefix}: {msg:12} {bar:30} {bytes}/{total_bytes} ({bytes_per_sec})",
+            ) {
+                bar.set_style(style);
+            }
+            bar.set_prefix(key.to_string());
+            bar
+        });
+        Some(bar.clone())
+    }
+
+    fn line(&self, key: &str, state: &str) {
+        let _ = writeln!(std::io::stderr().lock(), "{key}: {state}");
+    }
+
+    /// Announces a state of `key` (resolved, waiting, exists, unpacking, done...).
+    pub fn state(&self, key: &str, state: &str, total: u64) {
+        match self.bar(key, total) {
+            Some(bar) => {
+                bar.set_message(state.to_string());
+                if state == "done" || state == "exists" {
+                    bar.set_position(total);
+                    bar.finish();
+                }
+            }
+            None => self.line(key, state),
+        }
+    }
+
+    /// Records `n` more bytes transferred for `key`.
+    pub fn advance(&self, key: &str, n: u64, total: u64) {
+        self.transferred.fetch_add(n, Ordering::Relaxed);
+        if let Some(bar) = self.bar(key, total) {
+            bar.inc(n);
+        }
+    }
+
+    /// Bytes transferred over the network so far.
+    pub fn transferred(&self) -> u64 {
+        self.transferred.load(Ordering::Relaxed)
+    }
+
+    /// Prints the closing `elapsed: ... total: ... (rate)` line.
+    pub fn finish(&self) {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let total = self.transferred();
+        let rate = if elapsed > 0.0 {
+            total as f64 / elapsed
+        } else {
+            0.0
+        };
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "elapsed: {elapsed:.1} s total: {} ({}/s)",
+            human_size(total),
+            human_size(rate as u64)
+        );
+    }
+}
+
+/// Formats a byte count the way `docker images` does (decimal units).
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

@@ -1,0 +1,36 @@
+//! Registry access for the commands: a [`DockerResolver`] configured from the global flags.
+
+use std::sync::Arc;
+
+use dist::reference::{Spec, normalize};
+use dist::remotes::{DockerConfig, DockerResolver, HostsConfig, ResolverOptions};
+
+use crate::CmdResult;
+use crate::cli::Global;
+
+/// A reference as the user typed it, normalised (`redis` -> `docker.io/library/redis:latest`).
+pub fn normalize_ref(reference: &str) -> CmdResult<String> {
+    Ok(normalize(reference)
+        .map_err(|e| format!("invalid reference {reference:?}: {e}"))?
+        .to_string())
+}
+
+/// A resolver for `reference` honouring `--plain-http`, `--hosts-dir`, `--timeout` and
+/// Docker's `config.json` credentials.
+pub fn resolver(global: &Global, reference: &str) -> CmdResult<DockerResolver> {
+    let spec = Spec::parse(reference).map_err(|e| format!("invalid reference {reference:?}: {e}"))?;
+    let mut hosts = HostsConfig::new();
+    if let Some(dir) = &global.hosts_dir {
+        hosts = hosts.with_config_dir(dir);
+    }
+    if global.plain_http {
+        hosts = hosts.with_plain_http(spec.hostname());
+    }
+    let mut options = ResolverOptions::default()
+        .with_hosts(hosts)
+        .with_credentials(Arc::new(DockerConfig::load()?));
+    if let Some(timeout) = global.timeout {
+        options = options.with_timeouts(timeout, timeout);
+    }
+    Ok(DockerResolver::new(options))
+}

@@ -1,0 +1,38 @@
+//! Where `dist` keeps its state: `--root`, else `$DIST_ROOT`, else `$XDG_DATA_HOME/dist`,
+//! else `~/.local/share/dist`; content, snapshots and images live below it.
+
+use std::path::PathBuf;
+
+use dist::content::LocalStore;
+
+use crate::CmdResult;
+use crate::cli::Global;
+
+/// The tool's state directory and the stores in it.
+pub struct Root {
+    pub dir: PathBuf,
+}
+
+impl Root {
+    /// Picks the root directory from the flags and environment.
+    pub fn new(global: &Global) -> CmdResult<Root> {
+        let env = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let dir = global
+            .root
+            .clone()
+            .or_else(|| env("DIST_ROOT"))
+            .or_else(|| env("XDG_DATA_HOME").map(|d| d.join("dist")))
+            .or_else(|| env("HOME").map(|h| h.join(".local/share/dist")))
+            .ok_or("no root directory: pass --root or set DIST_ROOT or HOME")?;
+        Ok(Root { dir })
+    }
+
+    /// The content store (`<root>/content`).
+    pub fn content(&self) -> CmdResult<LocalStore> {
+        Ok(LocalStore::open(self.dir.join("content"))?)
+    }
+}
