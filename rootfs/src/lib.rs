@@ -6,8 +6,15 @@ mod apply;
 mod chain;
 mod error;
 mod idmap;
+mod layers;
+mod snapshot;
 
 pub use apply::{Applied, ApplyOptions, Compression, WhiteoutMode, apply, apply_async};
 pub use chain::{ChainId, DiffId, chain_ids};
 pub use error::{Error, ErrorKind, Result};
 pub use idmap::{IdMap, IdRange};
+pub use layers::{Layer, apply_layers};
+pub use snapshot::{
+    Info as SnapshotInfo, Kind as SnapshotKind, Mount, NativeSnapshotter, OverlaySnapshotter,
+    Share, Snapshotter, Usage,
+};

@@ -5,7 +5,7 @@
 //! chunks, so memory stays bounded whatever the layer's size.
 
 mod entry;
-mod root;
+pub(crate) mod root;
 mod stream;
 mod writer;
 

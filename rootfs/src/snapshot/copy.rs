@@ -1,0 +1,286 @@
+//! Copying a snapshot's tree for the native snapshotter, never following symlinks, and
+//! sharing file data cheaply where the filesystem allows.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{
+    AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps, XattrFlags,
+};
+use rustix::io::Errno;
+
+use crate::apply::root;
+
+/// How regular files are shared between a parent and its copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Share {
+    /// Reflink (`FICLONE`) where the filesystem supports it, else copy the data. The copy
+    /// is independent of its parent whatever is written to it.
+    #[default]
+    ReflinkOrCopy,
+    /// Hardlink unchanged files into the copy. Only safe while nothing writes into a file
+    /// in place: [`apply`](crate::apply) never does (it unlinks and recreates), but a
+    /// container running on such a snapshot could change its parent through a shared
+    /// inode.
+    Hardlink,
+}
+
+fn open_dir_at(dir: impl AsFd, name: &OsStr) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        dir,
+        name,
+        OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+fn ts(st: &Stat) -> Timestamps {
+    Timestamps {
+        last_access: Timespec {
+            tv_sec: st.st_atime,
+            tv_nsec: st.st_atime_nsec as _,
+        },
+        last_modification: Timespec {
+            tv_sec: st.st_mtime,
+            tv_nsec: st.st_mtime_nsec as _,
+        },
+    }
+}
+
+fn owner(st: &Stat) -> (Option<rustix::fs::Uid>, Option<rustix::fs::Gid>) {
+    (
+        Some(rustix::fs::Uid::from_raw(st.st_uid)),
+        Some(rustix::fs::Gid::from_raw(st.st_gid)),
+    )
+}
+
+fn mode(st: &Stat) -> Mode {
+    Mode::from_raw_mode(st.st_mode & 0o7777)
+}
+
+fn copy_xattrs(src: impl AsFd, dst: impl AsFd) -> io::Result<()> {
+    let mut names = vec![0u8; 4096];
+    let n = match rustix::fs::flistxattr(&src, &mut names[..]) {
+        Ok(n) => n,
+        Err(Errno::NOTSUP) => return Ok(()),
+        Err(Errno::RANGE) => {
+            names = vec![0u8; 65536];
+            rustix::fs::flistxattr(&src, &mut names[..])?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let name = <OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name);
+        let mut val = vec![0u8; 65536];
+        let len = rustix::fs::fgetxattr(&src, name, &mut val[..])?;
+        match rustix::fs::fsetxattr(&dst, name, &val[..len], XattrFlags::empty()) {
+            Ok(()) | Err(Errno::PERM | Errno::NOTSUP) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn copy_data(src: &File, dst: &File, len: u64) -> io::Result<()> {
+    if rustix::fs::ioctl_ficlone(dst, src).is_ok() {
+        return Ok(());
+    }
+    let mut left = len;
+    while left > 0 {
+        let chunk = usize::try_from(left.min(1 << 30)).unwrap_or(1 << 30);
+        match rustix::fs::copy_file_range(src, None, dst, None, chunk) {
+            Ok(0) => break,
+            Ok(n) => left -= n as u64,
+            Err(Errno::XDEV | Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+                let mut s = src;
+                let mut d = dst;
+                io::copy(&mut s, &mut d)?;
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Copies everything inside `src` into the existing empty directory `dst`, preserving
+/// types, owners, modes, times, xattrs and hardlinks between files.
+pub(crate) fn copy_tree(src: &Path, dst: &Path, share: Share) -> io::Result<()> {
+    let src_root = rustix::fs::open(
+        src,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let dst_root = rustix::fs::open(
+        dst,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    struct Level {
+        src: OwnedFd,
+        dst: OwnedFd,
+        rel: PathBuf,
+        names: Vec<OsString>,
+        stat: Stat,
+    }
+    let st = rustix::fs::fstat(&src_root)?;
+    let names = root::list(src_root.as_fd())?;
+    let mut stack = vec![Level {
+        src: src_root,
+        dst: dst_root.try_clone()?,
+        rel: PathBuf::new(),
+        names,
+        stat: st,
+    }];
+    while let Some(level) = stack.last_mut() {
+        let Some(name) = level.names.pop() else {
+            let done = stack.pop().ok_or_else(|| io::Error::other("empty stack"))?;
+            let (u, g) = owner(&done.stat);
+            rustix::fs::fchown(&done.dst, u, g)?;
+            copy_xattrs(&done.src, &done.dst)?;
+            rustix::fs::fchmod(&done.dst, mode(&done.stat))?;
+            rustix::fs::futimens(&done.dst, &ts(&done.stat))?;
+            continue;
+        };
+        let st = rustix::fs::statat(&level.src, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let rel = level.rel.join(&name);
+        let ft = FileType::from_raw_mode(st.st_mode);
+        let (u, g) = owner(&st);
+        match ft {
+            FileType::Directory => {
+                rustix::fs::mkdirat(&level.dst, &name, Mode::from_raw_mode(0o700))?;
+                let s = open_dir_at(&level.src, &name)?;
+                let d = open_dir_at(&level.dst, &name)?;
+                let names = root::list(s.as_fd())?;
+                stack.push(Level {
+                    src: s,
+                    dst: d,
+                    rel,
+                    names,
+                    stat: st,
+                });
+            }
+            FileType::RegularFile => {
+                let key = (st.st_dev, st.st_ino);
+                if st.st_nlink > 1
+                    && let Some(first) = links.get(&key)
+                {
+                    let (fname, fparent) = (
+                        first.file_name().unwrap_or_default(),
+                        first.parent().unwrap_or(Path::new("")),
+                    );
+                    let pfd = rustix::fs::openat2(
+                        &dst_root,
+                        if fparent.as_os_str().is_empty() {
+                            Path::new(".")
+                        } else {
+                            fparent
+                        },
+                        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+                        Mode::empty(),
+                        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+                    )?;
+                    rustix::fs::linkat(&pfd, fname, &level.dst, &name, AtFlags::empty())?;
+                    continue;
+                }
+                if share == Share::Hardlink {
+                    match rustix::fs::linkat(&level.src, &name, &level.dst, &name, AtFlags::empty())
+                    {
+                        Ok(()) => continue,
+                        Err(Errno::MLINK | Errno::XDEV | Errno::PERM) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                let s = File::from(rustix::fs::openat(
+                    &level.src,
+                    &name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?);
+                let d = File::from(rustix::fs::openat(
+                    &level.dst,
+                    &name,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )?);
+                copy_data(&s, &d, u64::try_from(st.st_size).unwrap_or(0))?;
+                rustix::fs::fchown(&d, u, g)?;
+                copy_xattrs(&s, &d)?;
+                rustix::fs::fchmod(&d, mode(&st))?;
+                rustix::fs::futimens(&d, &ts(&st))?;
+                if st.st_nlink > 1 {
+                    links.insert(key, rel);
+                }
+            }
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(&level.src, &name, Vec::new())?;
+                rustix::fs::symlinkat(target.as_c_str(), &level.dst, &name)?;
+                rustix::fs::chownat(&level.dst, &name, u, g, AtFlags::SYMLINK_NOFOLLOW)?;
+                rustix::fs::utimensat(&level.dst, &name, &ts(&st), AtFlags::SYMLINK_NOFOLLOW)?;
+            }
+            FileType::Socket => {}
+            _ => {
+                rustix::fs::mknodat(
+                    &level.dst,
+                    &name,
+                    ft,
+                    Mode::from_raw_mode(0o600),
+                    st.st_rdev,
+                )?;
+                rustix::fs::chownat(&level.dst, &name, u, g, AtFlags::SYMLINK_NOFOLLOW)?;
+                rustix::fs::chmodat(&level.dst, &name, mode(&st), AtFlags::empty())?;
+                rustix::fs::utimensat(&level.dst, &name, &ts(&st), AtFlags::SYMLINK_NOFOLLOW)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes `path` and everything below it without following symlinks.
+pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::other("cannot remove a root path"));
+    };
+    let p = rustix::fs::open(
+        parent,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    root::remove_all(p.as_fd(), name)
+}
+
+/// Size of regular files (each inode once) and inode count under `path`.
+pub(crate) fn usage(path: &Path) -> io::Result<(u64, u64)> {
+    let mut seen = std::collections::HashSet::new();
+    let (mut size, mut inodes) = (0u64, 0u64);
+    let mut work = vec![rustix::fs::open(
+        path,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?];
+    while let Some(dir) = work.pop() {
+        for name in root::list(dir.as_fd())? {
+            let st = rustix::fs::statat(&dir, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+            if !seen.insert((st.st_dev, st.st_ino)) {
+                continue;
+            }
+            inodes += 1;
+            match FileType::from_raw_mode(st.st_mode) {
+                FileType::Directory => work.push(open_dir_at(&dir, &name)?),
+                FileType::RegularFile => size += u64::try_from(st.st_size).unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    Ok((size, inodes))
+}

@@ -1,0 +1,136 @@
+//! The native snapshotter: every snapshot is a complete directory tree.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+pub use super::copy::Share;
+use super::meta::{Store, blocking};
+use super::{Info, Kind, Mount, Snapshotter, Usage, copy};
+use crate::{Error, Result};
+
+/// A directory per snapshot under a root directory; a prepared snapshot starts as a copy
+/// of its parent ([`Share`] says how file data is shared). Works on any filesystem and
+/// needs no privileges; costs a tree copy per layer.
+#[derive(Debug, Clone)]
+pub struct NativeSnapshotter {
+    store: Store,
+    share: Share,
+}
+
+impl NativeSnapshotter {
+    /// Opens (creating) a snapshotter rooted at `root`, sharing files by reflink or copy.
+    pub fn new(root: impl AsRef<Path>) -> Result<Self> {
+        Ok(NativeSnapshotter {
+            store: Store::open(root.as_ref())?,
+            share: Share::default(),
+        })
+    }
+
+    /// Chooses how a prepared snapshot shares its parent's files.
+    pub fn with_share(mut self, share: Share) -> Self {
+        self.share = share;
+        self
+    }
+
+    /// Removes data left behind by crashed operations; returns how many directories went.
+    pub async fn cleanup(&self) -> Result<usize> {
+        let store = self.store.clone();
+        blocking(move || store.cleanup()).await
+    }
+
+    fn fs(store: &Store, id: &str) -> PathBuf {
+        store.dir(id).join("fs")
+    }
+
+    async fn create(&self, key: &str, parent: Option<&str>, kind: Kind) -> Result<Vec<Mount>> {
+        let (store, key, parent, share) = (
+            self.store.clone(),
+            key.to_owned(),
+            parent.map(str::to_owned),
+            self.share,
+        );
+        blocking(move || {
+            let rec = store.create(&key, parent.as_deref(), kind, |dir, parent| {
+                let fs = dir.join("fs");
+                std::fs::create_dir(&fs)
+                    .map_err(|e| Error::io(format!("create {}", fs.display()), e))?;
+                if let Some(p) = parent {
+                    let src = Self::fs(&store, &p.id);
+                    copy::copy_tree(&src, &fs, share).map_err(|e| {
+                        Error::io(format!("copy {} to {}", src.display(), fs.display()), e)
+                    })?;
+                } else {
+                    std::fs::set_permissions(
+                        &fs,
+                        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+                    )
+                    .map_err(|e| Error::io("chmod snapshot", e))?;
+                }
+                Ok(())
+            })?;
+            Ok(vec![Mount::bind(
+                &Self::fs(&store, &rec.id),
+                kind != Kind::Active,
+            )])
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Snapshotter for NativeSnapshotter {
+    async fn stat(&self, key: &str) -> Result<Info> {
+        let (store, key) = (self.store.clone(), key.to_owned());
+        blocking(move || store.must(&key).map(|r| r.info())).await
+    }
+
+    async fn usage(&self, key: &str) -> Result<Usage> {
+        let (store, key) = (self.store.clone(), key.to_owned());
+        blocking(move || {
+            let r = store.must(&key)?;
+            let (size, inodes) =
+                copy::usage(&Self::fs(&store, &r.id)).map_err(|e| Error::io("usage", e))?;
+            Ok(Usage { size, inodes })
+        })
+        .await
+    }
+
+    async fn mounts(&self, key: &str) -> Result<Vec<Mount>> {
+        let (store, key) = (self.store.clone(), key.to_owned());
+        blocking(move || {
+            let r = store.must(&key)?;
+            Ok(vec![Mount::bind(
+                &Self::fs(&store, &r.id),
+                r.kind != Kind::Active,
+            )])
+        })
+        .await
+    }
+
+    async fn prepare(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>> {
+        self.create(key, parent, Kind::Active).await
+    }
+
+    async fn view(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>> {
+        self.create(key, parent, Kind::View).await
+    }
+
+    async fn commit(&self, name: &str, key: &str) -> Result<()> {
+        let (store, name, key) = (self.store.clone(), name.to_owned(), key.to_owned());
+        blocking(move || store.commit(&name, &key)).await
+    }
+
+    async fn remove(&self, key: &str) -> Result<()> {
+        let (store, key) = (self.store.clone(), key.to_owned());
+        blocking(move || store.remove(&key)).await
+    }
+
+    async fn walk(&self, f: &mut (dyn FnMut(Info) -> Result<()> + Send)) -> Result<()> {
+        let store = self.store.clone();
+        for r in blocking(move || store.all()).await? {
+            f(r.info())?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,417 @@
+//! Snapshotters (native and overlay) and `apply_layers` on them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use common::Layer as TarLayer;
+use dist_rootfs::{
+    ErrorKind, Layer, Mount, NativeSnapshotter, OverlaySnapshotter, Share, SnapshotKind,
+    Snapshotter, apply_layers, chain_ids,
+};
+use oci_spec::image::{Descriptor, DescriptorBuilder, Digest, MediaType};
+use sha2::{Digest as _, Sha256};
+
+/// An in-memory content store that counts reads.
+#[derive(Default)]
+struct MemProvider {
+    blobs: Mutex<HashMap<String, Vec<u8>>>,
+    reads: AtomicUsize,
+}
+
+struct MemReader(Vec<u8>);
+
+#[async_trait]
+impl dist_content::ReaderAt for MemReader {
+    fn size(&self) -> u64 {
+        self.0.len() as u64
+    }
+    async fn read_at(&self, buf: &mut [u8], offset: u64) -> dist_content::Result<usize> {
+        let start = (offset as usize).min(self.0.len());
+        let n = buf.len().min(self.0.len() - start);
+        buf[..n].copy_from_slice(&self.0[start..start + n]);
+        Ok(n)
+    }
+}
+
+#[async_trait]
+impl dist_content::Provider for MemProvider {
+    async fn reader_at(
+        &self,
+        desc: &Descriptor,
+    ) -> dist_content::Result<Box<dyn dist_content::ReaderAt>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        let b = self
+            .blobs
+            .lock()
+            .unwrap()
+            .get(desc.digest().as_ref())
+            .cloned();
+        b.map(|b| Box::new(MemReader(b)) as Box<dyn dist_content::ReaderAt>)
+            .ok_or_else(|| dist_content::Error::NotFound(desc.digest().to_string()))
+    }
+}
+
+fn digest(b: &[u8]) -> Digest {
+    Digest::from_str(&format!("sha256:{}", hex::encode(Sha256::digest(b)))).unwrap()
+}
+
+impl MemProvider {
+    /// Stores `tar` gzipped and returns the layer (DiffID of the tar, descriptor of the blob).
+    fn add(&self, tar: &[u8]) -> Layer {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(tar).unwrap();
+        let blob = gz.finish().unwrap();
+        let desc = DescriptorBuilder::default()
+            .media_type(MediaType::ImageLayerGzip)
+            .digest(digest(&blob))
+            .size(blob.len() as u64)
+            .build()
+            .unwrap();
+        self.blobs
+            .lock()
+            .unwrap()
+            .insert(desc.digest().to_string(), blob);
+        Layer {
+            diff_id: digest(tar),
+            blob: desc,
+        }
+    }
+}
+
+fn layers(p: &MemProvider) -> Vec<Layer> {
+    vec![
+        p.add(
+            &TarLayer::new()
+                .dir("etc", 0o755)
+                .file("etc/a", b"a", 0o644)
+                .file("etc/b", b"b", 0o644)
+                .dir("opt", 0o755)
+                .file("opt/x", b"x", 0o644)
+                .build(),
+        ),
+        p.add(
+            &TarLayer::new()
+                .dir("etc", 0o755)
+                .whiteout("etc/.wh.a")
+                .file("etc/c", b"c", 0o600)
+                .dir("opt", 0o755)
+                .whiteout("opt/.wh..wh..opq")
+                .file("opt/y", b"y", 0o644)
+                .build(),
+        ),
+        p.add(
+            &TarLayer::new()
+                .file("etc/b", b"b2", 0o644)
+                .symlink("b", "etc/link")
+                .build(),
+        ),
+    ]
+}
+
+/// (path, type, mode, content) of every node, for comparing trees.
+fn listing(root: &Path) -> Vec<(String, String, u32, Vec<u8>)> {
+    common::snapshot(root)
+        .into_iter()
+        .filter(|(p, _)| !p.as_os_str().is_empty())
+        .map(|(p, n)| {
+            let data = if n.kind == "symlink" {
+                n.link.unwrap().into_os_string().into_encoded_bytes()
+            } else {
+                n.data
+            };
+            (p.display().to_string(), n.kind.to_string(), n.mode, data)
+        })
+        .collect()
+}
+
+fn expected_flat() -> Vec<(String, String, u32, Vec<u8>)> {
+    let e = |p: &str, k: &str, m: u32, d: &[u8]| (p.to_string(), k.to_string(), m, d.to_vec());
+    vec![
+        e("etc", "dir", 0o755, b""),
+        e("etc/b", "file", 0o644, b"b2"),
+        e("etc/c", "file", 0o600, b"c"),
+        e("etc/link", "symlink", 0o777, b"b"),
+        e("opt", "dir", 0o755, b""),
+        e("opt/y", "file", 0o644, b"y"),
+    ]
+}
+
+fn bind_source(m: &[Mount]) -> PathBuf {
+    assert_eq!(m[0].kind, "bind");
+    m[0].source.clone()
+}
+
+#[tokio::test]
+async fn apply_layers_on_native_builds_the_flattened_tree_and_skips_committed_prefix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sn = NativeSnapshotter::new(tmp.path()).unwrap();
+    let p = MemProvider::default();
+    let ls = layers(&p);
+    let top = apply_layers(&ls, &sn, &p).await.unwrap();
+    let chain = chain_ids(&ls.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>());
+    assert_eq!(&top, chain.last().unwrap());
+    for c in &chain {
+        assert_eq!(
+            sn.stat(c.as_ref()).await.unwrap().kind,
+            SnapshotKind::Committed
+        );
+    }
+    assert_eq!(
+        sn.stat(chain[2].as_ref()).await.unwrap().parent.as_deref(),
+        Some(chain[1].as_ref())
+    );
+    let view = sn.view("look", Some(top.as_ref())).await.unwrap();
+    assert_eq!(listing(&bind_source(&view)), expected_flat());
+    assert_eq!(p.reads.load(Ordering::SeqCst), 3);
+
+    // Everything committed: nothing is read again.
+    apply_layers(&ls, &sn, &p).await.unwrap();
+    assert_eq!(p.reads.load(Ordering::SeqCst), 3);
+    // Only the top missing: only it is applied.
+    sn.remove("look").await.unwrap();
+    sn.remove(top.as_ref()).await.unwrap();
+    apply_layers(&ls, &sn, &p).await.unwrap();
+    assert_eq!(p.reads.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn diff_id_mismatch_removes_the_snapshot_and_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sn = NativeSnapshotter::new(tmp.path()).unwrap();
+    let p = MemProvider::default();
+    let mut ls = layers(&p);
+    ls[1].diff_id = digest(b"something else");
+    let err = apply_layers(&ls, &sn, &p).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
+    let mut all = Vec::new();
+    sn.walk(&mut |i| {
+        all.push((i.name, i.kind));
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        all,
+        vec![(ls[0].diff_id.to_string(), SnapshotKind::Committed)],
+        "only the good bottom layer remains"
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("snapshots"))
+            .unwrap()
+            .count(),
+        1,
+        "bad snapshot's data is gone"
+    );
+}
+
+async fn child_does_not_change_parent(share: Share) {
+    let tmp = tempfile::tempdir().unwrap();
+    let sn = NativeSnapshotter::new(tmp.path())
+        .unwrap()
+        .with_share(share);
+    let m = sn.prepare("base-active", None).await.unwrap();
+    let base = bind_source(&m);
+    std::fs::write(base.join("f"), b"parent").unwrap();
+    std::fs::create_dir(base.join("d")).unwrap();
+    std::fs::write(base.join("d/g"), b"parent").unwrap();
+    std::fs::hard_link(base.join("f"), base.join("f-link")).unwrap();
+    sn.commit("base", "base-active").await.unwrap();
+    let m = sn.prepare("child", Some("base")).await.unwrap();
+    let child = bind_source(&m);
+    assert_eq!(listing(&child), listing(&base));
+    let md = |p: PathBuf| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    assert_eq!(
+        md(child.join("f")),
+        md(child.join("f-link")),
+        "hardlinks inside a snapshot survive the copy"
+    );
+    let layer = TarLayer::new()
+        .file("f", b"child", 0o600)
+        .file("d/g", b"child", 0o600)
+        .whiteout(".wh.f-link")
+        .build();
+    dist_rootfs::apply(&layer[..], &child, &Default::default()).unwrap();
+    assert_eq!(std::fs::read(base.join("f")).unwrap(), b"parent");
+    assert_eq!(std::fs::read(base.join("d/g")).unwrap(), b"parent");
+    assert!(base.join("f-link").exists());
+}
+
+#[tokio::test]
+async fn native_child_changes_never_reach_the_parent_with_reflink_or_copy() {
+    child_does_not_change_parent(Share::ReflinkOrCopy).await;
+}
+
+#[tokio::test]
+async fn native_child_changes_never_reach_the_parent_with_hardlink_sharing() {
+    child_does_not_change_parent(Share::Hardlink).await;
+}
+
+#[tokio::test]
+async fn snapshot_lifecycle_errors_have_the_right_kinds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sn = NativeSnapshotter::new(tmp.path()).unwrap();
+    assert_eq!(
+        sn.stat("nope").await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    sn.prepare("a", None).await.unwrap();
+    assert_eq!(
+        sn.prepare("a", None).await.unwrap_err().kind(),
+        ErrorKind::AlreadyExists
+    );
+    assert_eq!(
+        sn.prepare("b", Some("a")).await.unwrap_err().kind(),
+        ErrorKind::FailedPrecondition,
+        "parent must be committed"
+    );
+    sn.commit("A", "a").await.unwrap();
+    assert_eq!(sn.stat("a").await.unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        sn.commit("B", "A").await.unwrap_err().kind(),
+        ErrorKind::FailedPrecondition
+    );
+    sn.prepare("b", Some("A")).await.unwrap();
+    assert_eq!(
+        sn.remove("A").await.unwrap_err().kind(),
+        ErrorKind::FailedPrecondition,
+        "A has a child"
+    );
+    let m = sn.mounts("b").await.unwrap();
+    assert!(m[0].options.contains(&"rw".to_string()));
+    assert!(sn.usage("A").await.unwrap().inodes == 0);
+    sn.remove("b").await.unwrap();
+    sn.remove("A").await.unwrap();
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("snapshots"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn crash_leftovers_never_look_committed_and_are_cleaned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sn = NativeSnapshotter::new(tmp.path()).unwrap();
+    // A crash mid-prepare: data directory and a temporary record, no record renamed in.
+    std::fs::create_dir_all(tmp.path().join("snapshots/123-1-0/fs")).unwrap();
+    std::fs::write(tmp.path().join("metadata/abc.tmp-1"), b"{partial").unwrap();
+    let mut n = 0;
+    sn.walk(&mut |_| {
+        n += 1;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(sn.cleanup().await.unwrap(), 1);
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("snapshots"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("metadata"))
+            .unwrap()
+            .count(),
+        0
+    );
+
+    // A crash between the two writes of commit: the stale active record is ignored.
+    sn.prepare("k", None).await.unwrap();
+    sn.commit("name", "k").await.unwrap();
+    let recs: Vec<_> = std::fs::read_dir(tmp.path().join("metadata"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let committed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&recs[0]).unwrap()).unwrap();
+    let mut stale = committed.clone();
+    stale["key"] = "k".into();
+    stale["kind"] = "Active".into();
+    let stale_path = tmp.path().join(format!(
+        "metadata/{}.json",
+        hex::encode(Sha256::digest(b"k"))
+    ));
+    std::fs::write(&stale_path, serde_json::to_vec(&stale).unwrap()).unwrap();
+    assert_eq!(sn.stat("k").await.unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(sn.stat("name").await.unwrap().kind, SnapshotKind::Committed);
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+#[tokio::test]
+async fn overlay_snapshots_hold_only_their_changes_and_mount_to_the_flattened_tree() {
+    if !is_root() {
+        eprintln!("SKIPPED overlay snapshotter test: needs root for overlay whiteouts");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let sn = OverlaySnapshotter::new(tmp.path()).unwrap();
+    let p = MemProvider::default();
+    let ls = layers(&p);
+    let top = apply_layers(&ls, &sn, &p).await.unwrap();
+    let m = sn.prepare("container", Some(top.as_ref())).await.unwrap();
+    assert_eq!(m[0].kind, "overlay");
+    let lower = m[0]
+        .options
+        .iter()
+        .find_map(|o| o.strip_prefix("lowerdir="))
+        .unwrap()
+        .to_string();
+    let lowers: Vec<&str> = lower.split(':').collect();
+    assert_eq!(lowers.len(), 3, "nearest parent first");
+    // The middle layer's upper dir records its whiteout as overlayfs wants it.
+    let mid = Path::new(lowers[1]);
+    let wh = std::fs::symlink_metadata(mid.join("etc/a")).unwrap();
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+        &wh.file_type()
+    ));
+    assert_eq!(
+        xattr::get(mid.join("opt"), "trusted.overlay.opaque")
+            .unwrap()
+            .unwrap(),
+        b"y"
+    );
+
+    let target = tmp.path().join("mnt");
+    std::fs::create_dir(&target).unwrap();
+    let out = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            &m[0].options.join(","),
+            target.to_str().unwrap(),
+        ])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let got = listing(&target);
+            let _ = std::process::Command::new("umount").arg(&target).status();
+            assert_eq!(
+                got,
+                expected_flat(),
+                "mounted overlay equals the flattened layers"
+            );
+            eprintln!("overlay mount: mounted for real and compared");
+        }
+        Ok(o) => eprintln!(
+            "SKIPPED overlay mount (kernel refused): {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => eprintln!("SKIPPED overlay mount (no mount command): {e}"),
+    }
+}
