@@ -9,16 +9,20 @@
 
 mod cli;
 mod content_cmds;
+mod fetch;
 mod fetch_object;
 mod progress;
+mod pull;
 mod registry;
 mod root;
+mod tracker;
+mod unpack;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, ImagesCommand};
 
 /// Any error a command reports: printed as one `error: ...` line.
 pub type CmdError = Box<dyn std::error::Error + Send + Sync>;
@@ -93,6 +97,19 @@ async fn run(cli: Cli) -> CmdResult {
         Command::FetchObject { reference, digest } => {
             fetch_object::fetch_object(&cli.global, &reference, digest.as_deref()).await
         }
-        _ => Err("not built yet".into()),
+        Command::Fetch { reference } => pull::fetch(&cli.global, &root, &reference).await,
+        Command::Pull {
+            snapshotter,
+            concurrency,
+            reference,
+        } => pull::pull(&cli.global, &root, &reference, snapshotter, concurrency).await,
+        Command::Images { command: None } => unpack::list_images(&cli.global, &root).await,
+        Command::Images {
+            command: Some(ImagesCommand::Rm { references }),
+        } => unpack::remove_images(&root, &references).await,
+        Command::Apply { dir } => unpack::apply_stdin(&dir).await,
+        Command::Unpack { reference, dir } => {
+            unpack::unpack(&cli.global, &root, &reference, &dir).await
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -13,6 +13,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 pub struct Progress {
     started: Instant,
     transferred: AtomicU64,
+    /// Bytes received per descriptor key in this run.
+    received: Mutex<HashMap<String, u64>>,
     bars: Option<(MultiProgress, Mutex<HashMap<String, ProgressBar>>)>,
 }
 
@@ -26,6 +28,7 @@ impl Progress {
         Progress {
             started: Instant::now(),
             transferred: AtomicU64::new(0),
+            received: Mutex::new(HashMap::new()),
             bars,
         }
     }
@@ -36,11 +39,11 @@ impl Progress {
         let bar = bars.entry(key.to_string()).or_insert_with(|| {
             let bar = multi.add(ProgressBar::new(total));
             if let Ok(style) = ProgressStyle::with_template(
-                "{prefix}: {msg:12} {bar:30} {bytes}/{total_bytes} ({bytes_per_sec})",
+                "{prefix}: {msg:11} {bar:30} {bytes}/{total_bytes} ({bytes_per_sec})",
             ) {
                 bar.set_style(style);
             }
-            bar.set_prefix(key.to_string());
+            bar.set_prefix(short(key));
             bar
         });
         Some(bar.clone())
@@ -50,13 +53,12 @@ impl Progress {
         let _ = writeln!(std::io::stderr().lock(), "{key}: {state}");
     }
 
-    /// Announces a state of `key` (resolved, waiting, exists, unpacking, done...).
+    /// Announces a state of `key` (resolved, unpacking, failed...).
     pub fn state(&self, key: &str, state: &str, total: u64) {
         match self.bar(key, total) {
             Some(bar) => {
                 bar.set_message(state.to_string());
-                if state == "done" || state == "exists" {
-                    bar.set_position(total);
+                if state != "downloading" {
                     bar.finish();
                 }
             }
@@ -64,11 +66,55 @@ impl Progress {
         }
     }
 
+    /// A download of `key` starts at `offset` (non-zero when resuming).
+    pub fn start(&self, key: &str, offset: u64, total: u64) {
+        match self.bar(key, total) {
+            Some(bar) => {
+                bar.set_position(offset);
+                bar.reset_eta();
+                bar.set_message("downloading");
+            }
+            None if offset > 0 => self.line(key, &format!("resuming at {}", human_size(offset))),
+            None => self.line(key, "downloading"),
+        }
+    }
+
     /// Records `n` more bytes transferred for `key`.
     pub fn advance(&self, key: &str, n: u64, total: u64) {
         self.transferred.fetch_add(n, Ordering::Relaxed);
+        if let Ok(mut r) = self.received.lock() {
+            *r.entry(key.to_string()).or_default() += n;
+        }
         if let Some(bar) = self.bar(key, total) {
             bar.inc(n);
+        }
+    }
+
+    /// `key` is in the store: downloaded in `elapsed`, or there already.
+    pub fn done(&self, key: &str, total: u64, elapsed: Duration) {
+        let got = self
+            .received
+            .lock()
+            .ok()
+            .and_then(|r| r.get(key).copied())
+            .unwrap_or(0);
+        let state = if got == 0 {
+            "exists".to_string()
+        } else {
+            let secs = elapsed.as_secs_f64().max(1e-6);
+            format!(
+                "done {} in {:.1} s ({}/s)",
+                human_size(got),
+                secs,
+                human_size((got as f64 / secs) as u64)
+            )
+        };
+        match self.bar(key, total) {
+            Some(bar) => {
+                bar.set_position(total);
+                bar.finish_with_message(if got == 0 { "exists" } else { "done" });
+            }
+            None => self.line(key, &state),
         }
     }
 
@@ -92,6 +138,14 @@ impl Progress {
             human_size(total),
             human_size(rate as u64)
         );
+    }
+}
+
+/// `layer-sha256:0123456789ab…` for bars, which have little room.
+fn short(key: &str) -> String {
+    match key.find("sha256:") {
+        Some(i) if key.len() > i + 19 => key[..i + 19].to_string(),
+        _ => key.to_string(),
     }
 }
 

@@ -18,7 +18,8 @@ pub fn normalize_ref(reference: &str) -> CmdResult<String> {
 /// A resolver for `reference` honouring `--plain-http`, `--hosts-dir`, `--timeout` and
 /// Docker's `config.json` credentials.
 pub fn resolver(global: &Global, reference: &str) -> CmdResult<DockerResolver> {
-    let spec = Spec::parse(reference).map_err(|e| format!("invalid reference {reference:?}: {e}"))?;
+    let spec =
+        Spec::parse(reference).map_err(|e| format!("invalid reference {reference:?}: {e}"))?;
     let mut hosts = HostsConfig::new();
     if let Some(dir) = &global.hosts_dir {
         hosts = hosts.with_config_dir(dir);

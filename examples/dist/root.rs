@@ -4,9 +4,11 @@
 use std::path::PathBuf;
 
 use dist::content::LocalStore;
+use dist::images::{FsImageStore, PlatformMatcher, platforms};
+use dist::rootfs::{NativeSnapshotter, OverlaySnapshotter, Snapshotter};
 
 use crate::CmdResult;
-use crate::cli::Global;
+use crate::cli::{Global, SnapshotterKind};
 
 /// The tool's state directory and the stores in it.
 pub struct Root {
@@ -34,5 +36,29 @@ impl Root {
     /// The content store (`<root>/content`).
     pub fn content(&self) -> CmdResult<LocalStore> {
         Ok(LocalStore::open(self.dir.join("content"))?)
+    }
+}
+
+impl Root {
+    /// The image (name) store (`<root>/images`).
+    pub fn images(&self) -> CmdResult<FsImageStore> {
+        Ok(FsImageStore::open(self.dir.join("images"))?)
+    }
+
+    /// The snapshotter `pull` unpacks into (`<root>/snapshots/<kind>`).
+    pub fn snapshotter(&self, kind: SnapshotterKind) -> CmdResult<Box<dyn Snapshotter>> {
+        let dir = self.dir.join("snapshots");
+        Ok(match kind {
+            SnapshotterKind::Native => Box::new(NativeSnapshotter::new(dir.join("native"))?),
+            SnapshotterKind::Overlay => Box::new(OverlaySnapshotter::new(dir.join("overlay"))?),
+        })
+    }
+
+    /// The platform matcher from `--platform`, else this host's.
+    pub fn matcher(&self, global: &Global) -> CmdResult<PlatformMatcher> {
+        Ok(match &global.platform {
+            Some(p) => PlatformMatcher::new(&platforms::parse(p)?),
+            None => PlatformMatcher::host(),
+        })
     }
 }

@@ -1,0 +1,108 @@
+//! `unpack`, `apply` and `images`: what is done with content once it is in the store.
+
+use std::path::Path;
+
+use dist::content::{Provider, ReaderAtReader};
+use dist::images::ImageStore;
+use dist::rootfs::{ApplyOptions, apply, apply_async};
+
+use crate::CmdResult;
+use crate::cli::Global;
+use crate::progress::human_size;
+use crate::pull::stored_image;
+use crate::root::Root;
+
+/// `unpack`: the flattened root filesystem of a stored image into `dir` (absent or empty).
+pub async fn unpack(global: &Global, root: &Root, reference: &str, dir: &Path) -> CmdResult {
+    let image = stored_image(root, reference).await?;
+    let store = root.content()?;
+    let matcher = root.matcher(global)?;
+    let manifest = image.manifest(&store, &matcher).await?;
+    let diff_ids = image.rootfs(&store, &matcher).await?;
+    ensure_empty_dir(dir)?;
+    let layers = manifest.manifest.layers();
+    for (i, blob) in layers.iter().enumerate() {
+        let reader = ReaderAtReader::new(store.reader_at(blob).await?);
+        let applied = apply_async(reader, dir, ApplyOptions::default()).await?;
+        if diff_ids.get(i) != Some(&applied.diff_id) {
+            return Err(format!(
+                "layer {}: DiffID {} does not match the config's {}",
+                blob.digest(),
+                applied.diff_id,
+                diff_ids
+                    .get(i)
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| "(none)".into())
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// `dir` must not exist (it is created) or be an empty directory.
+fn ensure_empty_dir(dir: &Path) -> CmdResult {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(format!("{}: directory is not empty", dir.display()).into());
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(std::fs::create_dir_all(dir)?),
+        Err(e) => Err(format!("{}: {e}", dir.display()).into()),
+    }
+}
+
+/// `apply`: one layer from stdin onto `dir`; prints its DiffID.
+pub async fn apply_stdin(dir: &Path) -> CmdResult {
+    if !dir.is_dir() {
+        return Err(format!("{}: not a directory", dir.display()).into());
+    }
+    let dir = dir.to_path_buf();
+    let applied = tokio::task::spawn_blocking(move || {
+        apply(std::io::stdin().lock(), &dir, &ApplyOptions::default())
+    })
+    .await??;
+    println!("{}", applied.diff_id);
+    Ok(())
+}
+
+/// `images`: REF, TYPE, DIGEST, SIZE (of the whole image for the platform).
+pub async fn list_images(global: &Global, root: &Root) -> CmdResult {
+    let store = root.content()?;
+    let matcher = root.matcher(global)?;
+    let images = root.images()?.list().await?;
+    println!(
+        "{:<40} {:<55} {:<71} {:>10}",
+        "REF", "TYPE", "DIGEST", "SIZE"
+    );
+    for image in images {
+        let size = match image.size(&store, &matcher).await {
+            Ok(n) => human_size(n),
+            Err(_) => "-".into(),
+        };
+        println!(
+            "{:<40} {:<55} {:<71} {:>10}",
+            image.name,
+            image.target.media_type().to_string(),
+            image.target.digest().to_string(),
+            size
+        );
+    }
+    Ok(())
+}
+
+/// `images rm`: remove names (content stays).
+pub async fn remove_images(root: &Root, references: &[String]) -> CmdResult {
+    let images = root.images()?;
+    for reference in references {
+        let name = crate::registry::normalize_ref(reference)?;
+        images
+            .delete(&name)
+            .await
+            .map_err(|e| format!("image {name}: {e}"))?;
+        println!("{name}");
+    }
+    Ok(())
+}
