@@ -1,14 +1,22 @@
-//! Content-addressed blob storage.
+#![doc = include_str!("../README.md")]
+#![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
-mod copy;
-mod digest;
+// The interfaces, their errors and filters.
 mod error;
 mod filter;
-mod local;
-mod read;
-pub mod testsuite;
 mod traits;
+
+// The local filesystem store.
+mod local;
+
+// Helpers over any store: reading, copying, digests.
+mod copy;
+mod digest;
+mod read;
+
+// A conformance suite for any `Store` implementation.
+pub mod testsuite;
 
 pub use copy::{copy, write_blob};
 pub use error::{Error, ErrorKind, Result};

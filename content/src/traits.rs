@@ -25,6 +25,62 @@ pub trait ReaderAt: Send + Sync {
 }
 
 /// Gives read access to committed content.
+///
+/// Implementing it takes two small types. A store that keeps blobs in memory (for tests, or
+/// a cache of manifests) could look like this:
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::Arc;
+///
+/// use async_trait::async_trait;
+/// use dist_content::{Error, Provider, ReaderAt, Result, read_blob};
+/// use oci_spec::image::{Descriptor, DescriptorBuilder, Digest, MediaType};
+///
+/// /// Blobs by digest, shared cheaply with the readers handed out.
+/// struct MemoryProvider(HashMap<Digest, Arc<[u8]>>);
+///
+/// struct MemoryReader(Arc<[u8]>);
+///
+/// #[async_trait]
+/// impl ReaderAt for MemoryReader {
+///     fn size(&self) -> u64 {
+///         self.0.len() as u64
+///     }
+///
+///     async fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+///         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.0.len());
+///         let n = buf.len().min(self.0.len() - start);
+///         buf[..n].copy_from_slice(&self.0[start..start + n]);
+///         Ok(n)
+///     }
+/// }
+///
+/// #[async_trait]
+/// impl Provider for MemoryProvider {
+///     async fn reader_at(&self, desc: &Descriptor) -> Result<Box<dyn ReaderAt>> {
+///         match self.0.get(desc.digest()) {
+///             Some(blob) => Ok(Box::new(MemoryReader(Arc::clone(blob)))),
+///             None => Err(Error::NotFound(desc.digest().to_string())),
+///         }
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+/// // sha256 of the empty string
+/// let digest: Digest =
+///     "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".parse()?;
+/// let provider = MemoryProvider(HashMap::from([(digest.clone(), Arc::from(&b""[..]))]));
+/// let desc = DescriptorBuilder::default()
+///     .media_type(MediaType::ImageConfig)
+///     .digest(digest)
+///     .size(0u64)
+///     .build()?;
+/// assert!(read_blob(&provider, &desc, 1024).await?.is_empty());
+/// # Ok(())
+/// # }
+/// ```
 #[async_trait]
 pub trait Provider: Send + Sync {
     /// Opens the blob named by `desc.digest()`. Fails with `NotFound` when it is absent.
