@@ -291,7 +291,8 @@ fn a_killed_pull_resumes_its_partial_download() {
                 .unwrap()
                 .parse()
                 .unwrap_or(0.0);
-            if size > 0.0 {
+            // Bytes stored and the layer's snapshot prepared: unpacking from the stream.
+            if size > 0.0 && dist.snapshot_count() == 1 {
                 break line.to_string();
             }
         }

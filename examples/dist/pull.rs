@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use dist::images::{Image, ImageStore};
 use dist::remotes::Resolver;
-use dist::rootfs::{Layer, apply_layers};
+use dist::rootfs::{Layer, SnapshotKind, Snapshotter, apply_layers};
 
 use crate::CmdResult;
 use crate::cli::{Global, SnapshotterKind};
@@ -64,6 +64,7 @@ pub async fn pull(
 ) -> CmdResult {
     let (name, job, target) = prepare(global, root, reference, concurrency).await?;
     let snapshotter = root.snapshotter(kind)?;
+    remove_abandoned_extractions(snapshotter.as_ref()).await?;
     let follow = FollowProvider {
         store: job.store.clone(),
         tracker: Arc::clone(&job.tracker),
@@ -103,6 +104,34 @@ pub async fn pull(
     record_image(&root.images()?, &name, &target).await?;
     job.progress.finish();
     println!("{top}");
+    Ok(())
+}
+
+/// Removes the active `extract-<pid>-...` snapshots of pulls whose process is gone
+/// (killed mid-unpack), so they do not pile up; their layers are applied again.
+async fn remove_abandoned_extractions(snapshotter: &dyn Snapshotter) -> CmdResult {
+    let mut abandoned = Vec::new();
+    snapshotter
+        .walk(&mut |info| {
+            let pid = info
+                .name
+                .strip_prefix("extract-")
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok());
+            if info.kind == SnapshotKind::Active
+                && let Some(pid) = pid
+                && pid != std::process::id()
+                && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            {
+                abandoned.push(info.name);
+            }
+            Ok(())
+        })
+        .await?;
+    for key in abandoned {
+        tracing::info!(key, "removing snapshot of an abandoned pull");
+        snapshotter.remove(&key).await?;
+    }
     Ok(())
 }
 
