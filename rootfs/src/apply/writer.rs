@@ -66,6 +66,19 @@ fn times(mtime: (i64, u32)) -> Timestamps {
     }
 }
 
+fn stat_times(st: &rustix::fs::Stat) -> Timestamps {
+    Timestamps {
+        last_access: Timespec {
+            tv_sec: st.st_atime,
+            tv_nsec: st.st_atime_nsec as _,
+        },
+        last_modification: Timespec {
+            tv_sec: st.st_mtime,
+            tv_nsec: st.st_mtime_nsec as _,
+        },
+    }
+}
+
 impl<'o> Applier<'o> {
     /// Opens `dir` as the root to apply into.
     pub(crate) fn new(dir: &Path, opts: &'o ApplyOptions) -> Result<Self> {
@@ -404,7 +417,11 @@ impl<'o> Applier<'o> {
                     }
                     Err(e) => return Err(ctx(h, "open whiteout parent")(e)),
                 };
+                // Removing a name changes the directory's times; a whiteout should not.
+                let st = rustix::fs::fstat(parent).map_err(errno_ctx(h, "stat whiteout parent"))?;
                 root::remove_all(parent, name).map_err(ctx(h, "whiteout"))?;
+                rustix::fs::futimens(parent, &stat_times(&st))
+                    .map_err(errno_ctx(h, "restore parent times"))?;
                 self.root.forget_cache();
                 Ok(())
             }
