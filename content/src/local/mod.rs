@@ -249,6 +249,7 @@ impl LocalStore {
             buf: Vec::new(),
             spare: None,
             inflight: None,
+            poisoned: false,
         })
     }
 }

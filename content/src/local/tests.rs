@@ -231,3 +231,65 @@ async fn reader_at_reports_not_found_for_absent_blobs() {
     let err = store.reader_at(&desc_of(b"nope")).await.err().unwrap();
     assert_eq!(err.kind(), ErrorKind::NotFound);
 }
+
+#[tokio::test]
+async fn truncate_to_a_prefix_rehashes_and_continues() {
+    let (_tmp, store) = store();
+    let mut w = store.writer(WriterOpts::new("t")).await.unwrap();
+    w.write_all(b"keep this, drop that").await.unwrap();
+    w.truncate(10).await.unwrap();
+    assert_eq!(w.offset(), 10);
+    assert_eq!(w.digest(), digest_of(b"keep this,"));
+    w.write_all(b" and this").await.unwrap();
+    let err = w.truncate(1000).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    let want = b"keep this, and this";
+    w.commit(want.len() as u64, Some(&digest_of(want)))
+        .await
+        .unwrap();
+    assert_eq!(
+        read_blob(&store, &desc_of(want), 100).await.unwrap(),
+        want.to_vec()
+    );
+}
+
+#[tokio::test]
+async fn a_failed_write_poisons_the_writer_until_truncate() {
+    let (_tmp, store) = store();
+    let mut w = store.open_writer(WriterOpts::new("p")).unwrap();
+    // Swap the data file's descriptor for a read-only one, as if the disk had failed.
+    let path = store
+        .root()
+        .join("ingest")
+        .join(ingest::dir_name("p"))
+        .join("data");
+    w.file = std::sync::Arc::new(std::fs::File::open(&path).unwrap());
+    let chunk = vec![7u8; 1 << 20];
+    let mut failed = false;
+    for _ in 0..3 {
+        if w.write_all(&chunk).await.is_err() || w.flush().await.is_err() {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "writes to a read-only descriptor must fail");
+    assert!(
+        w.write_all(b"more").await.is_err(),
+        "poisoned writer accepts no data"
+    );
+    assert!(w.flush().await.is_err(), "poisoned writer cannot flush");
+    // The disk is back: truncate re-reads what is really stored and clears the poison.
+    w.file = std::sync::Arc::new(
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap(),
+    );
+    w.truncate(0).await.unwrap();
+    w.write_all(b"recovered").await.unwrap();
+    Box::new(w)
+        .commit(9, Some(&digest_of(b"recovered")))
+        .await
+        .unwrap();
+}

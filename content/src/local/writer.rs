@@ -52,17 +52,34 @@ pub(crate) struct LocalWriter {
     /// A buffer returned by the last finished write, reused for the next chunk.
     pub(super) spare: Option<Vec<u8>>,
     pub(super) inflight: Option<Inflight>,
+    /// Set when a write to `data` failed: from then on `offset` and the hash describe bytes
+    /// that are not all on disk, so every further write or commit fails until
+    /// [`Writer::truncate`] re-reads the file (or a new writer resumes from it).
+    pub(super) poisoned: bool,
 }
 
 impl LocalWriter {
     /// Waits for the in-flight chunk (if any) and takes its buffer back.
     fn poll_inflight(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.poisoned {
+            return Poll::Ready(Err(io::Error::other(
+                "an earlier write to this ingest failed; truncate or reopen it",
+            )));
+        }
         if let Some(handle) = self.inflight.as_mut() {
             let res = ready!(Pin::new(handle).poll(cx));
             self.inflight = None;
-            let mut buf = res.map_err(io::Error::other)??;
-            buf.clear();
-            self.spare = Some(buf);
+            match res.map_err(io::Error::other).and_then(|r| r) {
+                Ok(mut buf) => {
+                    buf.clear();
+                    self.spare = Some(buf);
+                }
+                Err(e) => {
+                    self.poisoned = true;
+                    self.buf.clear();
+                    return Poll::Ready(Err(e));
+                }
+            }
         }
         Poll::Ready(Ok(()))
     }
@@ -139,7 +156,7 @@ impl AsyncWrite for LocalWriter {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        if this.buf.len() >= CHUNK {
+        if this.poisoned || this.buf.len() >= CHUNK {
             ready!(this.poll_inflight(cx))?;
             this.dispatch()?;
         }
@@ -183,16 +200,26 @@ impl Writer for LocalWriter {
     }
 
     async fn truncate(&mut self, size: u64) -> Result<()> {
-        self.flush_all().await?;
-        if size > self.offset {
-            return Err(Error::InvalidArgument(format!(
-                "ingest {:?}: cannot truncate to {size}, only {} bytes written",
-                self.reference, self.offset
-            )));
+        // After a failed write, only what reached the file counts; otherwise make
+        // everything accepted reach it first.
+        if let Err(e) = self.flush_all().await
+            && !self.poisoned
+        {
+            return Err(e);
         }
         let file = Arc::clone(&self.file);
         let path = self.dir.join(DATA);
+        let reference = self.reference.clone();
         let hasher = blocking(move || {
+            let on_disk = file
+                .metadata()
+                .map_err(|e| Error::io(format!("stat {}", path.display()), e))?
+                .len();
+            if size > on_disk {
+                return Err(Error::InvalidArgument(format!(
+                    "ingest {reference:?}: cannot truncate to {size}, only {on_disk} bytes stored"
+                )));
+            }
             file.set_len(size)
                 .map_err(|e| Error::io(format!("truncate {}", path.display()), e))?;
             super::rehash(&file, size, &path)
@@ -200,6 +227,7 @@ impl Writer for LocalWriter {
         .await?;
         self.hasher = hasher;
         self.offset = size;
+        self.poisoned = false;
         self.updated_at = SystemTime::now();
         Ok(())
     }
@@ -225,9 +253,11 @@ impl Drop for LocalWriter {
         // Keep the partial data for a resuming writer, and release the lock only once no
         // write of ours can still land in `data`.
         if let Some(handle) = self.inflight.take() {
-            let _ = futures::executor::block_on(handle);
+            let ok = matches!(futures::executor::block_on(handle), Ok(Ok(_)));
+            // Writing `buf` after a failed chunk would leave a hole in `data`.
+            self.poisoned |= !ok;
         }
-        if !self.buf.is_empty() && self.lock.is_some() {
+        if !self.buf.is_empty() && self.lock.is_some() && !self.poisoned {
             let pos = self.offset - self.buf.len() as u64;
             if self.file.write_all_at(&self.buf, pos).is_err() {
                 tracing::warn!(reference = %self.reference, "could not save buffered ingest data");

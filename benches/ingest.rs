@@ -1,0 +1,130 @@
+//! Ingest of a 256 MiB blob through `dist_content::LocalStore`'s `Writer`, against hashing
+//! the same bytes with `sha2` alone. Goal: ingest throughput at least 90% of hash-only.
+//!
+//! The blob is one random 1 MiB chunk fed 256 times, so memory stays flat and both sides
+//! hash exactly the same stream. Three measurements:
+//! - `hash_only`: `Sha256::update` over the stream;
+//! - `writer_stream`: write the stream into a `Writer` and flush (hashing plus writing to
+//!   the page cache: the streaming path a pull exercises);
+//! - `writer_commit`: the same plus `commit` (fsync of 256 MiB, verify, atomic rename):
+//!   bounded by the disk, reported for completeness.
+//!
+//! `DIST_BENCH_DIR` chooses where the store lives (default: the system temp directory).
+//! Run with `cargo bench --bench ingest`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use dist_content::{IngestManager, Ingester, LocalStore, Manager, WriterOpts};
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncWriteExt;
+
+const CHUNK: usize = 1 << 20;
+const CHUNKS: usize = 256;
+const TOTAL: u64 = (CHUNK * CHUNKS) as u64;
+
+fn chunk() -> Vec<u8> {
+    // xorshift: incompressible enough, deterministic, no extra dependency.
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    (0..CHUNK)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+fn bench_dir() -> tempfile::TempDir {
+    match std::env::var_os("DIST_BENCH_DIR") {
+        Some(dir) => tempfile::tempdir_in(dir).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    }
+}
+
+fn ingest(c: &mut Criterion) {
+    let data = chunk();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = bench_dir();
+    let store = LocalStore::open(dir.path()).unwrap();
+    let expected = {
+        let mut h = Sha256::new();
+        for _ in 0..CHUNKS {
+            h.update(&data);
+        }
+        format!("sha256:{}", hex::encode(h.finalize()))
+            .parse()
+            .unwrap()
+    };
+
+    let mut group = c.benchmark_group("ingest_256MiB");
+    group.throughput(Throughput::Bytes(TOTAL));
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(10));
+
+    group.bench_function("hash_only", |b| {
+        b.iter(|| {
+            let mut h = Sha256::new();
+            for _ in 0..CHUNKS {
+                h.update(&data);
+            }
+            h.finalize()
+        })
+    });
+
+    let mut n = 0u64;
+    group.bench_function("writer_stream", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                n += 1;
+                let reference = format!("bench-stream-{n}");
+                rt.block_on(async {
+                    let mut w = store.writer(WriterOpts::new(&reference)).await.unwrap();
+                    let start = Instant::now();
+                    for _ in 0..CHUNKS {
+                        w.write_all(&data).await.unwrap();
+                    }
+                    w.flush().await.unwrap();
+                    assert_eq!(w.digest(), expected);
+                    spent += start.elapsed();
+                    drop(w);
+                    store.abort(&reference).await.unwrap();
+                });
+            }
+            spent
+        })
+    });
+
+    group.bench_function("writer_commit", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                n += 1;
+                let reference = format!("bench-commit-{n}");
+                rt.block_on(async {
+                    let mut w = store.writer(WriterOpts::new(&reference)).await.unwrap();
+                    let start = Instant::now();
+                    for _ in 0..CHUNKS {
+                        w.write_all(&data).await.unwrap();
+                    }
+                    w.commit(TOTAL, Some(&expected)).await.unwrap();
+                    spent += start.elapsed();
+                    store.delete(&expected).await.unwrap();
+                });
+            }
+            spent
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ingest);
+criterion_main!(benches);
