@@ -98,3 +98,57 @@ pub async fn write_blob(
     }
     copy(writer, reader, desc.size(), desc.digest()).await
 }
+
+#[cfg(test)]
+mod tests {
+    use oci_spec::image::{DescriptorBuilder, MediaType};
+    use sha2::{Digest as _, Sha256};
+
+    use super::*;
+    use crate::{IngestManager, LocalStore, Manager};
+
+    fn desc_of(data: &[u8]) -> Descriptor {
+        let digest: Digest = format!("sha256:{}", hex::encode(Sha256::digest(data)))
+            .parse()
+            .unwrap();
+        DescriptorBuilder::default()
+            .media_type(MediaType::ImageLayer)
+            .digest(digest)
+            .size(data.len() as u64)
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn copy_refuses_a_reader_longer_than_the_size_and_commits_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(tmp.path()).unwrap();
+        let desc = desc_of(b"12345");
+        let w = store.writer(WriterOpts::new("long")).await.unwrap();
+        let err = copy(w, &b"123456"[..], 5, desc.digest()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
+        assert_eq!(
+            store.info(desc.digest()).await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        assert_eq!(store.status("long").await.unwrap().offset, 5);
+    }
+
+    #[tokio::test]
+    async fn write_blob_resumes_by_skipping_what_is_stored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(tmp.path()).unwrap();
+        let data = b"resumable content";
+        let desc = desc_of(data);
+        let mut w = store
+            .writer(WriterOpts::new("res").expected(desc.clone()))
+            .await
+            .unwrap();
+        w.write_all(&data[..9]).await.unwrap();
+        drop(w);
+        write_blob(&store, "res", &desc, &data[..]).await.unwrap();
+        assert_eq!(store.info(desc.digest()).await.unwrap().size, 17);
+        // And once more: the blob exists, nothing to do.
+        write_blob(&store, "res", &desc, &data[..]).await.unwrap();
+    }
+}

@@ -181,3 +181,89 @@ impl AsyncRead for ReaderAtReader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use oci_spec::image::{DescriptorBuilder, Digest, MediaType};
+    use sha2::{Digest as _, Sha256};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::{ErrorKind, Ingester, LocalStore, WriterOpts};
+
+    fn desc_of(data: &[u8]) -> Descriptor {
+        let digest: Digest = format!("sha256:{}", hex::encode(Sha256::digest(data)))
+            .parse()
+            .unwrap();
+        DescriptorBuilder::default()
+            .media_type(MediaType::ImageLayer)
+            .digest(digest)
+            .size(data.len() as u64)
+            .build()
+            .unwrap()
+    }
+
+    async fn store_with(data: &[u8]) -> (tempfile::TempDir, LocalStore, Descriptor) {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(tmp.path()).unwrap();
+        let desc = desc_of(data);
+        let mut w = store.writer(WriterOpts::new("r")).await.unwrap();
+        w.write_all(data).await.unwrap();
+        w.commit(data.len() as u64, Some(desc.digest()))
+            .await
+            .unwrap();
+        (tmp, store, desc)
+    }
+
+    #[tokio::test]
+    async fn reader_streams_a_blob_larger_than_its_read_ahead() {
+        let data: Vec<u8> = (0..(READ_CHUNK * 3 + 777))
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let (_tmp, store, desc) = store_with(&data).await;
+        let mut r = reader(&store, &desc).await.unwrap();
+        let mut back = Vec::new();
+        let mut small = [0u8; 1000];
+        loop {
+            let n = r.read(&mut small).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            back.extend_from_slice(&small[..n]);
+        }
+        assert!(back == data, "streamed bytes differ");
+    }
+
+    #[tokio::test]
+    async fn reader_at_an_offset_starts_there() {
+        let data = b"0123456789";
+        let (_tmp, store, desc) = store_with(data).await;
+        let mut r = ReaderAtReader::at(store.reader_at(&desc).await.unwrap(), 4);
+        let mut s = String::new();
+        r.read_to_string(&mut s).await.unwrap();
+        assert_eq!(s, "456789");
+    }
+
+    #[tokio::test]
+    async fn read_blob_refuses_blobs_over_the_limit() {
+        let (_tmp, store, desc) = store_with(b"too big for the limit").await;
+        let err = read_blob(&store, &desc, 4).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    }
+
+    #[tokio::test]
+    async fn read_blob_detects_a_corrupted_blob() {
+        let data = b"original content";
+        let (_tmp, store, desc) = store_with(data).await;
+        let path = store.blob_path(desc.digest());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(&path, b"tampered content").unwrap();
+        let err = read_blob(&store, &desc, 100).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
+        std::fs::write(&path, b"short").unwrap();
+        let err = read_blob(&store, &desc, 100).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
+    }
+}
