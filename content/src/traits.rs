@@ -146,6 +146,11 @@ pub trait Writer: AsyncWrite + Send + Unpin {
     /// `expected`; then syncs and makes the blob visible atomically. On a mismatch the
     /// blob is not visible and the error is `FailedPrecondition`; when the blob was already
     /// committed meanwhile, `AlreadyExists`.
+    ///
+    /// After a `FailedPrecondition` the ingest is kept exactly as written (in
+    /// [`LocalStore`](crate::LocalStore)): a new writer on the same ref resumes it, and can
+    /// [`truncate`](Writer::truncate) it or have it [`abort`](IngestManager::abort)ed.
+    /// After `AlreadyExists` the ingest is removed and the existing blob left untouched.
     async fn commit(self: Box<Self>, size: u64, expected: Option<&Digest>) -> Result<()>;
 }
 

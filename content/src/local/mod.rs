@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use oci_spec::image::Digest;
+use oci_spec::image::{Digest, DigestAlgorithm};
 use sha2::{Digest as _, Sha256};
 
 use self::ingest::{DATA, Meta};
@@ -175,6 +175,13 @@ impl LocalStore {
             Some(desc) => (Some(desc.size()), Some(desc.digest().clone())),
             None => (None, None),
         };
+        if let Some(d) = &expected
+            && d.algorithm() != &DigestAlgorithm::Sha256
+        {
+            return Err(Error::InvalidArgument(format!(
+                "{d}: writers compute sha256 digests only"
+            )));
+        }
         if let Some(d) = &expected
             && self.blob_path(d).exists()
         {

@@ -293,3 +293,21 @@ async fn a_failed_write_poisons_the_writer_until_truncate() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn writer_refuses_an_expected_digest_it_cannot_compute() {
+    let (_tmp, store) = store();
+    let sha512: Digest = format!("sha512:{}", "ab".repeat(64)).parse().unwrap();
+    let desc = DescriptorBuilder::default()
+        .media_type(MediaType::ImageLayer)
+        .digest(sha512)
+        .size(1u64)
+        .build()
+        .unwrap();
+    let err = store
+        .writer(WriterOpts::new("r").expected(desc))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+}
