@@ -14,8 +14,9 @@ const COPY_BUF: usize = 1 << 20;
 /// `reader` must yield the content starting at `writer.offset()` (the resume point; a
 /// fetcher asks the registry for that range). A commit that finds the blob already present
 /// counts as success, as in containerd. Fails with `FailedPrecondition` when the reader
-/// yields more or fewer bytes than `size` or different ones; the ingest is then kept
-/// for a later writer to resume or [`Writer::truncate`].
+/// yields more or fewer bytes than `size` (the ingest is kept, for a later writer to
+/// resume) or bytes that do not hash to `expected` (the ingest is emptied, so a retry
+/// starts from the first byte rather than trusting the bad data).
 pub async fn copy(
     mut writer: Box<dyn Writer>,
     reader: impl AsyncRead + Unpin,
@@ -61,6 +62,17 @@ pub async fn copy(
                 actual: size + extra as u64,
             });
         }
+    }
+    let actual = writer.digest();
+    if copied == size && actual != *expected {
+        // Right length, wrong bytes (typically a resumed prefix written from other data):
+        // drop them, so that a retry starts clean instead of failing the same way forever.
+        writer.truncate(0).await?;
+        return Err(Error::DigestMismatch {
+            what: what(),
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        });
     }
     match writer.commit(size, Some(expected)).await {
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
@@ -150,5 +162,26 @@ mod tests {
         assert_eq!(store.info(desc.digest()).await.unwrap().size, 17);
         // And once more: the blob exists, nothing to do.
         write_blob(&store, "res", &desc, &data[..]).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_wrong_resumed_prefix_is_discarded_so_the_retry_succeeds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(tmp.path()).unwrap();
+        let data = b"the real content";
+        let desc = desc_of(data);
+        // Someone left other bytes under the same ref, with no expectation recorded.
+        let mut w = store.writer(WriterOpts::new("shared")).await.unwrap();
+        w.write_all(b"WRONG").await.unwrap();
+        drop(w);
+        let err = write_blob(&store, "shared", &desc, &data[..])
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
+        assert_eq!(store.status("shared").await.unwrap().offset, 0);
+        write_blob(&store, "shared", &desc, &data[..])
+            .await
+            .unwrap();
+        assert_eq!(store.info(desc.digest()).await.unwrap().size, 16);
     }
 }
