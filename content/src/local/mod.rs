@@ -254,8 +254,9 @@ impl LocalStore {
             started_at: meta.started_at,
             updated_at: now,
             buf: Vec::new(),
-            spare: None,
-            inflight: None,
+            spare: Vec::new(),
+            inflight: std::collections::VecDeque::new(),
+            last_done: None,
             poisoned: false,
         })
     }

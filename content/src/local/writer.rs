@@ -1,11 +1,13 @@
 //! [`LocalWriter`]: the [`Writer`] of the local store.
 //!
 //! Bytes are hashed on the caller's task as they arrive and copied into a chunk buffer; full
-//! chunks are written to `data` by a blocking task while the caller fills (and hashes) the
-//! next one, so hashing and disk writes overlap. At most one chunk is in flight and chunks
-//! are written in order, so whatever a crash leaves in `data` is always a prefix of the
-//! stream: a resuming writer can trust the file's length and re-hash it.
+//! chunks are written to `data` by blocking tasks while the caller fills (and hashes) the
+//! next ones, so hashing and disk writes overlap. A few chunks may be queued (to ride out
+//! a descheduled writer thread), but each waits for its predecessor and none is written
+//! after one failed, so whatever a crash or error leaves in `data` is always a prefix of
+//! the stream: a resuming writer can trust the file's length and re-hash it.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, PermissionsExt};
@@ -29,7 +31,14 @@ use crate::{Error, Result, Status, Writer};
 /// Bytes gathered before a chunk is handed to the blocking writer.
 const CHUNK: usize = 1 << 20;
 
+/// Chunks that may be queued for writing at once: memory per writer stays within
+/// `(DEPTH + 1) * CHUNK`.
+const DEPTH: usize = 4;
+
 type Inflight = JoinHandle<io::Result<Vec<u8>>>;
+
+/// Tells the next chunk whether this one was written (the mutex only makes it `Sync`).
+type DoneSignal = std::sync::Mutex<std::sync::mpsc::Receiver<bool>>;
 
 /// An open ingest in a [`LocalStore`](super::LocalStore). Holds the ref's lock until it is
 /// committed or dropped.
@@ -49,9 +58,12 @@ pub(crate) struct LocalWriter {
     pub(super) updated_at: SystemTime,
     /// Accepted bytes not yet handed to the blocking writer; they end at `offset`.
     pub(super) buf: Vec<u8>,
-    /// A buffer returned by the last finished write, reused for the next chunk.
-    pub(super) spare: Option<Vec<u8>>,
-    pub(super) inflight: Option<Inflight>,
+    /// Buffers returned by finished writes, reused for the next chunks.
+    pub(super) spare: Vec<Vec<u8>>,
+    /// Queued chunk writes, oldest first.
+    pub(super) inflight: VecDeque<Inflight>,
+    /// Completion signal of the newest queued chunk; the next chunk waits for it.
+    pub(super) last_done: Option<DoneSignal>,
     /// Set when a write to `data` failed: from then on `offset` and the hash describe bytes
     /// that are not all on disk, so every further write or commit fails until
     /// [`Writer::truncate`] re-reads the file (or a new writer resumes from it).
@@ -59,20 +71,26 @@ pub(crate) struct LocalWriter {
 }
 
 impl LocalWriter {
-    /// Waits for the in-flight chunk (if any) and takes its buffer back.
-    fn poll_inflight(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.poisoned {
-            return Poll::Ready(Err(io::Error::other(
-                "an earlier write to this ingest failed; truncate or reopen it",
-            )));
-        }
-        if let Some(handle) = self.inflight.as_mut() {
+    /// Waits until at most `keep` chunk writes are queued, taking finished buffers back.
+    fn poll_inflight(&mut self, cx: &mut Context<'_>, keep: usize) -> Poll<io::Result<()>> {
+        loop {
+            if self.poisoned {
+                return Poll::Ready(Err(io::Error::other(
+                    "an earlier write to this ingest failed; truncate or reopen it",
+                )));
+            }
+            if self.inflight.len() <= keep {
+                return Poll::Ready(Ok(()));
+            }
+            let Some(handle) = self.inflight.front_mut() else {
+                return Poll::Ready(Ok(()));
+            };
             let res = ready!(Pin::new(handle).poll(cx));
-            self.inflight = None;
+            self.inflight.pop_front();
             match res.map_err(io::Error::other).and_then(|r| r) {
                 Ok(mut buf) => {
                     buf.clear();
-                    self.spare = Some(buf);
+                    self.spare.push(buf);
                 }
                 Err(e) => {
                     self.poisoned = true;
@@ -81,7 +99,16 @@ impl LocalWriter {
                 }
             }
         }
-        Poll::Ready(Ok(()))
+    }
+
+    /// Waits for every queued write, whatever its outcome (used before truncating).
+    async fn drain(&mut self) {
+        while let Some(handle) = self.inflight.pop_front() {
+            if !matches!(handle.await, Ok(Ok(_))) {
+                self.poisoned = true;
+            }
+        }
+        self.last_done = None;
     }
 
     /// Hands `buf` to a blocking task that writes it at its place in `data`.
@@ -92,14 +119,28 @@ impl LocalWriter {
         let handle = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
         let next = self
             .spare
-            .take()
+            .pop()
             .unwrap_or_else(|| Vec::with_capacity(CHUNK));
         let buf = std::mem::replace(&mut self.buf, next);
         let pos = self.offset - buf.len() as u64;
         let file = Arc::clone(&self.file);
-        self.inflight = Some(handle.spawn_blocking(move || {
-            file.write_all_at(&buf, pos)?;
-            Ok(buf)
+        let prev = self.last_done.take();
+        let (done, done_rx) = std::sync::mpsc::sync_channel(1);
+        self.last_done = Some(std::sync::Mutex::new(done_rx));
+        self.inflight.push_back(handle.spawn_blocking(move || {
+            // In order, and never after a failed chunk: `data` stays a prefix.
+            let prev_ok = prev.is_none_or(|p| {
+                p.into_inner()
+                    .map(|rx| rx.recv().unwrap_or(false))
+                    .unwrap_or(false)
+            });
+            let res = if prev_ok {
+                file.write_all_at(&buf, pos).map(|()| buf)
+            } else {
+                Err(io::Error::other("an earlier chunk of this ingest failed"))
+            };
+            let _ = done.send(res.is_ok());
+            res
         }));
         Ok(())
     }
@@ -157,7 +198,7 @@ impl AsyncWrite for LocalWriter {
             return Poll::Ready(Ok(0));
         }
         if this.poisoned || this.buf.len() >= CHUNK {
-            ready!(this.poll_inflight(cx))?;
+            ready!(this.poll_inflight(cx, DEPTH - 1))?;
             this.dispatch()?;
         }
         let n = data.len().min(CHUNK - this.buf.len());
@@ -171,11 +212,12 @@ impl AsyncWrite for LocalWriter {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            ready!(this.poll_inflight(cx))?;
             if this.buf.is_empty() {
+                ready!(this.poll_inflight(cx, 0))?;
                 this.updated_at = SystemTime::now();
                 return Poll::Ready(Ok(()));
             }
+            ready!(this.poll_inflight(cx, DEPTH - 1))?;
             this.dispatch()?;
         }
     }
@@ -207,6 +249,7 @@ impl Writer for LocalWriter {
         {
             return Err(e);
         }
+        self.drain().await;
         let file = Arc::clone(&self.file);
         let path = self.dir.join(DATA);
         let reference = self.reference.clone();
@@ -252,7 +295,7 @@ impl Drop for LocalWriter {
     fn drop(&mut self) {
         // Keep the partial data for a resuming writer, and release the lock only once no
         // write of ours can still land in `data`.
-        if let Some(handle) = self.inflight.take() {
+        for handle in std::mem::take(&mut self.inflight) {
             let ok = matches!(futures::executor::block_on(handle), Ok(Ok(_)));
             // Writing `buf` after a failed chunk would leave a hole in `data`.
             self.poisoned |= !ok;
