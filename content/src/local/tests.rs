@@ -311,3 +311,36 @@ async fn writer_refuses_an_expected_digest_it_cannot_compute() {
         .unwrap();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
 }
+
+#[tokio::test]
+async fn chunks_queued_after_a_failed_one_are_never_written() {
+    let (_tmp, store) = store();
+    let mut w = store.open_writer(WriterOpts::new("q")).unwrap();
+    let path = store
+        .root()
+        .join("ingest")
+        .join(ingest::dir_name("q"))
+        .join("data");
+    let rw = std::sync::Arc::clone(&w.file);
+    let ro = std::sync::Arc::new(std::fs::File::open(&path).unwrap());
+    let mib = 1 << 20;
+    // Each chunk is handed to its write task (with the descriptor current at that moment)
+    // when the next one arrives: A gets a good descriptor, B a failing one, C and D good.
+    w.write_all(&vec![b'A'; mib]).await.unwrap();
+    let mut results = Vec::new();
+    for (fill, file) in [(b'B', &rw), (b'C', &ro), (b'D', &rw)] {
+        w.file = std::sync::Arc::clone(file);
+        results.push(w.write_all(&vec![fill; mib]).await.is_ok());
+    }
+    w.file = rw;
+    results.push(w.flush().await.is_ok());
+    assert!(results.contains(&false), "the failed chunk must surface");
+    drop(w);
+    let data = std::fs::read(&path).unwrap();
+    assert_eq!(
+        data.len(),
+        mib,
+        "only the prefix before the failure is stored"
+    );
+    assert!(data.iter().all(|b| *b == b'A'));
+}
