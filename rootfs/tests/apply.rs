@@ -444,3 +444,23 @@ async fn apply_async_streams_from_an_async_reader() {
         1_000_000
     );
 }
+
+#[test]
+fn entries_in_a_setgid_directory_keep_their_recorded_group() {
+    let sb = Sandbox::new();
+    let mut lower = Layer::new();
+    lower.gid = 5678;
+    lower.dir("sg", 0o2775);
+    apply(&lower.build()[..], &sb.root, &opts()).unwrap();
+    // Root-owned entries: the kernel would give them the directory's group.
+    let upper = Layer::new()
+        .file("sg/f", b"x", 0o644)
+        .dir("sg/d", 0o755)
+        .symlink("f", "sg/l")
+        .build();
+    apply(&upper[..], &sb.root, &opts()).unwrap();
+    for p in ["sg/f", "sg/d", "sg/l"] {
+        assert_eq!(md(&sb.root, p).gid(), 0, "{p}");
+    }
+    assert_eq!(md(&sb.root, "sg").gid(), 5678);
+}

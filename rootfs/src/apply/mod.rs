@@ -92,9 +92,15 @@ pub struct Applied {
     pub compression: Compression,
 }
 
-/// Data chunks are at most this big; the queue holds at most `QUEUE` messages.
+/// Data chunks are at most this big.
 const CHUNK: usize = 256 * 1024;
-const QUEUE: usize = 64;
+/// Batches in flight between the parse and write stages.
+const QUEUE: usize = 8;
+/// A batch is sent once it holds this many bytes of data or this many messages.
+const BATCH_BYTES: usize = 1024 * 1024;
+const BATCH_LEN: usize = 256;
+/// Decoded chunks in flight between the inflate and parse stages.
+const RAW_QUEUE: usize = 16;
 
 enum Msg {
     Begin(Box<Header>),
@@ -107,16 +113,27 @@ enum Msg {
 ///
 /// Every path is resolved inside `root` as if it were `/`; an entry that would reach
 /// outside is kept inside or rejected. On error `root` is left partly applied: discard it.
-pub fn apply<R: Read>(reader: R, root: &Path, options: &ApplyOptions) -> Result<Applied> {
-    let (stream, compression) = stream::open(reader)?;
+pub fn apply<R: Read + Send>(reader: R, root: &Path, options: &ApplyOptions) -> Result<Applied> {
+    let mut input = io::BufReader::with_capacity(stream::BUF_SIZE, reader);
+    let compression = stream::detect(&mut input)?;
     let applier = Applier::new(root, options)?;
     std::thread::scope(|s| {
-        let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
+        // Three stages: inflate | hash + parse | filesystem writes.
+        let (raw_tx, raw_rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(RAW_QUEUE);
+        std::thread::Builder::new()
+            .name("dist-rootfs-inflate".into())
+            .spawn_scoped(s, move || {
+                stream::inflate(input, compression, CHUNK, &raw_tx)
+            })
+            .map_err(|e| Error::io("spawn inflate thread", e))?;
+        let (tx, rx) = mpsc::sync_channel::<Vec<Msg>>(QUEUE);
         let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
         let writer = std::thread::Builder::new()
             .name("dist-rootfs-apply".into())
             .spawn_scoped(s, move || write_entries(applier, rx, spare_tx))
             .map_err(|e| Error::io("spawn applier thread", e))?;
+        let stream = stream::hashed(Box::new(stream::ChunkReader::new(raw_rx)));
+        // Dropping the stream (inside) tells the inflate thread to stop early on errors.
         let parsed = read_entries(stream, &tx, &spare_rx);
         drop(tx);
         let written = match writer.join() {
@@ -136,29 +153,68 @@ pub fn apply<R: Read>(reader: R, root: &Path, options: &ApplyOptions) -> Result<
 
 fn write_entries(
     mut applier: Applier<'_>,
-    rx: mpsc::Receiver<Msg>,
+    rx: mpsc::Receiver<Vec<Msg>>,
     spare: mpsc::Sender<Vec<u8>>,
 ) -> Result<()> {
-    while let Ok(msg) = rx.recv() {
-        match msg {
-            Msg::Begin(h) => applier.begin(*h)?,
-            Msg::Data(buf) => {
-                applier.data(&buf)?;
-                let _ = spare.send(buf);
+    while let Ok(batch) = rx.recv() {
+        for msg in batch {
+            match msg {
+                Msg::Begin(h) => applier.begin(*h)?,
+                Msg::Data(buf) => {
+                    applier.data(&buf)?;
+                    let _ = spare.send(buf);
+                }
+                Msg::Finish => return applier.finish(),
             }
-            Msg::Finish => return applier.finish(),
         }
     }
     // The reader stopped early (its error is reported); leave the tree as it is.
     Ok(())
 }
 
+/// Groups messages so the two threads hand over work (and wake each other) once per
+/// batch instead of once per entry.
+struct Batcher<'a> {
+    tx: &'a mpsc::SyncSender<Vec<Msg>>,
+    batch: Vec<Msg>,
+    bytes: usize,
+}
+
+impl Batcher<'_> {
+    fn push(&mut self, msg: Msg) -> Result<()> {
+        self.bytes += match &msg {
+            Msg::Data(b) => b.len(),
+            _ => 512,
+        };
+        self.batch.push(msg);
+        if self.bytes >= BATCH_BYTES || self.batch.len() >= BATCH_LEN {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_LEN));
+        self.bytes = 0;
+        self.tx
+            .send(batch)
+            .map_err(|_| Error::io("applier", io::Error::other("applier stopped")))
+    }
+}
+
 fn read_entries(
     mut stream: stream::LayerStream<'_>,
-    tx: &mpsc::SyncSender<Msg>,
+    tx: &mpsc::SyncSender<Vec<Msg>>,
     spare: &mpsc::Receiver<Vec<u8>>,
 ) -> Result<(String, u64)> {
-    let closed = || Error::io("applier", io::Error::other("applier stopped"));
+    let mut out = Batcher {
+        tx,
+        batch: Vec::with_capacity(BATCH_LEN),
+        bytes: 0,
+    };
     let mut last = String::from("start of archive");
     {
         let mut archive = tar::Archive::new(&mut stream);
@@ -177,7 +233,7 @@ fn read_entries(
             last.clone_from(&h.name);
             let is_file = h.kind == Kind::File;
             let mut remaining = h.size;
-            tx.send(Msg::Begin(Box::new(h))).map_err(|_| closed())?;
+            out.push(Msg::Begin(Box::new(h)))?;
             while is_file && remaining > 0 {
                 let n = usize::try_from(remaining).unwrap_or(CHUNK).min(CHUNK);
                 let mut buf = spare.try_recv().unwrap_or_default();
@@ -187,12 +243,13 @@ fn read_entries(
                     source: e,
                 })?;
                 remaining -= n as u64;
-                tx.send(Msg::Data(buf)).map_err(|_| closed())?;
+                out.push(Msg::Data(buf))?;
             }
         }
     }
     let done = stream::drain(stream)?;
-    tx.send(Msg::Finish).map_err(|_| closed())?;
+    out.push(Msg::Finish)?;
+    out.flush()?;
     Ok(done)
 }
 

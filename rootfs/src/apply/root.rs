@@ -20,7 +20,7 @@ pub(crate) struct Root {
     fd: OwnedFd,
     /// The parent directory most recently opened, reused for consecutive entries in one
     /// directory; dropped whenever anything is removed, since that may change resolution.
-    cache: Option<(RelPath, OwnedFd)>,
+    cache: Option<(RelPath, OwnedFd, bool)>,
 }
 
 fn resolve() -> ResolveFlags {
@@ -71,13 +71,14 @@ impl Root {
     }
 
     /// The directory `path`, creating missing components (mode 0755, as tar does) when
-    /// `create`. `Ok(None)` when it is missing and `create` is false.
+    /// `create`, with whether it is setgid (new entries then take its group). `Ok(None)`
+    /// when it is missing and `create` is false.
     pub(crate) fn dir(
         &mut self,
         path: &[OsString],
         create: bool,
-    ) -> io::Result<Option<BorrowedFd<'_>>> {
-        let hit = matches!(&self.cache, Some((p, _)) if p.as_slice() == path);
+    ) -> io::Result<Option<(BorrowedFd<'_>, bool)>> {
+        let hit = matches!(&self.cache, Some((p, _, _)) if p.as_slice() == path);
         if !hit {
             let fd = match self.open_dir(path, true) {
                 Ok(fd) => fd,
@@ -87,9 +88,13 @@ impl Root {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(e),
             };
-            self.cache = Some((path.to_vec(), fd));
+            let setgid = rustix::fs::fstat(&fd)?.st_mode & 0o2000 != 0;
+            self.cache = Some((path.to_vec(), fd, setgid));
         }
-        Ok(self.cache.as_ref().map(|(_, fd)| fd.as_fd()))
+        Ok(self
+            .cache
+            .as_ref()
+            .map(|(_, fd, setgid)| (fd.as_fd(), *setgid)))
     }
 
     fn create_dirs(&self, path: &[OsString]) -> io::Result<OwnedFd> {

@@ -2,6 +2,7 @@
 //! DiffID hashed over every uncompressed byte.
 
 use std::io::{self, BufRead, BufReader, Read};
+use std::sync::mpsc;
 
 use sha2::{Digest as _, Sha256};
 
@@ -105,6 +106,7 @@ impl<R: Read> Read for HashingReader<R> {
 pub(crate) type LayerStream<'a> = BufReader<HashingReader<Box<dyn Read + 'a>>>;
 
 /// Builds the stream the tar parser reads: input -> detect -> decode -> hash -> buffer.
+#[cfg(test)]
 pub(crate) fn open<'a, R: Read + 'a>(input: R) -> Result<(LayerStream<'a>, Compression)> {
     let mut input = BufReader::with_capacity(BUF_SIZE, input);
     let compression = detect(&mut input)?;
@@ -113,6 +115,82 @@ pub(crate) fn open<'a, R: Read + 'a>(input: R) -> Result<(LayerStream<'a>, Compr
         BufReader::with_capacity(BUF_SIZE, HashingReader::new(decoded)),
         compression,
     ))
+}
+
+/// Wraps decoded bytes in the hashing, buffered stream the tar parser reads.
+pub(crate) fn hashed<'a>(decoded: Box<dyn Read + 'a>) -> LayerStream<'a> {
+    BufReader::with_capacity(BUF_SIZE, HashingReader::new(decoded))
+}
+
+/// The inflate stage: decodes `input` and sends the bytes in chunks of up to `chunk`
+/// bytes; a decode error is sent as the last item. Stops when the receiver is gone.
+pub(crate) fn inflate<R: BufRead>(
+    input: R,
+    compression: Compression,
+    chunk: usize,
+    tx: &mpsc::SyncSender<io::Result<Vec<u8>>>,
+) {
+    let mut dec = match decoder(input, compression) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = tx.send(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                e.to_string(),
+            )));
+            return;
+        }
+    };
+    loop {
+        let mut buf = Vec::with_capacity(chunk);
+        match (&mut dec).take(chunk as u64).read_to_end(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {
+                if tx.send(Ok(buf)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        }
+    }
+}
+
+/// Reads the chunks the inflate stage sends.
+pub(crate) struct ChunkReader {
+    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl ChunkReader {
+    pub(crate) fn new(rx: mpsc::Receiver<io::Result<Vec<u8>>>) -> Self {
+        ChunkReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.cur = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// Reads the rest of the stream to EOF so trailing zero blocks are part of the DiffID, then

@@ -24,6 +24,8 @@ pub(crate) const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 struct OpenFile {
     file: File,
     header: Header,
+    /// The owner to set, when it differs from the creator's.
+    owner: Option<(u32, u32)>,
 }
 
 /// Directory metadata applied after the directory's contents.
@@ -42,6 +44,8 @@ pub(crate) struct Applier<'o> {
     ours: HashSet<RelPath>,
     dirs: Vec<DeferredDir>,
     open: Option<OpenFile>,
+    /// The (uid, gid) new inodes get: a chown to it is skipped.
+    creator: (u32, u32),
 }
 
 fn ctx(h: &Header, what: &str) -> impl FnOnce(io::Error) -> Error {
@@ -90,6 +94,10 @@ impl<'o> Applier<'o> {
             ours: HashSet::new(),
             dirs: Vec::new(),
             open: None,
+            creator: (
+                rustix::process::geteuid().as_raw(),
+                rustix::process::getegid().as_raw(),
+            ),
         })
     }
 
@@ -178,38 +186,59 @@ impl<'o> Applier<'o> {
             Kind::Hardlink(target) => Some(self.hardlink_source(&h, target)?),
             _ => None,
         };
-        let parent = self
+        let (parent, parent_setgid) = self
             .root
             .dir(parent_path, true)
             .map_err(ctx(&h, "create parent directories"))?
             .ok_or_else(|| Error::entry(&h.name, "parent directory missing"))?;
-        if let Some(st) = root::lstat(parent, name).map_err(ctx(&h, "lstat"))?
-            && !(root::is_dir(&st) && h.kind == Kind::Dir)
-        {
-            root::remove_all(parent, name).map_err(ctx(&h, "replace existing"))?;
-        }
+        // New inodes already belong to us; skip the chown when that is what the entry wants.
+        let owner = owner.filter(|o| *o != self.creator || parent_setgid);
+        // Create first and replace only on EEXIST: one syscall for the common case.
+        let replacing =
+            |what: &str, make: &mut dyn FnMut() -> rustix::io::Result<()>| -> Result<()> {
+                match make() {
+                    Err(Errno::EXIST) => {
+                        root::remove_all(parent, name).map_err(ctx(&h, "replace existing"))?;
+                        make().map_err(errno_ctx(&h, what))
+                    }
+                    r => r.map_err(errno_ctx(&h, what)),
+                }
+            };
         match &h.kind {
             Kind::File => {
-                let fd = rustix::fs::openat(
-                    parent,
-                    name,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(errno_ctx(&h, "create file"))?;
+                let mut fd = None;
+                replacing("create file", &mut || {
+                    fd = Some(rustix::fs::openat(
+                        parent,
+                        name,
+                        OFlags::WRONLY
+                            | OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o600),
+                    )?);
+                    Ok(())
+                })?;
+                let fd = fd.ok_or_else(|| Error::entry(&h.name, "create file"))?;
                 self.open = Some(OpenFile {
                     file: File::from(fd),
                     header: h,
+                    owner,
                 });
                 Ok(())
             }
             Kind::Dir => {
                 match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
-                    Ok(()) | Err(Errno::EXIST) => {}
+                    Ok(()) => {}
+                    Err(Errno::EXIST) => {
+                        let st = root::lstat(parent, name).map_err(ctx(&h, "lstat"))?;
+                        if !st.is_some_and(|st| root::is_dir(&st)) {
+                            root::remove_all(parent, name).map_err(ctx(&h, "replace existing"))?;
+                            rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700))
+                                .map_err(errno_ctx(&h, "mkdir"))?;
+                        }
+                    }
                     Err(e) => return Err(errno_ctx(&h, "mkdir")(e)),
                 }
                 let fd = rustix::fs::openat(
@@ -228,15 +257,17 @@ impl<'o> Applier<'o> {
                 Ok(())
             }
             Kind::Symlink(target) => {
-                rustix::fs::symlinkat(target.as_os_str(), parent, name)
-                    .map_err(errno_ctx(&h, "symlink"))?;
+                replacing("symlink", &mut || {
+                    rustix::fs::symlinkat(target.as_os_str(), parent, name)
+                })?;
                 Self::at_metadata(parent, name, &h, owner, false)
             }
             Kind::Hardlink(_) => {
                 let (src_dir, src_name) =
                     link_src.ok_or_else(|| Error::entry(&h.name, "hardlink source"))?;
-                rustix::fs::linkat(&src_dir, &src_name, parent, name, AtFlags::empty())
-                    .map_err(errno_ctx(&h, "hardlink"))
+                replacing("hardlink", &mut || {
+                    rustix::fs::linkat(&src_dir, &src_name, parent, name, AtFlags::empty())
+                })
             }
             Kind::Fifo | Kind::Char(..) | Kind::Block(..) => {
                 let (ft, dev) = match h.kind {
@@ -244,7 +275,15 @@ impl<'o> Applier<'o> {
                     Kind::Block(ma, mi) => (FileType::BlockDevice, rustix::fs::makedev(ma, mi)),
                     _ => (FileType::Fifo, 0),
                 };
-                match rustix::fs::mknodat(parent, name, ft, Mode::from_raw_mode(0o600), dev) {
+                let mut made = Ok(());
+                replacing("mknod", &mut || {
+                    made = rustix::fs::mknodat(parent, name, ft, Mode::from_raw_mode(0o600), dev);
+                    match made {
+                        Err(Errno::PERM) => Ok(()),
+                        r => r,
+                    }
+                })?;
+                match made {
                     Ok(()) => Self::at_metadata(parent, name, &h, owner, true),
                     Err(Errno::PERM) if ft != FileType::Fifo => {
                         tracing::info!(entry = %h.name, "skipping device node: not privileged to create it");
@@ -293,8 +332,7 @@ impl<'o> Applier<'o> {
 
     fn close_file(&mut self) -> Result<()> {
         if let Some(f) = self.open.take() {
-            let owner = self.owner(&f.header)?;
-            Self::fd_metadata(&f.file, &f.header, owner, true)?;
+            Self::fd_metadata(&f.file, &f.header, f.owner, true)?;
         }
         Ok(())
     }
@@ -409,7 +447,7 @@ impl<'o> Applier<'o> {
         match self.opts.whiteouts {
             WhiteoutMode::Remove => {
                 let parent = match self.root.dir(parent_path, false) {
-                    Ok(Some(fd)) => fd,
+                    Ok(Some((fd, _))) => fd,
                     // A missing or non-directory parent has nothing to remove.
                     Ok(None) => return Ok(()),
                     Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTDIR | libc::ELOOP)) => {
@@ -427,7 +465,7 @@ impl<'o> Applier<'o> {
             }
             WhiteoutMode::Overlay => {
                 self.mark_ours(&h.path);
-                let parent = self
+                let (parent, _) = self
                     .root
                     .dir(parent_path, true)
                     .map_err(ctx(h, "create parent directories"))?
@@ -483,7 +521,7 @@ impl<'o> Applier<'o> {
             }
             WhiteoutMode::Overlay => {
                 self.mark_ours(&h.path);
-                let dir = self
+                let (dir, _) = self
                     .root
                     .dir(&h.path, true)
                     .map_err(ctx(h, "create opaque directory"))?
