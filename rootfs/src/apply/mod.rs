@@ -120,10 +120,11 @@ pub fn apply<R: Read + Send>(reader: R, root: &Path, options: &ApplyOptions) -> 
     std::thread::scope(|s| {
         // Three stages: inflate | hash + parse | filesystem writes.
         let (raw_tx, raw_rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(RAW_QUEUE);
+        let (raw_spare_tx, raw_spare_rx) = mpsc::channel::<Vec<u8>>();
         std::thread::Builder::new()
             .name("dist-rootfs-inflate".into())
             .spawn_scoped(s, move || {
-                stream::inflate(input, compression, CHUNK, &raw_tx)
+                stream::inflate(input, compression, CHUNK, &raw_tx, &raw_spare_rx)
             })
             .map_err(|e| Error::io("spawn inflate thread", e))?;
         let (tx, rx) = mpsc::sync_channel::<Vec<Msg>>(QUEUE);
@@ -132,7 +133,7 @@ pub fn apply<R: Read + Send>(reader: R, root: &Path, options: &ApplyOptions) -> 
             .name("dist-rootfs-apply".into())
             .spawn_scoped(s, move || write_entries(applier, rx, spare_tx))
             .map_err(|e| Error::io("spawn applier thread", e))?;
-        let stream = stream::hashed(Box::new(stream::ChunkReader::new(raw_rx)));
+        let stream = stream::hashed(Box::new(stream::ChunkReader::new(raw_rx, raw_spare_tx)));
         // Dropping the stream (inside) tells the inflate thread to stop early on errors.
         let parsed = read_entries(stream, &tx, &spare_rx);
         drop(tx);

@@ -129,6 +129,7 @@ pub(crate) fn inflate<R: BufRead>(
     compression: Compression,
     chunk: usize,
     tx: &mpsc::SyncSender<io::Result<Vec<u8>>>,
+    spare: &mpsc::Receiver<Vec<u8>>,
 ) {
     let mut dec = match decoder(input, compression) {
         Ok(d) => d,
@@ -141,7 +142,11 @@ pub(crate) fn inflate<R: BufRead>(
         }
     };
     loop {
-        let mut buf = Vec::with_capacity(chunk);
+        // Reuse buffers the reader is done with: fresh ones cost page faults and frees
+        // across threads.
+        let mut buf = spare.try_recv().unwrap_or_default();
+        buf.clear();
+        buf.reserve(chunk);
         match (&mut dec).take(chunk as u64).read_to_end(&mut buf) {
             Ok(0) => return,
             Ok(_) => {
@@ -160,14 +165,20 @@ pub(crate) fn inflate<R: BufRead>(
 /// Reads the chunks the inflate stage sends.
 pub(crate) struct ChunkReader {
     rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    spare: mpsc::Sender<Vec<u8>>,
     cur: Vec<u8>,
     pos: usize,
 }
 
 impl ChunkReader {
-    pub(crate) fn new(rx: mpsc::Receiver<io::Result<Vec<u8>>>) -> Self {
+    /// Reads chunks from `rx`, handing finished buffers back through `spare`.
+    pub(crate) fn new(
+        rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+        spare: mpsc::Sender<Vec<u8>>,
+    ) -> Self {
         ChunkReader {
             rx,
+            spare,
             cur: Vec::new(),
             pos: 0,
         }
@@ -179,7 +190,8 @@ impl Read for ChunkReader {
         while self.pos >= self.cur.len() {
             match self.rx.recv() {
                 Ok(Ok(chunk)) => {
-                    self.cur = chunk;
+                    let done = std::mem::replace(&mut self.cur, chunk);
+                    let _ = self.spare.send(done);
                     self.pos = 0;
                 }
                 Ok(Err(e)) => return Err(e),

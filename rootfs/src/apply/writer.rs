@@ -156,10 +156,12 @@ impl<'o> Applier<'o> {
     }
 
     fn mark_ours(&mut self, path: &[OsString]) {
-        for i in 1..=path.len() {
-            if !self.ours.contains(&path[..i]) {
-                self.ours.insert(path[..i].to_vec());
+        // Ancestors of a marked path are always marked: stop at the first one found.
+        for end in (1..=path.len()).rev() {
+            if self.ours.contains(&path[..end]) {
+                break;
             }
+            self.ours.insert(path[..end].to_vec());
         }
     }
 
