@@ -415,3 +415,31 @@ async fn overlay_snapshots_hold_only_their_changes_and_mount_to_the_flattened_tr
         Err(e) => eprintln!("SKIPPED overlay mount (no mount command): {e}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_apply_layers_of_one_chain_both_succeed_and_share_snapshots() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sn = NativeSnapshotter::new(tmp.path()).unwrap();
+    let p = MemProvider::default();
+    let ls = layers(&p);
+    let (a, b) = tokio::join!(apply_layers(&ls, &sn, &p), apply_layers(&ls, &sn, &p));
+    assert_eq!(a.unwrap(), b.unwrap());
+    let mut kinds = Vec::new();
+    sn.walk(&mut |i| {
+        kinds.push(i.kind);
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        kinds,
+        vec![SnapshotKind::Committed; 3],
+        "no active leftovers, no duplicates"
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("snapshots"))
+            .unwrap()
+            .count(),
+        3
+    );
+}
