@@ -32,10 +32,24 @@ impl IngestLock {
     /// Creates `dir` if needed and locks it, failing at once with [`Error::Locked`] when
     /// another writer (in any process) holds it.
     pub(crate) fn acquire(dir: &Path, reference: &str) -> Result<IngestLock> {
+        Self::lock(dir, reference, true)
+    }
+
+    /// Like [`acquire`](Self::acquire) but never creates the directory: fails with
+    /// [`Error::IngestNotFound`] when it is gone.
+    pub(crate) fn acquire_existing(dir: &Path, reference: &str) -> Result<IngestLock> {
+        Self::lock(dir, reference, false)
+    }
+
+    fn lock(dir: &Path, reference: &str, create: bool) -> Result<IngestLock> {
         let path = dir.join(LOCK_FILE);
         for _ in 0..MAX_ATTEMPTS {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+            if create {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+            } else if !dir.is_dir() {
+                return Err(Error::IngestNotFound(reference.to_owned()));
+            }
             let file = match OpenOptions::new()
                 .read(true)
                 .write(true)

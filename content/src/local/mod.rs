@@ -96,21 +96,45 @@ impl LocalStore {
     }
 
     /// Removes every ingest older than `max_age` that no writer holds, and returns what it
-    /// removed. Ingests locked by a live writer are skipped, however old.
+    /// removed. Ingests locked by a live writer are skipped, however old; staleness is
+    /// re-checked under the lock, so an ingest resumed meanwhile is kept. Directories a
+    /// crashed writer left before recording its ref are removed too (not returned).
     pub async fn prune_stale_ingests(&self, max_age: Duration) -> Result<Vec<Status>> {
         let store = self.clone();
-        blocking(move || {
-            let mut removed = Vec::new();
-            for status in store.stale_blocking(max_age)? {
-                match store.abort_blocking(&status.reference) {
-                    Ok(()) => removed.push(status),
-                    Err(Error::Locked(_) | Error::IngestNotFound(_)) => {}
-                    Err(e) => return Err(e),
+        blocking(move || store.prune_blocking(max_age)).await
+    }
+
+    fn prune_blocking(&self, max_age: Duration) -> Result<Vec<Status>> {
+        let now = SystemTime::now();
+        let stale = |t: SystemTime| now.duration_since(t).is_ok_and(|age| age > max_age);
+        let mut removed = Vec::new();
+        for dir in ingest::list_dirs(&self.ingest_root())? {
+            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+            let name = name.unwrap_or_default();
+            // Taken before locking: creating the lock file would touch it.
+            let dir_mtime = std::fs::metadata(&dir).and_then(|m| m.modified());
+            let lock = match IngestLock::acquire_existing(&dir, &name) {
+                Ok(lock) => lock,
+                Err(Error::Locked(_) | Error::IngestNotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            let remove = match ingest::read_status(&dir)? {
+                Some(status) if stale(status.updated_at) => {
+                    removed.push(status);
+                    true
                 }
+                Some(_) => false,
+                // No ref: a writer died between creating the directory and describing it.
+                None => dir_mtime.is_ok_and(stale),
+            };
+            if remove {
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| Error::io(format!("remove {}", dir.display()), e))?;
             }
-            Ok(removed)
-        })
-        .await
+            drop(lock);
+        }
+        removed.sort_by(|a, b| a.reference.cmp(&b.reference));
+        Ok(removed)
     }
 
     fn stale_blocking(&self, max_age: Duration) -> Result<Vec<Status>> {

@@ -197,6 +197,13 @@ async fn stale_ingests_are_listed_and_pruned_but_live_ones_kept() {
     let mut w = store.writer(WriterOpts::new("fresh")).await.unwrap();
     w.write_all(b"y").await.unwrap();
     drop(w);
+    // A directory a writer left before recording its ref, an hour ago.
+    let orphan = store.root().join("ingest").join("orphan");
+    std::fs::create_dir_all(&orphan).unwrap();
+    std::fs::File::open(&orphan)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
 
     let stale: Vec<String> = store
         .stale_ingests(Duration::from_secs(600))
@@ -222,6 +229,10 @@ async fn stale_ingests_are_listed_and_pruned_but_live_ones_kept() {
         .map(|s| s.reference)
         .collect();
     assert_eq!(left, ["fresh", "held"]);
+    assert!(
+        !orphan.exists(),
+        "an old directory without a ref is removed"
+    );
     drop(held);
 }
 
