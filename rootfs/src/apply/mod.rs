@@ -5,6 +5,7 @@
 //! chunks, so memory stays bounded whatever the layer's size.
 
 mod entry;
+mod metadata;
 pub(crate) mod root;
 mod stream;
 mod writer;

@@ -2,17 +2,17 @@
 //! semantics (replace, whiteout, opaque) and deferred directory metadata.
 
 use std::collections::HashSet;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, XattrFlags};
 use rustix::io::Errno;
 
 use super::entry::{Header, Kind, RelPath, display};
+use super::metadata::{self, ctx, errno_ctx, stat_times, times};
 use super::root::{self, Root};
 use super::{ApplyOptions, WhiteoutMode};
 use crate::{Error, Result, idmap};
@@ -46,41 +46,6 @@ pub(crate) struct Applier<'o> {
     open: Option<OpenFile>,
     /// The (uid, gid) new inodes get: a chown to it is skipped.
     creator: (u32, u32),
-}
-
-fn ctx(h: &Header, what: &str) -> impl FnOnce(io::Error) -> Error {
-    let entry = h.name.clone();
-    let what = what.to_owned();
-    move |e| Error::io(format!("entry {entry:?}: {what}"), e)
-}
-
-fn errno_ctx(h: &Header, what: &str) -> impl FnOnce(Errno) -> Error {
-    let f = ctx(h, what);
-    move |e| f(e.into())
-}
-
-fn times(mtime: (i64, u32)) -> Timestamps {
-    let t = Timespec {
-        tv_sec: mtime.0,
-        tv_nsec: i64::from(mtime.1),
-    };
-    Timestamps {
-        last_access: t,
-        last_modification: t,
-    }
-}
-
-fn stat_times(st: &rustix::fs::Stat) -> Timestamps {
-    Timestamps {
-        last_access: Timespec {
-            tv_sec: st.st_atime,
-            tv_nsec: st.st_atime_nsec as _,
-        },
-        last_modification: Timespec {
-            tv_sec: st.st_mtime,
-            tv_nsec: st.st_mtime_nsec as _,
-        },
-    }
 }
 
 impl<'o> Applier<'o> {
@@ -250,7 +215,7 @@ impl<'o> Applier<'o> {
                     Mode::empty(),
                 )
                 .map_err(errno_ctx(&h, "open directory"))?;
-                Self::fd_metadata(&fd, &h, owner, false)?;
+                metadata::fd_metadata(&fd, &h, owner, false)?;
                 self.dirs.push(DeferredDir {
                     path: h.path.clone(),
                     mode: h.mode,
@@ -262,7 +227,7 @@ impl<'o> Applier<'o> {
                 replacing("symlink", &mut || {
                     rustix::fs::symlinkat(target.as_os_str(), parent, name)
                 })?;
-                Self::at_metadata(parent, name, &h, owner, false)
+                metadata::at_metadata(parent, name, &h, owner, false)
             }
             Kind::Hardlink(_) => {
                 let (src_dir, src_name) =
@@ -286,7 +251,7 @@ impl<'o> Applier<'o> {
                     }
                 })?;
                 match made {
-                    Ok(()) => Self::at_metadata(parent, name, &h, owner, true),
+                    Ok(()) => metadata::at_metadata(parent, name, &h, owner, true),
                     Err(Errno::PERM) if ft != FileType::Fifo => {
                         tracing::info!(entry = %h.name, "skipping device node: not privileged to create it");
                         Ok(())
@@ -334,97 +299,9 @@ impl<'o> Applier<'o> {
 
     fn close_file(&mut self) -> Result<()> {
         if let Some(f) = self.open.take() {
-            Self::fd_metadata(&f.file, &f.header, f.owner, true)?;
+            metadata::fd_metadata(&f.file, &f.header, f.owner, true)?;
         }
         Ok(())
-    }
-
-    /// Owner, xattrs, then (unless deferred for directories) mode and times, through a
-    /// descriptor. Order matters: chown clears setuid bits and file capabilities.
-    fn fd_metadata(
-        fd: &impl AsFd,
-        h: &Header,
-        owner: Option<(u32, u32)>,
-        mode_and_times: bool,
-    ) -> Result<()> {
-        if let Some((u, g)) = owner {
-            rustix::fs::fchown(
-                fd,
-                Some(rustix::fs::Uid::from_raw(u)),
-                Some(rustix::fs::Gid::from_raw(g)),
-            )
-            .map_err(errno_ctx(h, "chown"))?;
-        }
-        for (k, v) in &h.xattrs {
-            if Self::skip_xattr(h, k) {
-                continue;
-            }
-            let r = rustix::fs::fsetxattr(fd, k.as_os_str(), v, XattrFlags::empty());
-            Self::xattr_result(h, k, r)?;
-        }
-        if mode_and_times {
-            rustix::fs::fchmod(fd, Mode::from_raw_mode(h.mode)).map_err(errno_ctx(h, "chmod"))?;
-            rustix::fs::futimens(fd, &times(h.mtime)).map_err(errno_ctx(h, "set times"))?;
-        }
-        Ok(())
-    }
-
-    /// The same for symlinks and special files, by name in their directory without
-    /// following the final component.
-    fn at_metadata(
-        dir: BorrowedFd<'_>,
-        name: &OsStr,
-        h: &Header,
-        owner: Option<(u32, u32)>,
-        chmod: bool,
-    ) -> Result<()> {
-        if let Some((u, g)) = owner {
-            rustix::fs::chownat(
-                dir,
-                name,
-                Some(rustix::fs::Uid::from_raw(u)),
-                Some(rustix::fs::Gid::from_raw(g)),
-                AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .map_err(errno_ctx(h, "chown"))?;
-        }
-        if !h.xattrs.is_empty() {
-            let p = root::proc_path(dir, name);
-            for (k, v) in &h.xattrs {
-                if Self::skip_xattr(h, k) {
-                    continue;
-                }
-                let r = rustix::fs::lsetxattr(&p, k.as_os_str(), v, XattrFlags::empty());
-                Self::xattr_result(h, k, r)?;
-            }
-        }
-        if chmod {
-            // Only special files get here; they were just created by mknodat, so the name
-            // is not a symlink (fchmodat cannot refuse to follow one on Linux).
-            rustix::fs::chmodat(dir, name, Mode::from_raw_mode(h.mode), AtFlags::empty())
-                .map_err(errno_ctx(h, "chmod"))?;
-        }
-        rustix::fs::utimensat(dir, name, &times(h.mtime), AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(errno_ctx(h, "set times"))
-    }
-
-    fn skip_xattr(h: &Header, name: &OsStr) -> bool {
-        if name.as_bytes().starts_with(b"trusted.overlay.") {
-            tracing::warn!(entry = %h.name, xattr = ?name, "ignoring overlayfs xattr from the layer");
-            return true;
-        }
-        false
-    }
-
-    fn xattr_result(h: &Header, name: &OsStr, r: rustix::io::Result<()>) -> Result<()> {
-        match r {
-            Ok(()) => Ok(()),
-            Err(Errno::PERM | Errno::NOTSUP | Errno::ACCESS) => {
-                tracing::warn!(entry = %h.name, xattr = ?name, "xattr not supported or not permitted here; skipped");
-                Ok(())
-            }
-            Err(e) => Err(errno_ctx(h, &format!("set xattr {name:?}"))(e)),
-        }
     }
 
     fn directory(&mut self, h: &Header) -> Result<()> {
@@ -433,7 +310,7 @@ impl<'o> Applier<'o> {
             .root
             .open_dir(&h.path, false)
             .map_err(ctx(h, "open directory"))?;
-        Self::fd_metadata(&fd, h, owner, false)?;
+        metadata::fd_metadata(&fd, h, owner, false)?;
         self.dirs.push(DeferredDir {
             path: h.path.clone(),
             mode: h.mode,

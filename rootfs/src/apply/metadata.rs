@@ -1,0 +1,138 @@
+//! Entry metadata: owner, xattrs, mode and times, applied in the one safe order (chown
+//! clears setuid bits and file capabilities, so it comes first; mode after).
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use rustix::fs::{AtFlags, Mode, Timespec, Timestamps, XattrFlags};
+use rustix::io::Errno;
+
+use super::entry::Header;
+use super::root;
+use crate::Error;
+use crate::Result;
+
+pub(super) fn ctx(h: &Header, what: &str) -> impl FnOnce(io::Error) -> Error {
+    let entry = h.name.clone();
+    let what = what.to_owned();
+    move |e| Error::io(format!("entry {entry:?}: {what}"), e)
+}
+
+pub(super) fn errno_ctx(h: &Header, what: &str) -> impl FnOnce(Errno) -> Error {
+    let f = ctx(h, what);
+    move |e| f(e.into())
+}
+
+pub(super) fn times(mtime: (i64, u32)) -> Timestamps {
+    let t = Timespec {
+        tv_sec: mtime.0,
+        tv_nsec: i64::from(mtime.1),
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
+pub(super) fn stat_times(st: &rustix::fs::Stat) -> Timestamps {
+    Timestamps {
+        last_access: Timespec {
+            tv_sec: st.st_atime,
+            tv_nsec: st.st_atime_nsec as _,
+        },
+        last_modification: Timespec {
+            tv_sec: st.st_mtime,
+            tv_nsec: st.st_mtime_nsec as _,
+        },
+    }
+}
+
+/// Owner, xattrs, then (unless deferred for directories) mode and times, through a
+/// descriptor. Order matters: chown clears setuid bits and file capabilities.
+pub(super) fn fd_metadata(
+    fd: &impl AsFd,
+    h: &Header,
+    owner: Option<(u32, u32)>,
+    mode_and_times: bool,
+) -> Result<()> {
+    if let Some((u, g)) = owner {
+        rustix::fs::fchown(
+            fd,
+            Some(rustix::fs::Uid::from_raw(u)),
+            Some(rustix::fs::Gid::from_raw(g)),
+        )
+        .map_err(errno_ctx(h, "chown"))?;
+    }
+    for (k, v) in &h.xattrs {
+        if skip_xattr(h, k) {
+            continue;
+        }
+        let r = rustix::fs::fsetxattr(fd, k.as_os_str(), v, XattrFlags::empty());
+        xattr_result(h, k, r)?;
+    }
+    if mode_and_times {
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(h.mode)).map_err(errno_ctx(h, "chmod"))?;
+        rustix::fs::futimens(fd, &times(h.mtime)).map_err(errno_ctx(h, "set times"))?;
+    }
+    Ok(())
+}
+
+/// The same for symlinks and special files, by name in their directory without
+/// following the final component.
+pub(super) fn at_metadata(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    h: &Header,
+    owner: Option<(u32, u32)>,
+    chmod: bool,
+) -> Result<()> {
+    if let Some((u, g)) = owner {
+        rustix::fs::chownat(
+            dir,
+            name,
+            Some(rustix::fs::Uid::from_raw(u)),
+            Some(rustix::fs::Gid::from_raw(g)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(errno_ctx(h, "chown"))?;
+    }
+    if !h.xattrs.is_empty() {
+        let p = root::proc_path(dir, name);
+        for (k, v) in &h.xattrs {
+            if skip_xattr(h, k) {
+                continue;
+            }
+            let r = rustix::fs::lsetxattr(&p, k.as_os_str(), v, XattrFlags::empty());
+            xattr_result(h, k, r)?;
+        }
+    }
+    if chmod {
+        // Only special files get here; they were just created by mknodat, so the name
+        // is not a symlink (fchmodat cannot refuse to follow one on Linux).
+        rustix::fs::chmodat(dir, name, Mode::from_raw_mode(h.mode), AtFlags::empty())
+            .map_err(errno_ctx(h, "chmod"))?;
+    }
+    rustix::fs::utimensat(dir, name, &times(h.mtime), AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(errno_ctx(h, "set times"))
+}
+
+fn skip_xattr(h: &Header, name: &OsStr) -> bool {
+    if name.as_bytes().starts_with(b"trusted.overlay.") {
+        tracing::warn!(entry = %h.name, xattr = ?name, "ignoring overlayfs xattr from the layer");
+        return true;
+    }
+    false
+}
+
+fn xattr_result(h: &Header, name: &OsStr, r: rustix::io::Result<()>) -> Result<()> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(Errno::PERM | Errno::NOTSUP | Errno::ACCESS) => {
+            tracing::warn!(entry = %h.name, xattr = ?name, "xattr not supported or not permitted here; skipped");
+            Ok(())
+        }
+        Err(e) => Err(errno_ctx(h, &format!("set xattr {name:?}"))(e)),
+    }
+}
