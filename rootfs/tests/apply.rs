@@ -198,6 +198,7 @@ fn xattrs_including_capabilities_are_set_and_overlay_ones_ignored() {
                 ("user.note", b"hi"),
                 ("security.capability", &cap),
                 ("trusted.overlay.opaque", b"y"),
+                ("user.overlay.redirect", b"/x"),
             ],
         )
         .entry(
@@ -222,6 +223,10 @@ fn xattrs_including_capabilities_are_set_and_overlay_ones_ignored() {
     );
     assert_eq!(
         xattr::get(r.join("ping"), "trusted.overlay.opaque").unwrap(),
+        None
+    );
+    assert_eq!(
+        xattr::get(r.join("ping"), "user.overlay.redirect").unwrap(),
         None
     );
     assert_eq!(xattr::get(r.join("d"), "user.dir").unwrap().unwrap(), b"1");
@@ -463,4 +468,25 @@ fn entries_in_a_setgid_directory_keep_their_recorded_group() {
         assert_eq!(md(&sb.root, p).gid(), 0, "{p}");
     }
     assert_eq!(md(&sb.root, "sg").gid(), 5678);
+}
+
+#[test]
+fn without_same_owner_everything_belongs_to_the_caller() {
+    let sb = Sandbox::new();
+    let mut l = Layer::new();
+    l.uid = 1234;
+    l.gid = 5678;
+    l.dir("d", 0o755)
+        .file("d/f", b"x", 0o4755)
+        .symlink("f", "d/l");
+    apply(&l.build()[..], &sb.root, &opts().same_owner(false)).unwrap();
+    let me = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
+    for p in ["d", "d/f", "d/l"] {
+        let m = md(&sb.root, p);
+        assert_eq!((m.uid(), m.gid()), me, "{p}");
+    }
+    assert_eq!(md(&sb.root, "d/f").permissions().mode() & 0o7777, 0o4755);
 }

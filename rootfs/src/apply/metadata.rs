@@ -119,7 +119,10 @@ pub(super) fn at_metadata(
 }
 
 fn skip_xattr(h: &Header, name: &OsStr) -> bool {
-    if name.as_bytes().starts_with(b"trusted.overlay.") {
+    // overlayfs reads these (`user.*` with the `userxattr` mount option): a layer must not
+    // be able to mark directories opaque or redirect lookups in another snapshot.
+    let n = name.as_bytes();
+    if n.starts_with(b"trusted.overlay.") || n.starts_with(b"user.overlay.") {
         tracing::warn!(entry = %h.name, xattr = ?name, "ignoring overlayfs xattr from the layer");
         return true;
     }
