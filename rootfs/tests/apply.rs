@@ -155,7 +155,9 @@ fn modes_owners_times_and_special_bits_are_exact() {
         .file("bin/sg", b"#!", 0o2711)
         .dir("tmp", 0o1777)
         .dir("ro", 0o555)
-        .file("ro/f", b"f", 0o444);
+        .file("ro/f", b"f", 0o444)
+        .file("ro/world-writable", b"w", 0o666)
+        .file("ro/none", b"n", 0o000);
     l.symlink("su", "bin/link");
     apply(&l.build()[..], r, &opts()).unwrap();
     for (p, mode) in [
@@ -164,6 +166,8 @@ fn modes_owners_times_and_special_bits_are_exact() {
         ("tmp", 0o1777),
         ("ro", 0o555),
         ("ro/f", 0o444),
+        ("ro/world-writable", 0o666),
+        ("ro/none", 0o000),
     ] {
         let m = md(r, p);
         assert_eq!(m.permissions().mode() & 0o7777, mode, "{p}");

@@ -49,13 +49,24 @@ pub(super) fn stat_times(st: &rustix::fs::Stat) -> Timestamps {
     }
 }
 
-/// Owner, xattrs, then (unless deferred for directories) mode and times, through a
-/// descriptor. Order matters: chown clears setuid bits and file capabilities.
+/// What [`fd_metadata`] sets besides owner and xattrs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Finish {
+    /// Nothing (directories: mode and times come after their contents).
+    Deferred,
+    /// Times only: the inode was created with its final mode.
+    Times,
+    /// Mode and times.
+    ModeAndTimes,
+}
+
+/// Owner, xattrs, then mode and times as `finish` says, through a descriptor. Order
+/// matters: chown clears setuid bits and file capabilities.
 pub(super) fn fd_metadata(
     fd: &impl AsFd,
     h: &Header,
     owner: Option<(u32, u32)>,
-    mode_and_times: bool,
+    finish: Finish,
 ) -> Result<()> {
     if let Some((u, g)) = owner {
         rustix::fs::fchown(
@@ -72,11 +83,20 @@ pub(super) fn fd_metadata(
         let r = rustix::fs::fsetxattr(fd, k.as_os_str(), v, XattrFlags::empty());
         xattr_result(h, k, r)?;
     }
-    if mode_and_times {
+    if finish == Finish::ModeAndTimes {
         rustix::fs::fchmod(fd, Mode::from_raw_mode(h.mode)).map_err(errno_ctx(h, "chmod"))?;
+    }
+    if finish != Finish::Deferred {
         rustix::fs::futimens(fd, &times(h.mtime)).map_err(errno_ctx(h, "set times"))?;
     }
     Ok(())
+}
+
+/// The process umask, read without changing it (`/proc/self/status`, Linux 4.7+).
+pub(super) fn current_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
 }
 
 /// The same for symlinks and special files, by name in their directory without

@@ -12,7 +12,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, XattrFlags};
 use rustix::io::Errno;
 
 use super::entry::{Header, Kind, RelPath, display};
-use super::metadata::{self, ctx, errno_ctx, stat_times, times};
+use super::metadata::{self, Finish, ctx, errno_ctx, stat_times, times};
 use super::root::{self, Root};
 use super::{ApplyOptions, WhiteoutMode};
 use crate::{Error, Result, idmap};
@@ -26,6 +26,8 @@ struct OpenFile {
     header: Header,
     /// The owner to set, when it differs from the creator's.
     owner: Option<(u32, u32)>,
+    /// Whether the mode still needs setting.
+    finish: Finish,
 }
 
 /// Directory metadata applied after the directory's contents.
@@ -46,6 +48,9 @@ pub(crate) struct Applier<'o> {
     open: Option<OpenFile>,
     /// The (uid, gid) new inodes get: a chown to it is skipped.
     creator: (u32, u32),
+    /// The process umask, when known: files whose mode it leaves intact are created with
+    /// their final mode.
+    umask: Option<u32>,
 }
 
 impl<'o> Applier<'o> {
@@ -63,6 +68,7 @@ impl<'o> Applier<'o> {
                 rustix::process::geteuid().as_raw(),
                 rustix::process::getegid().as_raw(),
             ),
+            umask: metadata::current_umask(),
         })
     }
 
@@ -173,6 +179,12 @@ impl<'o> Applier<'o> {
             };
         match &h.kind {
             Kind::File => {
+                // Create with the final mode when the umask keeps it intact and no special
+                // bit (which a chown would clear) is involved: saves an fchmod per file.
+                let exact = self
+                    .umask
+                    .is_some_and(|u| h.mode & 0o7000 == 0 && h.mode & u == 0);
+                let create_mode = if exact { h.mode } else { 0o600 };
                 let mut fd = None;
                 replacing("create file", &mut || {
                     fd = Some(rustix::fs::openat(
@@ -183,7 +195,7 @@ impl<'o> Applier<'o> {
                             | OFlags::EXCL
                             | OFlags::NOFOLLOW
                             | OFlags::CLOEXEC,
-                        Mode::from_raw_mode(0o600),
+                        Mode::from_raw_mode(create_mode),
                     )?);
                     Ok(())
                 })?;
@@ -192,6 +204,11 @@ impl<'o> Applier<'o> {
                     file: File::from(fd),
                     header: h,
                     owner,
+                    finish: if exact {
+                        Finish::Times
+                    } else {
+                        Finish::ModeAndTimes
+                    },
                 });
                 Ok(())
             }
@@ -215,7 +232,7 @@ impl<'o> Applier<'o> {
                     Mode::empty(),
                 )
                 .map_err(errno_ctx(&h, "open directory"))?;
-                metadata::fd_metadata(&fd, &h, owner, false)?;
+                metadata::fd_metadata(&fd, &h, owner, Finish::Deferred)?;
                 self.dirs.push(DeferredDir {
                     path: h.path.clone(),
                     mode: h.mode,
@@ -299,7 +316,7 @@ impl<'o> Applier<'o> {
 
     fn close_file(&mut self) -> Result<()> {
         if let Some(f) = self.open.take() {
-            metadata::fd_metadata(&f.file, &f.header, f.owner, true)?;
+            metadata::fd_metadata(&f.file, &f.header, f.owner, f.finish)?;
         }
         Ok(())
     }
@@ -310,7 +327,7 @@ impl<'o> Applier<'o> {
             .root
             .open_dir(&h.path, false)
             .map_err(ctx(h, "open directory"))?;
-        metadata::fd_metadata(&fd, h, owner, false)?;
+        metadata::fd_metadata(&fd, h, owner, Finish::Deferred)?;
         self.dirs.push(DeferredDir {
             path: h.path.clone(),
             mode: h.mode,
