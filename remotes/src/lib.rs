@@ -1,2 +1,28 @@
-//! Registry access: resolve references and fetch content.
+#![doc = include_str!("../README.md")]
+#![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
+
+mod auth;
+mod docker;
+mod error;
+mod fetcher;
+mod handler;
+mod hosts;
+mod media;
+mod resolver;
+mod retry;
+mod verify;
+
+pub use auth::{Anonymous, Credential, Credentials, DockerConfig, StaticCredentials};
+pub use docker::{
+    DEFAULT_MAX_MANIFEST_SIZE, DockerFetcher, DockerResolver, ParallelFetch, ResolverOptions,
+};
+pub use error::{Error, ErrorKind, Result};
+pub use fetcher::{ByteStream, Fetcher};
+pub use handler::{FetchHandler, fetch_handler, ref_key};
+pub use hosts::{
+    Capabilities, DOCKER_HUB, DOCKER_HUB_API, HostsConfig, RegistryHost, Scheme, TlsOptions,
+    is_loopback,
+};
+pub use resolver::Resolver;
+pub use retry::RetryPolicy;

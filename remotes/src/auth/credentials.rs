@@ -1,0 +1,288 @@
+//! Where registry credentials come from: the [`Credentials`] trait and its defaults.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use serde::Deserialize;
+
+use crate::hosts::{DOCKER_HUB, DOCKER_HUB_API};
+use crate::{Error, Result};
+
+/// A secret for one registry host.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Credential {
+    /// A user name and password (or personal access token).
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password.
+        password: String,
+    },
+    /// An OAuth2 refresh token (Docker's `identitytoken`), exchanged with a POST to the
+    /// token server.
+    RefreshToken {
+        /// The user name, if known (sent as the OAuth client's `username`, never as auth).
+        username: String,
+        /// The refresh token.
+        token: String,
+    },
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print secrets.
+        match self {
+            Credential::Basic { username, .. } => write!(f, "Basic({username:?}, ***)"),
+            Credential::RefreshToken { username, .. } => {
+                write!(f, "RefreshToken({username:?}, ***)")
+            }
+        }
+    }
+}
+
+/// Supplies credentials per registry host (`host[:port]` as connected to, e.g.
+/// `registry-1.docker.io` for Docker Hub).
+pub trait Credentials: Send + Sync {
+    /// The credential for `host`, or `None` to go anonymous.
+    fn credential(&self, host: &str) -> Option<Credential>;
+}
+
+/// No credentials: every request is anonymous.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Anonymous;
+
+impl Credentials for Anonymous {
+    fn credential(&self, _host: &str) -> Option<Credential> {
+        None
+    }
+}
+
+/// A fixed map from host to credential, for tools that take `--user` and for tests.
+#[derive(Debug, Clone, Default)]
+pub struct StaticCredentials(HashMap<String, Credential>);
+
+impl StaticCredentials {
+    /// An empty map.
+    pub fn new() -> Self {
+        StaticCredentials::default()
+    }
+
+    /// Adds user name and password for `host`.
+    pub fn with_basic(
+        mut self,
+        host: impl Into<String>,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        self.0.insert(
+            host.into(),
+            Credential::Basic {
+                username: username.into(),
+                password: password.into(),
+            },
+        );
+        self
+    }
+
+    /// Adds an arbitrary credential for `host`.
+    pub fn with(mut self, host: impl Into<String>, cred: Credential) -> Self {
+        self.0.insert(host.into(), cred);
+        self
+    }
+}
+
+impl Credentials for StaticCredentials {
+    fn credential(&self, host: &str) -> Option<Credential> {
+        self.0.get(host).cloned()
+    }
+}
+
+/// The `auths` section of Docker's `config.json`.
+///
+/// Reads `$DOCKER_CONFIG/config.json`, or `~/.docker/config.json`; entries carry a base64
+/// `auth` (`user:password`), or `username` and `password`, or an `identitytoken`.
+/// Credential helpers (`credsStore`) are not run.
+#[derive(Debug, Clone, Default)]
+pub struct DockerConfig {
+    auths: HashMap<String, Credential>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ConfigFile {
+    #[serde(default)]
+    auths: HashMap<String, AuthEntry>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct AuthEntry {
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    identitytoken: Option<String>,
+}
+
+impl DockerConfig {
+    /// Loads the default file; a missing file gives an empty configuration.
+    pub fn load() -> Result<Self> {
+        match Self::default_path() {
+            Some(path) => Self::from_file(&path),
+            None => Ok(DockerConfig::default()),
+        }
+    }
+
+    /// `$DOCKER_CONFIG/config.json`, else `$HOME/.docker/config.json`.
+    pub fn default_path() -> Option<PathBuf> {
+        if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
+            return Some(PathBuf::from(dir).join("config.json"));
+        }
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker").join("config.json"))
+    }
+
+    /// Loads `path`; a missing file gives an empty configuration.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(DockerConfig::default());
+            }
+            Err(e) => {
+                return Err(Error::Io {
+                    context: path.display().to_string(),
+                    source: e,
+                });
+            }
+        };
+        Self::parse(&text).map_err(|reason| Error::Config {
+            path: path.display().to_string(),
+            reason,
+        })
+    }
+
+    fn parse(text: &str) -> std::result::Result<Self, String> {
+        let file: ConfigFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let mut auths = HashMap::new();
+        for (key, entry) in file.auths {
+            if let Some(cred) = entry_credential(&key, entry)? {
+                auths.insert(normalize_key(&key), cred);
+            }
+        }
+        Ok(DockerConfig { auths })
+    }
+}
+
+fn entry_credential(key: &str, e: AuthEntry) -> std::result::Result<Option<Credential>, String> {
+    let (mut user, mut pass) = (
+        e.username.unwrap_or_default(),
+        e.password.unwrap_or_default(),
+    );
+    if let Some(auth) = e.auth.filter(|a| !a.is_empty()) {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(auth.trim())
+            .map_err(|err| format!("auths[{key:?}].auth: {err}"))?;
+        let text = String::from_utf8(raw).map_err(|_| format!("auths[{key:?}].auth: not UTF-8"))?;
+        let (u, p) = text
+            .split_once(':')
+            .ok_or(format!("auths[{key:?}].auth: no ':' in user:password"))?;
+        user = u.to_string();
+        pass = p.to_string();
+    }
+    if let Some(token) = e.identitytoken.filter(|t| !t.is_empty()) {
+        return Ok(Some(Credential::RefreshToken {
+            username: user,
+            token,
+        }));
+    }
+    if user.is_empty() && pass.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Credential::Basic {
+        username: user,
+        password: pass,
+    }))
+}
+
+/// `https://index.docker.io/v1/` and `registry.example/` name hosts too: keep the host.
+fn normalize_key(key: &str) -> String {
+    let k = key.split_once("://").map_or(key, |(_, rest)| rest);
+    let k = k.split('/').next().unwrap_or(k);
+    match k {
+        "index.docker.io" | DOCKER_HUB_API | DOCKER_HUB => DOCKER_HUB.to_string(),
+        other => other.to_string(),
+    }
+}
+
+impl Credentials for DockerConfig {
+    fn credential(&self, host: &str) -> Option<Credential> {
+        self.auths.get(&normalize_key(host)).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_config_reads_auth_username_password_and_identity_tokens() {
+        let cfg = DockerConfig::parse(
+            r#"{"auths": {
+                "https://index.docker.io/v1/": {"auth": "dXNlcjpwYTpzcw=="},
+                "reg.example:5000": {"username": "u2", "password": "p2"},
+                "tok.example": {"auth": "dTM6", "identitytoken": "refresh"},
+                "empty.example": {}
+            }}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.credential("registry-1.docker.io"),
+            Some(Credential::Basic {
+                username: "user".into(),
+                password: "pa:ss".into()
+            })
+        );
+        assert_eq!(
+            cfg.credential("reg.example:5000"),
+            Some(Credential::Basic {
+                username: "u2".into(),
+                password: "p2".into()
+            })
+        );
+        assert_eq!(
+            cfg.credential("tok.example"),
+            Some(Credential::RefreshToken {
+                username: "u3".into(),
+                token: "refresh".into()
+            })
+        );
+        assert_eq!(cfg.credential("empty.example"), None);
+        assert_eq!(cfg.credential("other.example"), None);
+    }
+
+    #[test]
+    fn docker_config_honours_docker_config_dir_and_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            DockerConfig::from_file(&dir.path().join("absent.json"))
+                .unwrap()
+                .auths
+                .is_empty()
+        );
+        std::fs::write(dir.path().join("config.json"), "{not json").unwrap();
+        let err = DockerConfig::from_file(&dir.path().join("config.json")).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn credentials_never_appear_in_debug_output() {
+        let c = Credential::Basic {
+            username: "u".into(),
+            password: "secret".into(),
+        };
+        assert!(!format!("{c:?}").contains("secret"));
+    }
+}

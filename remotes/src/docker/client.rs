@@ -1,0 +1,325 @@
+//! Sending one registry request: endpoint choice, auth, retries, redirects, HTTP fallback.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use reqwest::header::{ACCEPT, AUTHORIZATION, LOCATION, RANGE};
+use reqwest::{Method, Response, StatusCode};
+
+use super::ResolverOptions;
+use crate::auth::Authorizer;
+use crate::hosts::{Capabilities, RegistryHost, Scheme, TlsOptions};
+use crate::{Error, Result};
+
+/// Most redirects followed for one request.
+const MAX_REDIRECTS: usize = 10;
+
+/// State shared by everything a resolver creates.
+pub(crate) struct Shared {
+    pub(crate) opts: ResolverOptions,
+    pub(crate) auth: Authorizer,
+    clients: Mutex<HashMap<TlsOptions, reqwest::Client>>,
+}
+
+impl Shared {
+    pub(crate) fn new(opts: ResolverOptions, auth: Authorizer) -> Self {
+        Shared {
+            opts,
+            auth,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// One HTTP client per TLS configuration, so connections are pooled across requests.
+    fn client(&self, tls: &TlsOptions, host: &str) -> Result<reqwest::Client> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(tls) {
+            return Ok(c.clone());
+        }
+        let mut b = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(self.opts.connect_timeout)
+            .user_agent(self.opts.user_agent.clone());
+        for path in &tls.ca_files {
+            let pem = std::fs::read(path).map_err(|e| Error::Io {
+                context: format!("CA file {} for {host}", path.display()),
+                source: e,
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::Config {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            b = b.tls_certs_merge(certs);
+        }
+        if tls.skip_verify {
+            b = b.tls_danger_accept_invalid_certs(true);
+        }
+        let client = b
+            .build()
+            .map_err(|e| Error::protocol(host, format!("building HTTP client: {e}")))?;
+        clients.insert(tls.clone(), client.clone());
+        Ok(client)
+    }
+}
+
+/// One endpoint of a repository's registry, with its client.
+pub(crate) struct Endpoint {
+    pub(crate) host: RegistryHost,
+    client: reqwest::Client,
+    /// Set once HTTPS failed to connect to a loopback host that allows plain HTTP.
+    use_http: AtomicBool,
+}
+
+impl Endpoint {
+    fn scheme(&self) -> &'static str {
+        if self.host.scheme == Scheme::Http || self.use_http.load(Ordering::Relaxed) {
+            "http"
+        } else {
+            "https"
+        }
+    }
+}
+
+/// What to ask of the registry.
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    pub(crate) method: Method,
+    /// Below the repository: `manifests/<ref>` or `blobs/<digest>`.
+    pub(crate) path: String,
+    pub(crate) accept: Option<String>,
+    /// `Range: bytes=<start>-[<end>]` (inclusive end) when set.
+    pub(crate) range: Option<(u64, Option<u64>)>,
+}
+
+impl Request {
+    pub(crate) fn new(method: Method, path: String) -> Self {
+        Request {
+            method,
+            path,
+            accept: None,
+            range: None,
+        }
+    }
+}
+
+/// A repository on one registry host, with the endpoints that serve it.
+pub(crate) struct Repository {
+    /// The registry host as written in references (`docker.io`).
+    pub(crate) registry: String,
+    /// The repository path (`library/redis`).
+    pub(crate) name: String,
+    endpoints: Vec<Endpoint>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Repository {
+    pub(crate) fn new(shared: Arc<Shared>, registry: &str, name: String) -> Result<Self> {
+        let mut endpoints = Vec::new();
+        for host in shared.opts.hosts.hosts(registry)? {
+            let client = shared.client(&host.tls, &host.host)?;
+            endpoints.push(Endpoint {
+                host,
+                client,
+                use_http: AtomicBool::new(false),
+            });
+        }
+        Ok(Repository {
+            registry: registry.to_string(),
+            name,
+            endpoints,
+            shared,
+        })
+    }
+
+    fn scope(&self) -> String {
+        format!("repository:{}:pull", self.name)
+    }
+
+    /// Sends `req` to the first endpoint with `cap` that answers; falls through mirrors
+    /// that fail or lack the object when fallback is on. Returns the endpoint's host with
+    /// the response (which may be any non-retryable status but `401`).
+    pub(crate) async fn send(
+        &self,
+        cap: fn(&Capabilities) -> bool,
+        req: &Request,
+    ) -> Result<(String, Response)> {
+        let eps: Vec<&Endpoint> = self
+            .endpoints
+            .iter()
+            .filter(|e| cap(&e.host.capabilities))
+            .collect();
+        let fallback = self.shared.opts.mirror_fallback;
+        let mut last_err = None;
+        for (i, ep) in eps.iter().enumerate() {
+            let last = i + 1 == eps.len();
+            let attempts = if fallback && !last {
+                1
+            } else {
+                self.shared.opts.retry.max_attempts
+            };
+            match self.send_one(ep, req, attempts).await {
+                Ok(resp) if resp.status() == StatusCode::NOT_FOUND && fallback && !last => {
+                    tracing::debug!(host = ep.host.host, path = req.path, "not on mirror");
+                }
+                Ok(resp) => return Ok((ep.host.host.clone(), resp)),
+                Err(e) if e.kind() == crate::ErrorKind::Unavailable && fallback && !last => {
+                    tracing::warn!(host = ep.host.host, error = %e, "mirror failed, trying next");
+                    last_err = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| {
+            Error::protocol(
+                &self.registry,
+                format!("no endpoint configured for {}", req.path),
+            )
+        }))
+    }
+
+    /// Sends `req` to one endpoint with auth and up to `attempts` tries.
+    async fn send_one(&self, ep: &Endpoint, req: &Request, attempts: u32) -> Result<Response> {
+        let policy = &self.shared.opts.retry;
+        let scope = self.scope();
+        let host = ep.host.host.as_str();
+        let start = Instant::now();
+        let mut attempt = 0u32;
+        let mut authorized = false;
+        loop {
+            attempt += 1;
+            let url = format!(
+                "{}://{}{}/{}/{}",
+                ep.scheme(),
+                host,
+                ep.host.path,
+                self.name,
+                req.path
+            );
+            let failure = match self.send_following(ep, &url, req, &scope).await {
+                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
+                    if authorized {
+                        return Err(Error::Unauthorized {
+                            host: host.to_string(),
+                            reason: format!("{} {url}: credentials rejected", req.method),
+                        });
+                    }
+                    authorized = true;
+                    attempt -= 1;
+                    let auth = &self.shared.auth;
+                    auth.on_unauthorized(&ep.client, host, &scope, resp.headers())
+                        .await?;
+                    continue;
+                }
+                Ok(resp) => {
+                    let status = resp.status();
+                    match policy.delay_for_status(status, resp.headers(), attempt) {
+                        None => return Ok(resp),
+                        Some(delay) => (format!("{} {url}: {status}", req.method), delay),
+                    }
+                }
+                Err(Failure::TooManyRedirects) => {
+                    return Err(Error::protocol(host, format!("{url}: too many redirects")));
+                }
+                Err(Failure::Http(e)) => {
+                    if e.is_connect()
+                        && ep.host.plain_http_fallback
+                        && !ep.use_http.swap(true, Ordering::Relaxed)
+                    {
+                        tracing::info!(host, "HTTPS failed on loopback host, using plain HTTP");
+                        attempt -= 1;
+                        continue;
+                    }
+                    if e.is_builder() {
+                        return Err(Error::protocol(host, e.to_string()));
+                    }
+                    (
+                        format!("{} {url}: {}", req.method, error_chain(&e)),
+                        policy.backoff(attempt),
+                    )
+                }
+            };
+            let (reason, delay) = failure;
+            if attempt >= attempts || start.elapsed() + delay > policy.max_elapsed {
+                return Err(Error::unavailable(host, reason));
+            }
+            tracing::debug!(host, attempt, ?delay, reason, "retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One attempt, following redirects by hand so `Authorization` never leaves the
+    /// endpoint's origin.
+    async fn send_following(
+        &self,
+        ep: &Endpoint,
+        url: &str,
+        req: &Request,
+        scope: &str,
+    ) -> std::result::Result<Response, Failure> {
+        let mut url = url.to_string();
+        let origin = origin_of(&url);
+        for _ in 0..=MAX_REDIRECTS {
+            let mut rb = ep.client.request(req.method.clone(), &url);
+            if origin_of(&url) == origin
+                && let Some(h) = self.shared.auth.header(&ep.host.host, scope)
+            {
+                rb = rb.header(AUTHORIZATION, h);
+            }
+            if let Some(a) = &req.accept {
+                rb = rb.header(ACCEPT, a.as_str());
+            }
+            if let Some((start, end)) = req.range {
+                let v = match end {
+                    Some(e) => format!("bytes={start}-{e}"),
+                    None => format!("bytes={start}-"),
+                };
+                rb = rb.header(RANGE, v);
+            }
+            let resp = rb.send().await.map_err(Failure::Http)?;
+            if !resp.status().is_redirection() {
+                return Ok(resp);
+            }
+            let Some(next) = resp
+                .headers()
+                .get(LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| resp.url().join(l).ok())
+            else {
+                return Ok(resp);
+            };
+            tracing::debug!(from = %resp.url(), to = %next, "following redirect");
+            url = next.to_string();
+        }
+        Err(Failure::TooManyRedirects)
+    }
+}
+
+/// Why one attempt produced no response.
+enum Failure {
+    Http(reqwest::Error),
+    TooManyRedirects,
+}
+
+/// `scheme://host:port`, the unit `Authorization` is confined to.
+fn origin_of(url: &str) -> Option<(String, String, Option<u16>)> {
+    let u = url::Url::parse(url).ok()?;
+    Some((
+        u.scheme().to_string(),
+        u.host_str()?.to_string(),
+        u.port_or_known_default(),
+    ))
+}
+
+/// A reqwest error with its causes, which carry the useful part (refused, reset, TLS).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}

@@ -1,0 +1,220 @@
+//! The Docker registry (distribution API v2) implementation of [`Resolver`] and [`Fetcher`].
+
+mod client;
+mod fetch;
+mod parallel;
+mod resolve;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use oci_spec::image::Descriptor;
+
+use crate::auth::{Anonymous, Authorizer, Credentials};
+use crate::hosts::{DOCKER_HUB, HostsConfig};
+use crate::retry::RetryPolicy;
+use crate::{Error, Fetcher, Resolver, Result};
+pub use fetch::DockerFetcher;
+
+use client::{Repository, Shared};
+
+/// The largest manifest or index accepted by default: 4 MiB, as containerd.
+pub const DEFAULT_MAX_MANIFEST_SIZE: u64 = 4 << 20;
+
+/// How a [`DockerResolver`] talks to registries. Start from [`Default`] and adjust.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ResolverOptions {
+    /// Endpoints per registry host (mirrors, plain HTTP, TLS).
+    pub hosts: HostsConfig,
+    /// Where credentials come from (anonymous by default; see
+    /// [`DockerConfig`](crate::DockerConfig)).
+    pub credentials: Arc<dyn Credentials>,
+    /// Retries of one request against one endpoint.
+    pub retry: RetryPolicy,
+    /// When a mirror fails (connection error, 5xx, or 404), try the next endpoint. Mirrors
+    /// get a single attempt each when this is on; the last endpoint gets the full policy.
+    pub mirror_fallback: bool,
+    /// Manifests and indexes above this size are refused without being read.
+    pub max_manifest_size: u64,
+    /// Bound on establishing a connection.
+    pub connect_timeout: Duration,
+    /// A body that delivers no byte for this long is abandoned (and resumed).
+    pub stall_timeout: Duration,
+    /// How many times in a row a broken body is reopened without receiving a byte.
+    pub max_resumes_without_progress: u32,
+    /// Fetch blobs at least this large as parallel `Range` requests.
+    pub parallel: Option<ParallelFetch>,
+    /// The `User-Agent` sent with every request.
+    pub user_agent: String,
+}
+
+/// Settings for fetching one big blob as several concurrent `Range` requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ParallelFetch {
+    /// Blobs smaller than this are fetched with one request.
+    pub min_size: u64,
+    /// The size of each range.
+    pub chunk_size: u64,
+    /// How many ranges are in flight at once.
+    pub concurrency: usize,
+}
+
+impl ParallelFetch {
+    /// `concurrency` ranges of `chunk_size` bytes for blobs of at least `min_size`.
+    pub fn new(min_size: u64, chunk_size: u64, concurrency: usize) -> Self {
+        ParallelFetch {
+            min_size,
+            chunk_size: chunk_size.max(1),
+            concurrency: concurrency.max(1),
+        }
+    }
+}
+
+impl Default for ResolverOptions {
+    fn default() -> Self {
+        ResolverOptions {
+            hosts: HostsConfig::new(),
+            credentials: Arc::new(Anonymous),
+            retry: RetryPolicy::default(),
+            mirror_fallback: true,
+            max_manifest_size: DEFAULT_MAX_MANIFEST_SIZE,
+            connect_timeout: Duration::from_secs(30),
+            stall_timeout: Duration::from_secs(60),
+            max_resumes_without_progress: 5,
+            parallel: None,
+            user_agent: concat!("dist-rs/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+impl ResolverOptions {
+    /// Sets the hosts configuration.
+    pub fn with_hosts(mut self, hosts: HostsConfig) -> Self {
+        self.hosts = hosts;
+        self
+    }
+
+    /// Sets the credentials provider.
+    pub fn with_credentials(mut self, creds: Arc<dyn Credentials>) -> Self {
+        self.credentials = creds;
+        self
+    }
+
+    /// Sets the retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Turns falling through to the next endpoint on failure on or off.
+    pub fn with_mirror_fallback(mut self, on: bool) -> Self {
+        self.mirror_fallback = on;
+        self
+    }
+
+    /// Sets the manifest size bound.
+    pub fn with_max_manifest_size(mut self, bytes: u64) -> Self {
+        self.max_manifest_size = bytes;
+        self
+    }
+
+    /// Sets the connect and stalled-body timeouts.
+    pub fn with_timeouts(mut self, connect: Duration, stall: Duration) -> Self {
+        self.connect_timeout = connect;
+        self.stall_timeout = stall;
+        self
+    }
+
+    /// Sets how often a broken body is reopened without progress.
+    pub fn with_max_resumes(mut self, n: u32) -> Self {
+        self.max_resumes_without_progress = n;
+        self
+    }
+
+    /// Enables parallel ranged fetches of big blobs.
+    pub fn with_parallel(mut self, parallel: Option<ParallelFetch>) -> Self {
+        self.parallel = parallel;
+        self
+    }
+}
+
+impl std::fmt::Debug for ResolverOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolverOptions")
+            .field("hosts", &self.hosts)
+            .field("retry", &self.retry)
+            .field("mirror_fallback", &self.mirror_fallback)
+            .field("max_manifest_size", &self.max_manifest_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("stall_timeout", &self.stall_timeout)
+            .field("parallel", &self.parallel)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Resolves and fetches from Docker/OCI registries.
+///
+/// Cheap to clone; clones share connection pools and cached tokens.
+#[derive(Clone)]
+pub struct DockerResolver {
+    shared: Arc<Shared>,
+}
+
+impl DockerResolver {
+    /// A resolver with `options`.
+    pub fn new(options: ResolverOptions) -> Self {
+        let auth = Authorizer::new(options.credentials.clone(), options.hosts.clone());
+        DockerResolver {
+            shared: Arc::new(Shared::new(options, auth)),
+        }
+    }
+
+    fn repository(&self, reference: &str) -> Result<(Repository, dist_reference::Spec)> {
+        let bad = |reason: String| Error::InvalidReference {
+            reference: reference.to_string(),
+            reason,
+        };
+        let spec = dist_reference::Spec::parse(reference).map_err(|e| bad(e.to_string()))?;
+        let host = spec.hostname().to_string();
+        let mut name = spec.repository().to_string();
+        if name.is_empty() {
+            return Err(bad("no repository".into()));
+        }
+        if host == DOCKER_HUB && !name.contains('/') {
+            name = format!("library/{name}");
+        }
+        let repo = Repository::new(self.shared.clone(), &host, name)?;
+        Ok((repo, spec))
+    }
+}
+
+impl Default for DockerResolver {
+    fn default() -> Self {
+        DockerResolver::new(ResolverOptions::default())
+    }
+}
+
+impl std::fmt::Debug for DockerResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerResolver")
+            .field("options", &self.shared.opts)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl Resolver for DockerResolver {
+    async fn resolve(&self, reference: &str) -> Result<(String, Descriptor)> {
+        let (repo, spec) = self.repository(reference)?;
+        let desc = resolve::resolve(&repo, reference, spec.tag(), spec.digest()).await?;
+        Ok((reference.to_string(), desc))
+    }
+
+    async fn fetcher(&self, name: &str) -> Result<Box<dyn Fetcher>> {
+        let (repo, _) = self.repository(name)?;
+        Ok(Box::new(DockerFetcher::new(Arc::new(repo))))
+    }
+}

@@ -1,0 +1,76 @@
+//! The [`Fetcher`] trait: content by descriptor, as a verified byte stream.
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::Stream;
+use oci_spec::image::Descriptor;
+
+use crate::Result;
+
+/// A stream of content bytes; it ends with an `Err` (never silently short) when the content
+/// does not match its descriptor or the transfer fails for good.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
+
+/// Fetches content named by a descriptor from one remote repository.
+///
+/// A fetcher is obtained from [`Resolver::fetcher`](crate::Resolver::fetcher) for the name
+/// that [`Resolver::resolve`](crate::Resolver::resolve) returned.
+///
+/// Implementations must check what they stream: [`fetch`](Fetcher::fetch) ends in an error
+/// when the bytes' size or digest differ from the descriptor's, and
+/// [`fetch_at`](Fetcher::fetch_at) at least checks that exactly `size - offset` bytes arrive
+/// (the caller, typically a content-store writer resuming an ingest, holds the prefix and
+/// verifies the digest on commit).
+///
+/// A fetcher that serves from memory, handy in tests:
+///
+/// ```
+/// use std::collections::HashMap;
+///
+/// use async_trait::async_trait;
+/// use bytes::Bytes;
+/// use dist_remotes::{ByteStream, Error, Fetcher, Result};
+/// use futures::TryStreamExt;
+/// use oci_spec::image::{Descriptor, Digest, MediaType};
+///
+/// struct MemoryFetcher(HashMap<Digest, Bytes>);
+///
+/// #[async_trait]
+/// impl Fetcher for MemoryFetcher {
+///     async fn fetch_at(&self, desc: &Descriptor, offset: u64) -> Result<ByteStream> {
+///         let data = self.0.get(desc.digest()).ok_or_else(|| Error::NotFound {
+///             what: desc.digest().to_string(),
+///         })?;
+///         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+///         let rest = data.slice(start..);
+///         Ok(Box::pin(futures::stream::iter([Ok(rest)])))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<()> {
+/// let digest: Digest =
+///     "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824".parse().unwrap();
+/// let fetcher = MemoryFetcher(HashMap::from([(digest.clone(), Bytes::from_static(b"hello"))]));
+/// let desc = Descriptor::new(MediaType::ImageLayer, 5, digest);
+///
+/// let chunks: Vec<Bytes> = fetcher.fetch(&desc).await?.try_collect().await?;
+/// assert_eq!(chunks.concat(), b"hello");
+/// let tail: Vec<Bytes> = fetcher.fetch_at(&desc, 3).await?.try_collect().await?;
+/// assert_eq!(tail.concat(), b"lo");
+/// # Ok(())
+/// # }
+/// ```
+#[async_trait]
+pub trait Fetcher: Send + Sync {
+    /// Streams the whole content of `desc`.
+    async fn fetch(&self, desc: &Descriptor) -> Result<ByteStream> {
+        self.fetch_at(desc, 0).await
+    }
+
+    /// Streams the content of `desc` from byte `offset` on, so that a partial download
+    /// resumes instead of restarting.
+    async fn fetch_at(&self, desc: &Descriptor, offset: u64) -> Result<ByteStream>;
+}

@@ -1,0 +1,433 @@
+//! Which endpoints serve a registry host: mirrors, schemes, TLS options, `hosts.toml`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// The host name Docker Hub references use, and the host that actually serves them.
+pub const DOCKER_HUB: &str = "docker.io";
+/// The API host behind [`DOCKER_HUB`].
+pub const DOCKER_HUB_API: &str = "registry-1.docker.io";
+
+/// How to talk to an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// TLS (the default).
+    Https,
+    /// Plain HTTP: only for hosts the caller names as such (or loopback fallback).
+    Http,
+}
+
+/// What an endpoint may be used for (containerd's host capabilities).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Fetch content by digest.
+    pub pull: bool,
+    /// Resolve tags to digests.
+    pub resolve: bool,
+}
+
+impl Capabilities {
+    /// Pull and resolve: what an origin registry offers.
+    pub const ALL: Capabilities = Capabilities {
+        pull: true,
+        resolve: true,
+    };
+    /// Pull only: a content mirror that cannot be trusted to resolve tags.
+    pub const PULL: Capabilities = Capabilities {
+        pull: true,
+        resolve: false,
+    };
+}
+
+/// TLS settings for one endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct TlsOptions {
+    /// Extra PEM CA files trusted in addition to the system roots.
+    pub ca_files: Vec<PathBuf>,
+    /// Dangerous: accept any certificate. Only for test registries you control.
+    pub skip_verify: bool,
+}
+
+/// One endpoint serving a registry host's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RegistryHost {
+    /// `host[:port]` to connect to.
+    pub host: String,
+    /// HTTPS or plain HTTP.
+    pub scheme: Scheme,
+    /// The API prefix, normally `/v2`.
+    pub path: String,
+    /// What this endpoint may be used for.
+    pub capabilities: Capabilities,
+    /// TLS options (ignored for plain HTTP).
+    pub tls: TlsOptions,
+    /// Retry over plain HTTP when HTTPS cannot connect (Docker's behaviour for loopback).
+    pub plain_http_fallback: bool,
+}
+
+impl RegistryHost {
+    /// An HTTPS origin endpoint for `host` with every capability.
+    pub fn new(host: impl Into<String>) -> Self {
+        RegistryHost {
+            host: host.into(),
+            scheme: Scheme::Https,
+            path: "/v2".to_string(),
+            capabilities: Capabilities::ALL,
+            tls: TlsOptions::default(),
+            plain_http_fallback: false,
+        }
+    }
+
+    /// Sets the scheme.
+    pub fn with_scheme(mut self, scheme: Scheme) -> Self {
+        self.scheme = scheme;
+        self
+    }
+
+    /// Sets the capabilities.
+    pub fn with_capabilities(mut self, caps: Capabilities) -> Self {
+        self.capabilities = caps;
+        self
+    }
+
+    /// Sets the TLS options.
+    pub fn with_tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = tls;
+        self
+    }
+}
+
+/// Where the endpoints of each registry host come from.
+///
+/// Without configuration a host is served by itself over HTTPS (`docker.io` by
+/// `registry-1.docker.io`); loopback hosts fall back to plain HTTP when HTTPS cannot connect.
+/// Hosts listed with [`with_plain_http`](HostsConfig::with_plain_http) use plain HTTP.
+/// With [`with_config_dir`](HostsConfig::with_config_dir), containerd's
+/// `<dir>/<host>/hosts.toml` files add mirrors and TLS options.
+#[derive(Debug, Clone, Default)]
+pub struct HostsConfig {
+    dir: Option<PathBuf>,
+    plain_http: Vec<String>,
+    explicit: HashMap<String, Vec<RegistryHost>>,
+}
+
+impl HostsConfig {
+    /// The default: every host serves itself over HTTPS.
+    pub fn new() -> Self {
+        HostsConfig::default()
+    }
+
+    /// Reads `<dir>/<host>/hosts.toml` (or `<dir>/_default/hosts.toml`) when present.
+    pub fn with_config_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Talks plain HTTP to `host` (`host[:port]`). Credentials are sent to it, since the
+    /// caller named it; this includes a token server (`realm`) on plain HTTP, which
+    /// otherwise only gets anonymous token requests.
+    pub fn with_plain_http(mut self, host: impl Into<String>) -> Self {
+        self.plain_http.push(host.into());
+        self
+    }
+
+    /// Uses exactly `endpoints` (in order) for `host`, overriding any file.
+    pub fn with_hosts(mut self, host: impl Into<String>, endpoints: Vec<RegistryHost>) -> Self {
+        self.explicit.insert(host.into(), endpoints);
+        self
+    }
+
+    /// The endpoints for `host`, mirrors first and the origin last.
+    pub fn hosts(&self, host: &str) -> Result<Vec<RegistryHost>> {
+        if let Some(list) = self.explicit.get(host) {
+            return Ok(list.clone());
+        }
+        let origin = self.origin(host);
+        if let Some(dir) = &self.dir {
+            for name in [host_dir_name(host), "_default".to_string()] {
+                let path = dir.join(&name).join("hosts.toml");
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => return parse_hosts_toml(&text, &path, origin),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(Error::Config {
+                            path: path.display().to_string(),
+                            reason: e.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(vec![origin])
+    }
+
+    /// Whether the caller named `host` as plain HTTP (credentials may go to it unencrypted).
+    pub(crate) fn is_plain_http(&self, host: &str) -> bool {
+        self.plain_http.iter().any(|p| p == host)
+    }
+
+    fn origin(&self, host: &str) -> RegistryHost {
+        let api = if host == DOCKER_HUB {
+            DOCKER_HUB_API
+        } else {
+            host
+        };
+        let mut h = RegistryHost::new(api);
+        if self.plain_http.iter().any(|p| p == host || p == api) {
+            h.scheme = Scheme::Http;
+        } else if is_loopback(host) {
+            h.plain_http_fallback = true;
+        }
+        h
+    }
+}
+
+/// containerd names host directories `host:port`; on file systems where `:` is awkward it
+/// also accepts `host_port_`. We use the plain form.
+fn host_dir_name(host: &str) -> String {
+    host.to_string()
+}
+
+/// Whether `host[:port]` names the local machine.
+pub fn is_loopback(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((h, port)) if !h.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name == "localhost"
+        || name
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct HostFields {
+    #[serde(default)]
+    capabilities: Option<Vec<String>>,
+    #[serde(default)]
+    ca: Option<OneOrMany>,
+    #[serde(default)]
+    skip_verify: Option<bool>,
+    #[serde(default)]
+    override_path: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+struct HostsFile {
+    #[serde(default)]
+    server: Option<String>,
+    #[serde(flatten)]
+    fields: HostFields,
+    #[serde(default)]
+    host: HashMap<String, HostFields>,
+}
+
+/// Parses a containerd `hosts.toml`: `[host."<url>"]` tables become mirrors in file order,
+/// then `server` (or the default origin) comes last.
+fn parse_hosts_toml(text: &str, path: &Path, origin: RegistryHost) -> Result<Vec<RegistryHost>> {
+    let bad = |reason: String| Error::Config {
+        path: path.display().to_string(),
+        reason,
+    };
+    let file: HostsFile = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut out = Vec::new();
+    // The toml map loses table order; recover it from the headers in the text.
+    for key in host_table_order(text) {
+        let Some(fields) = file.host.get(&key) else {
+            continue;
+        };
+        let mut h = endpoint_from_url(&key, Capabilities::PULL).map_err(&bad)?;
+        apply_fields(&mut h, fields, base).map_err(&bad)?;
+        out.push(h);
+    }
+    let mut server = match &file.server {
+        Some(url) => endpoint_from_url(url, Capabilities::ALL).map_err(&bad)?,
+        None => origin,
+    };
+    apply_fields(&mut server, &file.fields, base).map_err(&bad)?;
+    out.push(server);
+    Ok(out)
+}
+
+fn host_table_order(text: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        let Some(rest) = line.strip_prefix("[host.") else {
+            continue;
+        };
+        let Some(inner) = rest.strip_suffix(']') else {
+            continue;
+        };
+        let key = inner.trim().trim_matches(|c| c == '"' || c == '\'');
+        keys.push(key.to_string());
+    }
+    keys
+}
+
+fn endpoint_from_url(raw: &str, caps: Capabilities) -> std::result::Result<RegistryHost, String> {
+    let with_scheme = if raw.contains("://") {
+        raw.to_string()
+    } else {
+        format!("https://{raw}")
+    };
+    let url = url::Url::parse(&with_scheme).map_err(|e| format!("host {raw:?}: {e}"))?;
+    let scheme = match url.scheme() {
+        "https" => Scheme::Https,
+        "http" => Scheme::Http,
+        s => return Err(format!("host {raw:?}: unsupported scheme {s:?}")),
+    };
+    let name = url.host_str().ok_or(format!("host {raw:?}: no host"))?;
+    let host = match url.port() {
+        Some(p) => format!("{name}:{p}"),
+        None => name.to_string(),
+    };
+    let prefix = url.path().trim_end_matches('/');
+    let mut h = RegistryHost::new(host)
+        .with_scheme(scheme)
+        .with_capabilities(caps);
+    h.path = format!("{prefix}/v2");
+    Ok(h)
+}
+
+fn apply_fields(
+    h: &mut RegistryHost,
+    f: &HostFields,
+    base: &Path,
+) -> std::result::Result<(), String> {
+    if let Some(caps) = &f.capabilities {
+        let mut c = Capabilities {
+            pull: false,
+            resolve: false,
+        };
+        for cap in caps {
+            match cap.as_str() {
+                "pull" => c.pull = true,
+                "resolve" => c.resolve = true,
+                "push" => {}
+                other => return Err(format!("unknown capability {other:?}")),
+            }
+        }
+        h.capabilities = c;
+    }
+    if let Some(ca) = &f.ca {
+        let list = match ca {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        };
+        h.tls.ca_files = list.into_iter().map(|p| base.join(p)).collect();
+    }
+    if let Some(skip) = f.skip_verify {
+        h.tls.skip_verify = skip;
+    }
+    if f.override_path == Some(true) {
+        h.path = h.path.trim_end_matches("/v2").to_string();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_hub_is_served_by_registry_1() {
+        let hosts = HostsConfig::new().hosts("docker.io").unwrap();
+        assert_eq!(hosts.len(), 1);
+        assert_eq!(hosts[0].host, "registry-1.docker.io");
+        assert_eq!(hosts[0].scheme, Scheme::Https);
+        assert!(!hosts[0].plain_http_fallback);
+    }
+
+    #[test]
+    fn loopback_hosts_may_fall_back_to_plain_http() {
+        for h in [
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "[::1]:5000",
+            "127.0.0.1",
+        ] {
+            assert!(is_loopback(h), "{h}");
+            assert!(HostsConfig::new().hosts(h).unwrap()[0].plain_http_fallback);
+        }
+        assert!(!is_loopback("example.com:5000"));
+        let h = HostsConfig::new()
+            .with_plain_http("reg:80")
+            .hosts("reg:80")
+            .unwrap();
+        assert_eq!(h[0].scheme, Scheme::Http);
+    }
+
+    #[test]
+    fn hosts_toml_lists_mirrors_in_file_order_then_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("docker.io");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("hosts.toml"),
+            r#"
+server = "https://registry-1.docker.io"
+
+[host."https://z-mirror.example.com"]
+  capabilities = ["pull", "resolve"]
+  ca = "mirror-ca.pem"
+
+[host."http://a-mirror.local:5000/prefix"]
+  capabilities = ["pull"]
+  skip_verify = true
+"#,
+        )
+        .unwrap();
+        let hosts = HostsConfig::new()
+            .with_config_dir(dir.path())
+            .hosts("docker.io")
+            .unwrap();
+        let names: Vec<_> = hosts.iter().map(|h| h.host.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "z-mirror.example.com",
+                "a-mirror.local:5000",
+                "registry-1.docker.io"
+            ]
+        );
+        assert_eq!(hosts[0].capabilities, Capabilities::ALL);
+        assert_eq!(hosts[0].tls.ca_files, vec![d.join("mirror-ca.pem")]);
+        assert_eq!(hosts[1].scheme, Scheme::Http);
+        assert_eq!(hosts[1].path, "/prefix/v2");
+        assert_eq!(hosts[1].capabilities, Capabilities::PULL);
+        assert!(hosts[1].tls.skip_verify);
+        assert_eq!(hosts[2].capabilities, Capabilities::ALL);
+    }
+
+    #[test]
+    fn malformed_hosts_toml_is_a_config_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("r.example");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("hosts.toml"), "server = [").unwrap();
+        let err = HostsConfig::new()
+            .with_config_dir(dir.path())
+            .hosts("r.example")
+            .unwrap_err();
+        assert!(err.to_string().contains("hosts.toml"), "{err}");
+    }
+}
