@@ -246,13 +246,15 @@ fn fifos_and_devices_are_created_when_privileged() {
     let r = &sb.root;
     let mut l = Layer::new();
     l.entry("fifo", EntryType::Fifo, None, 0o640, b"", &[]);
-    l.entry("null", EntryType::Char, None, 0o666, b"", &[]);
-    l.entry("blk", EntryType::Block, None, 0o660, b"", &[]);
+    l.device("null", EntryType::Char, 1, 3, 0o666);
+    l.device("blk", EntryType::Block, 7, 0, 0o660);
     apply(&l.build()[..], r, &opts()).unwrap();
     assert!(md(r, "fifo").file_type().is_fifo());
     assert_eq!(md(r, "fifo").permissions().mode() & 0o7777, 0o640);
     assert!(md(r, "null").file_type().is_char_device());
+    assert_eq!(md(r, "null").rdev(), rustix::fs::makedev(1, 3));
     assert!(md(r, "blk").file_type().is_block_device());
+    assert_eq!(md(r, "blk").rdev(), rustix::fs::makedev(7, 0));
 }
 
 #[test]

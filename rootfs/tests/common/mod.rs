@@ -50,6 +50,32 @@ impl Layer {
         data: &[u8],
         xattrs: &[(&str, &[u8])],
     ) -> &mut Self {
+        self.raw_entry(name, etype, link, mode, data, xattrs, None)
+    }
+
+    /// A character or block device with real numbers.
+    pub fn device(
+        &mut self,
+        name: &str,
+        etype: EntryType,
+        major: u32,
+        minor: u32,
+        mode: u32,
+    ) -> &mut Self {
+        self.raw_entry(name, etype, None, mode, b"", &[], Some((major, minor)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn raw_entry(
+        &mut self,
+        name: &str,
+        etype: EntryType,
+        link: Option<&str>,
+        mode: u32,
+        data: &[u8],
+        xattrs: &[(&str, &[u8])],
+        dev: Option<(u32, u32)>,
+    ) -> &mut Self {
         let keys: Vec<String> = xattrs
             .iter()
             .map(|(k, _)| format!("SCHILY.xattr.{k}"))
@@ -83,6 +109,10 @@ impl Layer {
             }
         }
         h.set_entry_type(etype);
+        if let Some((major, minor)) = dev {
+            h.set_device_major(major).unwrap();
+            h.set_device_minor(minor).unwrap();
+        }
         h.set_mode(mode);
         h.set_uid(self.uid);
         h.set_gid(self.gid);
