@@ -496,3 +496,13 @@ fn without_same_owner_everything_belongs_to_the_caller() {
     }
     assert_eq!(md(&sb.root, "d/f").permissions().mode() & 0o7777, 0o4755);
 }
+
+#[test]
+fn apply_takes_readers_that_are_not_send() {
+    let sb = Sandbox::new();
+    let tar = Layer::new().file("f", b"x", 0o644).build();
+    let reader: Box<dyn std::io::Read> = Box::new(std::io::Cursor::new(tar));
+    let _not_send = std::rc::Rc::new(());
+    apply(reader, &sb.root, &opts()).unwrap();
+    assert_eq!(std::fs::read(sb.root.join("f")).unwrap(), b"x");
+}

@@ -114,37 +114,37 @@ enum Msg {
 ///
 /// Every path is resolved inside `root` as if it were `/`; an entry that would reach
 /// outside is kept inside or rejected. On error `root` is left partly applied: discard it.
-pub fn apply<R: Read + Send>(reader: R, root: &Path, options: &ApplyOptions) -> Result<Applied> {
+pub fn apply<R: Read>(reader: R, root: &Path, options: &ApplyOptions) -> Result<Applied> {
     let mut input = io::BufReader::with_capacity(stream::BUF_SIZE, reader);
     let compression = stream::detect(&mut input)?;
     let applier = Applier::new(root, options)?;
     std::thread::scope(|s| {
-        // Three stages: inflate | hash + parse | filesystem writes.
+        // Three stages: inflate (here, so `reader` need not be `Send`) | hash + parse |
+        // filesystem writes.
         let (raw_tx, raw_rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(RAW_QUEUE);
         let (raw_spare_tx, raw_spare_rx) = mpsc::channel::<Vec<u8>>();
-        std::thread::Builder::new()
-            .name("dist-rootfs-inflate".into())
-            .spawn_scoped(s, move || {
-                stream::inflate(input, compression, CHUNK, &raw_tx, &raw_spare_rx)
-            })
-            .map_err(|e| Error::io("spawn inflate thread", e))?;
         let (tx, rx) = mpsc::sync_channel::<Vec<Msg>>(QUEUE);
         let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
         let writer = std::thread::Builder::new()
             .name("dist-rootfs-apply".into())
             .spawn_scoped(s, move || write_entries(applier, rx, spare_tx))
             .map_err(|e| Error::io("spawn applier thread", e))?;
-        let stream = stream::hashed(Box::new(stream::ChunkReader::new(raw_rx, raw_spare_tx)));
-        // Dropping the stream (inside) tells the inflate thread to stop early on errors.
-        let parsed = read_entries(stream, &tx, &spare_rx);
-        drop(tx);
-        let written = match writer.join() {
-            Ok(r) => r,
-            Err(_) => Err(Error::io("applier thread", io::Error::other("panicked"))),
-        };
-        // A writer failure makes the reader stop with a closed queue: report the cause.
-        written?;
-        let (hex, size) = parsed?;
+        let parser = std::thread::Builder::new()
+            .name("dist-rootfs-parse".into())
+            .spawn_scoped(s, move || {
+                let chunks = stream::ChunkReader::new(raw_rx, raw_spare_tx);
+                // Returning drops the chunk receiver, which stops the inflate stage early.
+                read_entries(stream::hashed(Box::new(chunks)), &tx, &spare_rx)
+            })
+            .map_err(|e| Error::io("spawn parser thread", e))?;
+        stream::inflate(input, compression, CHUNK, &raw_tx, &raw_spare_rx);
+        drop(raw_tx);
+        let panicked = |what: &str| Error::io(what, io::Error::other("panicked"));
+        let parsed = parser.join().map_err(|_| panicked("parser thread"));
+        let written = writer.join().map_err(|_| panicked("applier thread"));
+        // A writer failure makes the parser stop with a closed queue: report the cause.
+        written??;
+        let (hex, size) = parsed??;
         Ok(Applied {
             diff_id: sha256_digest(&hex),
             size,
