@@ -447,3 +447,69 @@ async fn credentials_are_not_sent_to_a_plain_http_token_server_on_another_host()
         assert_eq!(r.header("authorization"), None);
     }
 }
+
+#[tokio::test]
+async fn an_expired_token_is_renewed() {
+    let blob = data(100);
+    let d = desc(&blob, MediaType::ImageLayerGzip);
+    let tokens = Arc::new(AtomicUsize::new(0));
+    let t2 = tokens.clone();
+    let auth = FaultServer::start(move |_, _| {
+        let n = t2.fetch_add(1, Ordering::SeqCst);
+        Reply::ok(format!(r#"{{"token":"tok{n}","expires_in":1}}"#))
+    })
+    .unwrap();
+    let realm = format!("http://{}/token", auth.host());
+    let b = blob.clone();
+    let srv = FaultServer::start(move |req, _| match req.header("authorization") {
+        Some(t) if t.starts_with("Bearer tok") => Reply::ranged(req, &b),
+        _ => Reply::status(401).header("WWW-Authenticate", format!(r#"Bearer realm="{realm}""#)),
+    })
+    .unwrap();
+    let f = fetcher(options(&srv.host()), &srv.host()).await;
+    assert_eq!(collect(f.as_ref(), &d, 0).await.unwrap(), blob);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(collect(f.as_ref(), &d, 0).await.unwrap(), blob);
+    assert_eq!(tokens.load(Ordering::SeqCst), 2);
+    let auths: Vec<_> = srv
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.header("authorization").map(str::to_string))
+        .collect();
+    assert_eq!(auths, ["Bearer tok0", "Bearer tok1"]);
+}
+
+#[tokio::test]
+async fn parallel_range_fetch_reassembles_a_blob_in_order() {
+    let blob = data(100_000);
+    let d = desc(&blob, MediaType::ImageLayerGzip);
+    let b = blob.clone();
+    let srv = FaultServer::start(move |req, i| {
+        // The third range request breaks once; its chunk is resumed on its own.
+        if i == 2 {
+            let (a, z) = dist_test_support::parse_range(req.header("range"), b.len()).unwrap();
+            return Reply::Cut {
+                status: 206,
+                headers: vec![("Content-Range".into(), format!("bytes {a}-{z}/{}", b.len()))],
+                body: b[a..a + 10].to_vec(),
+                announced: z - a + 1,
+            };
+        }
+        Reply::ranged(req, &b)
+    })
+    .unwrap();
+    let opts = options(&srv.host())
+        .with_parallel(Some(dist_remotes::ParallelFetch::new(50_000, 16_384, 3)));
+    let f = fetcher(opts, &srv.host()).await;
+    assert_eq!(collect(f.as_ref(), &d, 0).await.unwrap(), blob);
+    assert_eq!(
+        collect(f.as_ref(), &d, 60_000).await.unwrap(),
+        &blob[60_000..]
+    );
+    let ranged = srv
+        .requests()
+        .iter()
+        .filter(|r| r.header("range").is_some())
+        .count();
+    assert!(ranged >= 7, "expected several range requests, saw {ranged}");
+}

@@ -178,3 +178,61 @@ async fn no_credentials_is_unauthorized_in_both_auth_modes() {
         assert!(err.to_string().contains(&host), "{err}");
     }
 }
+
+#[tokio::test]
+async fn a_refresh_token_is_exchanged_with_an_oauth_post_and_tokens_are_cached() {
+    let reg = Registry::start(AuthMode::Token).unwrap();
+    let (img, _) = populate(&reg);
+    let host = reg.host();
+    let mut opts = options_for(&reg, "unused");
+    opts.credentials = std::sync::Arc::new(dist_remotes::StaticCredentials::new().with(
+        host.clone(),
+        dist_remotes::Credential::RefreshToken {
+            username: dist_test_support::USERNAME.into(),
+            token: dist_test_support::REFRESH_TOKEN.into(),
+        },
+    ));
+    let issuer = reg.token_issuer().unwrap();
+    let before = issuer.requests().len();
+    let r = DockerResolver::new(opts);
+    let (name, desc) = r.resolve(&format!("{host}/test/img:v1")).await.unwrap();
+    let f = r.fetcher(&name).await.unwrap();
+    fetch_all(f.as_ref(), &desc).await.unwrap();
+    for child in &img.children {
+        fetch_all(f.as_ref(), child).await.unwrap();
+    }
+    let reqs = &issuer.requests()[before..];
+    assert_eq!(reqs.len(), 1, "one token for the whole pull");
+    assert_eq!(reqs[0].method, "POST");
+    let body = String::from_utf8_lossy(&reqs[0].body).to_string();
+    assert!(body.contains("grant_type=refresh_token"), "{body}");
+    assert!(reqs[0].header("authorization").is_none());
+}
+
+#[tokio::test]
+async fn parallel_ranged_fetch_of_a_big_layer_matches_the_registry() {
+    let reg = Registry::start(AuthMode::None).unwrap();
+    let mut layout = OciLayout::new().unwrap();
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let img = layout
+        .add_image(
+            Some("big"),
+            &Platform::new("linux", "amd64"),
+            &[("big.bin", &big)],
+        )
+        .unwrap();
+    reg.push(layout.path(), "big", "test/big:v1", false, false)
+        .unwrap();
+    let host = reg.host();
+    let opts = options(&host, AuthMode::None, "")
+        .with_parallel(Some(dist_remotes::ParallelFetch::new(100_000, 32 << 10, 4)));
+    let r = DockerResolver::new(opts);
+    let (name, _) = r.resolve(&format!("{host}/test/big:v1")).await.unwrap();
+    let f = r.fetcher(&name).await.unwrap();
+    let layer = img.children.last().unwrap();
+    assert!(layer.size() > 100_000, "layer is {} bytes", layer.size());
+    let got = fetch_all(f.as_ref(), layer).await.unwrap();
+    assert_eq!(got.len() as u64, layer.size());
+}
