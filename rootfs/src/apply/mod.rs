@@ -1,8 +1,9 @@
 //! `apply`: one layer onto a directory, streaming, with its DiffID computed on the way.
 //!
-//! The calling thread inflates, hashes and parses the tar; a second thread does every
-//! filesystem operation. They talk through a bounded queue of entry headers and data
-//! chunks, so memory stays bounded whatever the layer's size.
+//! Three stages: the calling thread reads and inflates; a second thread hashes and parses
+//! the tar; a third does every filesystem operation. They talk through bounded queues of
+//! decoded chunks and of batched entry headers and data, so memory stays bounded
+//! whatever the layer's size.
 
 mod entry;
 mod metadata;
