@@ -32,12 +32,23 @@ pub struct Registry {
     port: u16,
     mode: AuthMode,
     token: Option<TokenIssuer>,
+    tls: bool,
 }
 
 impl Registry {
     /// Starts `/usr/bin/docker-registry` on `127.0.0.1` with an ephemeral port and waits
     /// until `/v2/` answers. A port taken between choosing and binding it is retried.
     pub fn start(mode: AuthMode) -> Result<Self> {
+        Self::start_with(mode, false)
+    }
+
+    /// Like [`start`](Registry::start), but serving HTTPS with a fresh self-signed
+    /// certificate for `127.0.0.1` (see [`ca_cert`](Registry::ca_cert)).
+    pub fn start_tls(mode: AuthMode) -> Result<Self> {
+        Self::start_with(mode, true)
+    }
+
+    fn start_with(mode: AuthMode, tls: bool) -> Result<Self> {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
         let token = match mode {
             AuthMode::Token => Some(TokenIssuer::start(USERNAME, PASSWORD, 300)?),
@@ -48,13 +59,16 @@ impl Registry {
             let path = dir.path().join("htpasswd");
             std::fs::write(&path, line).map_err(|e| Error::io("writing htpasswd", e))?;
         }
+        if tls {
+            make_tls_certs(dir.path())?;
+        }
         let mut last = None;
         for _ in 0..5 {
             let port = free_port()?;
             let cfg_path = dir.path().join("config.yml");
             std::fs::write(
                 &cfg_path,
-                config_yaml(dir.path(), port, mode, token.as_ref()),
+                config_yaml(dir.path(), port, mode, token.as_ref(), tls),
             )
             .map_err(|e| Error::io("writing config.yml", e))?;
             let log_path = dir.path().join("registry.log");
@@ -68,7 +82,7 @@ impl Registry {
                 .stderr(log2)
                 .spawn()
                 .map_err(|e| Error::io("spawning /usr/bin/docker-registry", e))?;
-            match wait_until_ready(&mut child, port, &log_path, Duration::from_secs(30)) {
+            match wait_until_ready(&mut child, port, &log_path, tls, Duration::from_secs(30)) {
                 Ok(()) => {
                     return Ok(Registry {
                         child,
@@ -76,6 +90,7 @@ impl Registry {
                         port,
                         mode,
                         token,
+                        tls,
                     });
                 }
                 Err(e) => {
@@ -91,6 +106,12 @@ impl Registry {
     /// `127.0.0.1:<port>`, the host part of references to this registry.
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The PEM certificate a client must trust for a registry started with
+    /// [`start_tls`](Registry::start_tls).
+    pub fn ca_cert(&self) -> Option<std::path::PathBuf> {
+        self.tls.then(|| self.dir.path().join("ca.crt"))
     }
 
     /// The authentication mode.
@@ -169,6 +190,50 @@ impl Drop for Registry {
     }
 }
 
+/// A throw-away CA (`ca.crt`) and a server certificate for `127.0.0.1` signed by it
+/// (`tls.crt`, `tls.key`) in `dir`.
+fn make_tls_certs(dir: &Path) -> Result<()> {
+    let p = |name: &str| dir.join(name);
+    run(Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=dist-test-ca", "-keyout"])
+        .arg(p("ca.key"))
+        .arg("-out")
+        .arg(p("ca.crt")))?;
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+        ])
+        .arg(p("tls.key"))
+        .arg("-out")
+        .arg(p("tls.csr")))?;
+    std::fs::write(
+        p("tls.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|e| Error::io("tls.ext", e))?;
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "2", "-CAcreateserial", "-in"])
+        .arg(p("tls.csr"))
+        .arg("-CA")
+        .arg(p("ca.crt"))
+        .arg("-CAkey")
+        .arg(p("ca.key"))
+        .arg("-extfile")
+        .arg(p("tls.ext"))
+        .arg("-out")
+        .arg(p("tls.crt")))?;
+    Ok(())
+}
+
 /// Binds `127.0.0.1:0` and releases it, for a process that needs a port number up front.
 fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("bind :0", e))?;
@@ -179,7 +244,13 @@ fn free_port() -> Result<u16> {
     Ok(port)
 }
 
-fn config_yaml(dir: &Path, port: u16, mode: AuthMode, token: Option<&TokenIssuer>) -> String {
+fn config_yaml(
+    dir: &Path,
+    port: u16,
+    mode: AuthMode,
+    token: Option<&TokenIssuer>,
+    tls: bool,
+) -> String {
     let mut s = format!(
         "version: 0.1\n\
          log:\n  level: warn\n  accesslog:\n    disabled: true\n\
@@ -187,6 +258,13 @@ fn config_yaml(dir: &Path, port: u16, mode: AuthMode, token: Option<&TokenIssuer
          http:\n  addr: 127.0.0.1:{port}\n  secret: dist-test-secret\n",
         dir.join("data").display()
     );
+    if tls {
+        s.push_str(&format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            dir.join("tls.crt").display(),
+            dir.join("tls.key").display()
+        ));
+    }
     match (mode, token) {
         (AuthMode::Htpasswd, _) => s.push_str(&format!(
             "auth:\n  htpasswd:\n    realm: dist-test\n    path: {}\n",
@@ -204,7 +282,13 @@ fn config_yaml(dir: &Path, port: u16, mode: AuthMode, token: Option<&TokenIssuer
 }
 
 /// Polls `GET /v2/` until it answers (any status), the child exits, or time runs out.
-fn wait_until_ready(child: &mut Child, port: u16, log: &Path, timeout: Duration) -> Result<()> {
+fn wait_until_ready(
+    child: &mut Child,
+    port: u16,
+    log: &Path,
+    tls: bool,
+    timeout: Duration,
+) -> Result<()> {
     let start = Instant::now();
     while start.elapsed() < timeout {
         if let Ok(Some(status)) = child.try_wait() {
@@ -214,7 +298,13 @@ fn wait_until_ready(child: &mut Child, port: u16, log: &Path, timeout: Duration)
                 format!("exited with {status}: {}", log.trim()),
             ));
         }
-        if probe(port).is_some() {
+        // A TLS registry cannot be spoken to in plain text; accepting connections is enough.
+        let up = if tls {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        } else {
+            probe(port).is_some()
+        };
+        if up {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -223,7 +223,10 @@ impl Repository {
                     return Err(Error::protocol(host, format!("{url}: too many redirects")));
                 }
                 Err(Failure::Http(e)) => {
+                    // Docker falls back when the server does not speak TLS at all, not
+                    // when it presents a certificate we refuse.
                     if e.is_connect()
+                        && !error_chain(&e).contains("certificate")
                         && ep.host.plain_http_fallback
                         && !ep.use_http.swap(true, Ordering::Relaxed)
                     {

@@ -63,7 +63,7 @@ pub(crate) async fn resolve(
     check_status(&resp, &host, reference)?;
     let body_header_digest = header_digest(resp.headers(), &host)?;
     let header_type = media_type(resp.headers());
-    let (body, actual) = read_capped(resp, reference, max, &host).await?;
+    let (body, actual) = read_capped(resp, reference, max, &host, expected.as_ref()).await?;
     if let Some(d) = &body_header_digest
         && *d != actual
     {
@@ -157,18 +157,23 @@ fn body_media_type(body: &[u8]) -> Option<MediaType> {
     p.media_type.map(|m| MediaType::from(m.as_str()))
 }
 
-/// Reads a manifest body, refusing it once it passes `max` bytes.
+/// Reads a manifest body, refusing it once it passes `max` bytes, and digests it.
 async fn read_capped(
     mut resp: Response,
     reference: &str,
     max: u64,
     host: &str,
+    expected: Option<&Digest>,
 ) -> Result<(Vec<u8>, Digest)> {
     if let Some(len) = content_length(resp.headers()).filter(|l| *l > max) {
         return Err(too_large(reference, len, max));
     }
     let mut body = Vec::new();
-    let mut hasher = Hasher::Sha256(Default::default());
+    // Hash with the reference's algorithm when it names one, else sha256.
+    let mut hasher = match expected {
+        Some(d) => Hasher::for_digest(d)?,
+        None => Hasher::Sha256(Default::default()),
+    };
     while let Some(chunk) = resp
         .chunk()
         .await
