@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# End-to-end benchmark of issue 7: `dist` against containerd (ctr), skopeo and umoci, on
+# the same machine in the same run, everything on tmpfs (/dev/shm).
+#
+# Starts Debian's docker-registry on loopback, pushes a 3-layer test image built from files
+# on this machine (big files / many small files / whiteouts), then runs, alternating
+# dist, peer, dist, peer:
+#   dist pull --snapshotter native   vs  ctr images pull --snapshotter native
+#   dist pull --snapshotter overlay  vs  ctr images pull --snapshotter overlayfs
+#   dist pull + dist unpack DIR      vs  skopeo copy (to an OCI layout) + umoci unpack
+#   warm re-pull (same root/daemon) of dist and of ctr, with blob bytes from the
+#   registry's access log; peak RSS of every step (GNU time %M; containerd's VmHWM);
+#   a pull of a variant image with a 5x larger big-file layer (flat RSS).
+# Prints a markdown table of medians and ratios to stdout and writes it to --out.
+#
+# Usage: benches/e2e.sh [--scale full|small] [--runs N] [--out FILE] [--dist BIN] [--keep]
+#   --scale small  a few tens of MB instead of ~500 MB compressed; for quick checks
+#   --runs N       cold runs per tool (default 3)
+#   --out FILE     where to write the markdown (default benches/e2e-results.md)
+#   --dist BIN     use this dist binary instead of `cargo build --release --example dist`
+#   --keep         keep the work directory (logs of every run) instead of deleting it
+# Run as root (containerd and overlay mounts need it). The built image and the registry
+# storage are cached in /dev/shm/dist-e2e-cache/<scale> between runs; delete it to rebuild.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+here=$repo/benches/e2e
+
+scale=full
+runs=3
+out=$repo/benches/e2e-results.md
+dist_bin=
+keep=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --scale) scale=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --dist) dist_bin=$2; shift 2 ;;
+    --keep) keep=1; shift ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+case $scale in full | small) ;; *) echo "--scale must be full or small" >&2; exit 2 ;; esac
+case $runs in '' | *[!0-9]* | 0) echo "--runs must be a positive integer" >&2; exit 2 ;; esac
+out=$(realpath -m "$out")
+[ -z "$dist_bin" ] || dist_bin=$(realpath "$dist_bin")
+cd "$repo"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "run as root: containerd and overlay mounts need it" >&2
+  exit 2
+fi
+
+log() { printf '[e2e %s] %s\n' "$(date +%T)" "$*" >&2; }
+
+# --- dependencies --------------------------------------------------------------------
+scripts/install-deps.sh
+need=()
+[ -x /usr/bin/time ] || need+=(time)
+command -v python3 >/dev/null || need+=(python3)
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing: ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# shellcheck source=scripts/registry.sh
+. scripts/registry.sh
+# shellcheck source=benches/e2e/containerd.sh
+. "$here/containerd.sh"
+# shellcheck source=benches/e2e/image.sh
+. "$here/image.sh"
+
+# --- work dirs and cleanup -------------------------------------------------------------
+work=$(mktemp -d /dev/shm/dist-e2e.XXXXXX)
+cache=/dev/shm/dist-e2e-cache/$scale
+results=$work/results.tsv
+logs=$work/logs
+mkdir -p "$logs" "$cache"
+: >"$results"
+CTRD_PID=
+CTRD_DIR=
+REGISTRY_PID=
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  ctrd_stop
+  stop_registry
+  umount_under "$work"
+  if [ "$keep" = 1 ]; then
+    log "kept work directory $work"
+  else
+    rm -rf "$work"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- measuring -------------------------------------------------------------------------
+record() { printf '%s\t%s\n' "$1" "$2" >>"$results"; }
+
+# Last meaningful stderr line of a failed step, for the table.
+why() {
+  local f=$1
+  { grep -v '^\s*$' "$f.err" 2>/dev/null | grep -v '^Command exited' || true; } |
+    tail -n 1 | tr '\t|' '  ' | cut -c1-160
+}
+
+# timed NAME CMD...: runs CMD with stdout/stderr in $logs/NAME.{out,err}; sets SECS (wall
+# clock) and RSS_KIB (GNU time %M); returns CMD's status.
+timed() {
+  local name=$1 t0 t1 rc=0
+  shift
+  t0=$(date +%s%N)
+  /usr/bin/time -f '%M' -o "$logs/$name.rss" "$@" >"$logs/$name.out" 2>"$logs/$name.err" || rc=$?
+  t1=$(date +%s%N)
+  SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+  RSS_KIB=$(tail -n 1 "$logs/$name.rss")
+  if [ "$rc" -ne 0 ]; then
+    log "  $name failed ($rc): $(why "$logs/$name")"
+  fi
+  return "$rc"
+}
+
+# Blob bytes the registry served since access-log line $1 (GETs of /blobs/, 200 or 206).
+reg_lines() { wc -l <"$regdir/registry.log"; }
+reg_blob_bytes() {
+  sleep 0.3 # the access log line is written after the response completes
+  tail -n +"$(($1 + 1))" "$regdir/registry.log" |
+    awk '$6 == "\"GET" && $7 ~ /\/blobs\/sha256:/ && ($9 == 200 || $9 == 206) { n += $10 }
+         END { print n + 0 }'
+}
+
+# --- the test image --------------------------------------------------------------------
+recipe=2 # bump when build_image changes, to invalidate caches
+layout=$cache/oci
+regdir=$cache/registry
+if [ "$(cat "$cache/stamp" 2>/dev/null)" != "$recipe" ]; then
+  log "building the $scale test image in $layout (cached for the next runs)"
+  rm -rf "$layout" "$regdir" "$cache/stamp"
+  build_image "$layout" bench "$scale" 1 "$work"
+  cp "$work/deleted-bench" "$cache/deleted"
+  log "building the variant with a 5x big-file layer"
+  build_image "$layout" big "$scale" 5 "$work"
+  echo "$recipe" >"$cache/stamp"
+fi
+log "image: $(image_summary "$layout" bench)"
+
+start_registry "$regdir"
+log "registry: $REGISTRY"
+ref=$REGISTRY/bench:bench
+big_ref=$REGISTRY/bench:big
+if [ ! -e "$regdir/pushed" ]; then
+  log "pushing to the registry"
+  for tag in bench big; do
+    skopeo copy -q --dest-tls-verify=false "oci:$layout:$tag" "docker://$REGISTRY/bench:$tag"
+  done
+  touch "$regdir/pushed"
+fi
+
+# --- dist ------------------------------------------------------------------------------
+if [ -z "$dist_bin" ]; then
+  log "building dist (cargo build --release --example dist)"
+  if cargo build -q --release --example dist; then
+    dist_bin=$repo/target/release/examples/dist
+  else
+    log "dist did not build; its rows will show the failure"
+    dist_bin=/bin/false
+  fi
+fi
+
+# --- the runs --------------------------------------------------------------------------
+# dist_pull_run SNAP KEY I: cold pull into a fresh root, then a warm re-pull of it.
+dist_pull_run() {
+  local snap=$1 key=$2 i=$3 root=$work/dist-$2-$i mark
+  if timed "dist-$key-$i" "$dist_bin" --root "$root" --plain-http pull --snapshotter "$snap" "$ref"; then
+    record "time.dist_$key" "$SECS"
+    record "rss.dist_$key" "$RSS_KIB"
+    mark=$(reg_lines)
+    if timed "dist-warm-$key-$i" "$dist_bin" --root "$root" --plain-http pull --snapshotter "$snap" "$ref"; then
+      record "time.dist_warm_$key" "$SECS"
+      record "bytes.dist_warm_$key" "$(reg_blob_bytes "$mark")"
+    else
+      record "time.dist_warm_$key" "!$(why "$logs/dist-warm-$key-$i")"
+    fi
+  else
+    record "time.dist_$key" "!$(why "$logs/dist-$key-$i")"
+  fi
+  umount_under "$root"
+  rm -rf "$root"
+}
+
+# ctr_pull_run SNAP KEY I: fresh daemon, cold pull, warm re-pull, daemon peak RSS.
+ctr_pull_run() {
+  local snap=$1 key=$2 i=$3 dir=$work/ctr-$2-$i mark cold_rss=
+  if ! ctrd_start "$dir"; then
+    record "time.ctr_$key" "!containerd did not start"
+    rm -rf "$dir"
+    return 0
+  fi
+  if timed "ctr-$key-$i" ctr --address "$CTRD_SOCK" images pull --plain-http --snapshotter "$snap" "$ref"; then
+    record "time.ctr_$key" "$SECS"
+    cold_rss=$RSS_KIB
+    mark=$(reg_lines)
+    if timed "ctr-warm-$key-$i" ctr --address "$CTRD_SOCK" images pull --plain-http --snapshotter "$snap" "$ref"; then
+      record "time.ctr_warm_$key" "$SECS"
+      record "bytes.ctr_warm_$key" "$(reg_blob_bytes "$mark")"
+    else
+      record "time.ctr_warm_$key" "!$(why "$logs/ctr-warm-$key-$i")"
+    fi
+  else
+    record "time.ctr_$key" "!$(why "$logs/ctr-$key-$i")"
+  fi
+  ctrd_stop
+  if [ -n "$cold_rss" ] && [ -n "$CTRD_HWM_KIB" ]; then
+    record "rss.ctr_$key" "$((cold_rss + CTRD_HWM_KIB))"
+  fi
+  cp "$dir/containerd.log" "$logs/containerd-$key-$i.log" 2>/dev/null || true
+  rm -rf "$dir"
+}
+
+dist_unpack_run() {
+  local i=$1 root=$work/dist-unpack-$i secs rss
+  if timed "dist-pull-for-unpack-$i" "$dist_bin" --root "$root" --plain-http pull "$ref"; then
+    secs=$SECS rss=$RSS_KIB
+    if timed "dist-unpack-$i" "$dist_bin" --root "$root" unpack "$ref" "$root.rootfs"; then
+      record "time.dist_unpack" "$(awk -v a="$secs" -v b="$SECS" 'BEGIN { printf "%.3f", a + b }')"
+      record "rss.dist_unpack" "$((rss > RSS_KIB ? rss : RSS_KIB))"
+    else
+      record "time.dist_unpack" "!unpack: $(why "$logs/dist-unpack-$i")"
+    fi
+  else
+    record "time.dist_unpack" "!pull: $(why "$logs/dist-pull-for-unpack-$i")"
+  fi
+  umount_under "$root"
+  rm -rf "$root" "$root.rootfs"
+}
+
+skopeo_umoci_run() {
+  local i=$1 dir=$work/skopeo-$i secs rss
+  mkdir -p "$dir"
+  if timed "skopeo-$i" skopeo copy --src-tls-verify=false "docker://$ref" "oci:$dir/oci:bench"; then
+    secs=$SECS rss=$RSS_KIB
+    if timed "umoci-$i" umoci unpack --image "$dir/oci:bench" "$dir/bundle"; then
+      record "time.skopeo_umoci" "$(awk -v a="$secs" -v b="$SECS" 'BEGIN { printf "%.3f", a + b }')"
+      record "rss.skopeo_umoci" "$((rss > RSS_KIB ? rss : RSS_KIB))"
+    else
+      record "time.skopeo_umoci" "!umoci: $(why "$logs/umoci-$i")"
+    fi
+  else
+    record "time.skopeo_umoci" "!skopeo: $(why "$logs/skopeo-$i")"
+  fi
+  rm -rf "$dir"
+}
+
+started=$(date -u '+%Y-%m-%d %H:%M UTC')
+t_start=$(date +%s)
+for i in $(seq 1 "$runs"); do
+  log "run $i/$runs: dist pull (native)";     dist_pull_run native native "$i"
+  log "run $i/$runs: ctr pull (native)";      ctr_pull_run native native "$i"
+  log "run $i/$runs: dist pull (overlay)";    dist_pull_run overlay overlay "$i"
+  log "run $i/$runs: ctr pull (overlayfs)";   ctr_pull_run overlayfs overlay "$i"
+  log "run $i/$runs: dist pull + unpack";     dist_unpack_run "$i"
+  log "run $i/$runs: skopeo copy + umoci unpack"; skopeo_umoci_run "$i"
+done
+
+log "flat RSS: dist pull (native) of the image with a 5x big-file layer"
+root=$work/dist-big
+if timed dist-big "$dist_bin" --root "$root" --plain-http pull --snapshotter native "$big_ref"; then
+  record time.dist_big "$SECS"
+  record rss.dist_big "$RSS_KIB"
+else
+  record rss.dist_big "!$(why "$logs/dist-big")"
+fi
+rm -rf "$root"
+elapsed=$(($(date +%s) - t_start))
+
+# --- the report ------------------------------------------------------------------------
+rev=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+  rev="$rev (with uncommitted changes)"
+fi
+meta=$work/meta.tsv
+{
+  printf 'date\t%s (runs took %d s)\n' "$started" "$elapsed"
+  printf 'machine\t%s CPUs, %s, %s MiB RAM, Linux %s\n' "$(nproc)" \
+    "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" \
+    "$(awk '/^MemTotal/ { printf "%d", $2 / 1024 }' /proc/meminfo)" "$(uname -r)"
+  printf 'tools\tdist %s; %s; skopeo %s; umoci %s; docker-registry %s\n' "$rev" \
+    "$(containerd --version | awk '{ print $1, $3 }')" \
+    "$(skopeo --version | awk '{ print $3 }')" "$(umoci --version | awk '{ print $3 }')" \
+    "$(docker-registry --version 2>/dev/null | awk '{ print $NF }')"
+  printf 'image (%s scale)\t%s; layer 3 deletes %s\n' "$scale" \
+    "$(image_summary "$layout" bench)" "$(paste -sd, "$cache/deleted" | sed 's/,/, /g')"
+  printf '5x variant\t%s\n' "$(image_summary "$layout" big)"
+  printf 'runs\t%s cold runs per tool, all on tmpfs (/dev/shm)\n' "$runs"
+  printf 'command\t`benches/e2e.sh --scale %s --runs %s`\n' "$scale" "$runs"
+} >"$meta"
+cat >"$work/commands.md" <<'EOF'
+### Commands timed (per run, fresh roots; REF = 127.0.0.1:PORT/bench:bench)
+
+- dist, native / overlay: `dist --root ROOT --plain-http pull --snapshotter native|overlay REF`;
+  the warm re-pull is the same command again on the same ROOT.
+- containerd: a fresh `containerd --config CFG` (root, state and socket in a temp dir, CRI
+  disabled) per run, then `ctr --address SOCK images pull --plain-http --snapshotter native|overlayfs REF`,
+  and again for the warm re-pull. Peak RSS = the daemon's VmHWM + ctr's own.
+- dist pull + unpack: `dist --root ROOT --plain-http pull REF` then `dist --root ROOT unpack REF DIR`.
+- skopeo + umoci: `skopeo copy --src-tls-verify=false docker://REF oci:DIR/oci:bench` then
+  `umoci unpack --image DIR/oci:bench BUNDLE`.
+- Peak RSS: GNU `/usr/bin/time -f %M`. Blob bytes: sum of the response sizes of blob GETs in
+  the registry's access log during the warm re-pull.
+EOF
+
+mkdir -p "$(dirname "$out")"
+python3 "$here/report.py" --results "$results" --meta "$meta" --commands "$work/commands.md" >"$out"
+cat "$out"
+log "wrote $out"
