@@ -14,11 +14,14 @@
 # Prints a markdown table of medians and ratios to stdout and writes it to --out.
 #
 # Usage: benches/e2e.sh [--scale full|small] [--runs N] [--out FILE] [--dist BIN] [--keep]
+#                        [--prepare]
 #   --scale small  a few tens of MB instead of ~500 MB compressed; for quick checks
 #   --runs N       cold runs per tool (default 3)
 #   --out FILE     where to write the markdown (default benches/e2e-results.md)
 #   --dist BIN     use this dist binary instead of `cargo build --release --example dist`
 #   --keep         keep the work directory (logs of every run) instead of deleting it
+#   --prepare      only build (and cache) the test images, push them and build dist; the
+#                  first full-scale build takes several minutes, which then stay out of the run
 # Run as root (containerd and overlay mounts need it). The built image and the registry
 # storage are cached in /dev/shm/dist-e2e-cache/<scale> between runs; delete it to rebuild.
 set -euo pipefail
@@ -31,6 +34,7 @@ runs=3
 out=$repo/benches/e2e-results.md
 dist_bin=
 keep=0
+prepare=0
 while [ $# -gt 0 ]; do
   case $1 in
     --scale) scale=$2; shift 2 ;;
@@ -38,6 +42,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --dist) dist_bin=$2; shift 2 ;;
     --keep) keep=1; shift ;;
+    --prepare) prepare=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -87,6 +92,9 @@ REGISTRY_PID=
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  # Best effort from here on; stop_registry's `kill && wait` returns the registry's 143,
+  # which must neither abort the cleanup nor become our status.
+  set +e
   ctrd_stop
   stop_registry
   umount_under "$work"
@@ -106,9 +114,10 @@ record() { printf '%s\t%s\n' "$1" "$2" >>"$results"; }
 
 # Last meaningful stderr line of a failed step, for the table.
 why() {
-  local f=$1
-  { grep -v '^\s*$' "$f.err" 2>/dev/null | grep -v '^Command exited' || true; } |
-    tail -n 1 | tr '\t|' '  ' | cut -c1-160
+  local f=$1 msg
+  msg=$({ grep -v '^\s*$' "$f.err" 2>/dev/null | grep -v '^Command exited' || true; } |
+    tail -n 1 | tr '\t|' '  ' | cut -c1-160)
+  echo "${msg:-exited with status $(cat "$f.rc" 2>/dev/null)}"
 }
 
 # timed NAME CMD...: runs CMD with stdout/stderr in $logs/NAME.{out,err}; sets SECS (wall
@@ -119,6 +128,7 @@ timed() {
   t0=$(date +%s%N)
   /usr/bin/time -f '%M' -o "$logs/$name.rss" "$@" >"$logs/$name.out" 2>"$logs/$name.err" || rc=$?
   t1=$(date +%s%N)
+  echo "$rc" >"$logs/$name.rc"
   SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
   RSS_KIB=$(tail -n 1 "$logs/$name.rss")
   if [ "$rc" -ne 0 ]; then
@@ -170,8 +180,14 @@ if [ -z "$dist_bin" ]; then
     dist_bin=$repo/target/release/examples/dist
   else
     log "dist did not build; its rows will show the failure"
-    dist_bin=/bin/false
+    dist_bin=$work/dist-did-not-build
+    printf '#!/bin/sh\necho "dist did not build (cargo build --release --example dist failed)" >&2\nexit 1\n' >"$dist_bin"
+    chmod +x "$dist_bin"
   fi
+fi
+if [ "$prepare" = 1 ]; then
+  log "prepared: images cached in $cache, dist at $dist_bin"
+  exit 0
 fi
 
 # --- the runs --------------------------------------------------------------------------
@@ -277,6 +293,7 @@ if timed dist-big "$dist_bin" --root "$root" --plain-http pull --snapshotter nat
 else
   record rss.dist_big "!$(why "$logs/dist-big")"
 fi
+umount_under "$root"
 rm -rf "$root"
 elapsed=$(($(date +%s) - t_start))
 
