@@ -152,8 +152,8 @@ impl HostsConfig {
         }
         let origin = self.origin(host);
         if let Some(dir) = &self.dir {
-            for name in [host_dir_name(host), "_default".to_string()] {
-                let path = dir.join(&name).join("hosts.toml");
+            for name in [host, "_default"] {
+                let path = dir.join(name).join("hosts.toml");
                 match std::fs::read_to_string(&path) {
                     Ok(text) => return parse_hosts_toml(&text, &path, origin),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -188,12 +188,6 @@ impl HostsConfig {
         }
         h
     }
-}
-
-/// containerd names host directories `host:port`; on file systems where `:` is awkward it
-/// also accepts `host_port_`. We use the plain form.
-fn host_dir_name(host: &str) -> String {
-    host.to_string()
 }
 
 /// Whether `host[:port]` names the local machine.

@@ -1,63 +1,19 @@
 //! Behaviour under faults a real registry will not produce, via a scripted HTTP server.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
 use std::time::Duration;
 
-use bytes::Bytes;
-use dist_remotes::{
-    Capabilities, DockerResolver, ErrorKind, Fetcher, HostsConfig, RegistryHost, Resolver,
-    ResolverOptions, RetryPolicy, Scheme, StaticCredentials,
+use common::{
+    collect, data, desc, fault_fetcher as fetcher, fault_options as options, manifest_server,
+    serve_blob,
 };
-use dist_test_support::{FaultServer, Reply, Request};
-use futures::TryStreamExt;
-use oci_spec::image::{Descriptor, MediaType};
-use sha2::Digest as _;
+use dist_remotes::{DockerResolver, ErrorKind, Resolver};
+use dist_test_support::{FaultServer, Reply};
+use oci_spec::image::MediaType;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
-fn options(host: &str) -> ResolverOptions {
-    ResolverOptions::default()
-        .with_hosts(HostsConfig::new().with_plain_http(host))
-        .with_retry(
-            RetryPolicy::default()
-                .with_max_attempts(4)
-                .with_delays(Duration::from_millis(10), Duration::from_millis(50)),
-        )
-        .with_timeouts(Duration::from_secs(5), Duration::from_millis(300))
-        .with_max_resumes(3)
-}
-
-fn data(n: usize) -> Vec<u8> {
-    (0..n).map(|i| (i * 31 % 251) as u8).collect()
-}
-
-fn desc(bytes: &[u8], mt: MediaType) -> Descriptor {
-    let d = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
-    Descriptor::new(
-        mt,
-        bytes.len() as u64,
-        d.parse::<oci_spec::image::Digest>().unwrap(),
-    )
-}
-
-async fn fetcher(opts: ResolverOptions, host: &str) -> Box<dyn Fetcher> {
-    DockerResolver::new(opts)
-        .fetcher(&format!("{host}/repo"))
-        .await
-        .unwrap()
-}
-
-async fn collect(f: &dyn Fetcher, d: &Descriptor, offset: u64) -> dist_remotes::Result<Vec<u8>> {
-    let parts: Vec<Bytes> = f.fetch_at(d, offset).await?.try_collect().await?;
-    Ok(parts.concat())
-}
-
-/// Serves `blob` under `/v2/repo/blobs/<digest>` honouring Range.
-fn serve_blob(blob: Vec<u8>) -> impl Fn(&Request, usize) -> Reply + Send + Sync + 'static {
-    move |req, _| Reply::ranged(req, &blob)
-}
 
 #[tokio::test]
 async fn connection_cut_mid_blob_resumes_with_range_and_the_digest_is_right() {
@@ -197,52 +153,6 @@ async fn a_server_that_ignores_range_has_the_prefix_skipped() {
 }
 
 #[tokio::test]
-async fn a_redirect_to_another_host_does_not_carry_authorization() {
-    let blob = data(4000);
-    let d = desc(&blob, MediaType::ImageLayerGzip);
-    let storage = FaultServer::start(serve_blob(blob.clone())).unwrap();
-    let target = format!("http://{}/storage/blob", storage.host());
-    let registry = FaultServer::start(move |req, _| match req.header("authorization") {
-        None => Reply::status(401).header("WWW-Authenticate", r#"Basic realm="test""#),
-        Some(_) => Reply::status(307).header("Location", target.clone()),
-    })
-    .unwrap();
-    let host = registry.host();
-    let opts = options(&host).with_credentials(Arc::new(
-        StaticCredentials::new().with_basic(&host, "user", "secret"),
-    ));
-    let f = fetcher(opts, &host).await;
-    assert_eq!(collect(f.as_ref(), &d, 0).await.unwrap(), blob);
-    let reg_reqs = registry.requests();
-    assert!(reg_reqs.last().unwrap().header("authorization").is_some());
-    let st_reqs = storage.requests();
-    assert!(!st_reqs.is_empty());
-    for r in st_reqs {
-        assert_eq!(r.header("authorization"), None, "leaked to {}", r.target);
-    }
-}
-
-fn manifest_server(
-    body: Vec<u8>,
-    head_digest: Option<String>,
-    get_digest: Option<String>,
-) -> FaultServer {
-    FaultServer::start(move |req, _| {
-        let digest = if req.method == "HEAD" {
-            &head_digest
-        } else {
-            &get_digest
-        };
-        let mut r = Reply::ok(body.clone()).header("Content-Type", OCI_MANIFEST);
-        if let Some(d) = digest {
-            r = r.header("Docker-Content-Digest", d.clone());
-        }
-        r
-    })
-    .unwrap()
-}
-
-#[tokio::test]
 async fn an_oversized_manifest_is_refused() {
     let body = format!(
         r#"{{"mediaType":"{OCI_MANIFEST}","pad":"{}"}}"#,
@@ -326,159 +236,6 @@ async fn a_digest_reference_is_checked_against_what_the_registry_serves() {
     assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
 }
 
-fn mirror_options(mirror: &str, origin: &str) -> ResolverOptions {
-    let hosts = HostsConfig::new().with_hosts(
-        origin,
-        vec![
-            RegistryHost::new(mirror)
-                .with_scheme(Scheme::Http)
-                .with_capabilities(Capabilities::PULL),
-            RegistryHost::new(origin).with_scheme(Scheme::Http),
-        ],
-    );
-    options(origin).with_hosts(hosts)
-}
-
-#[tokio::test]
-async fn a_failing_mirror_falls_through_to_the_origin_unless_turned_off() {
-    let blob = data(2000);
-    let d = desc(&blob, MediaType::ImageLayerGzip);
-    let mirror = FaultServer::start(|_, _| Reply::status(503)).unwrap();
-    let origin = FaultServer::start(serve_blob(blob.clone())).unwrap();
-    let opts = mirror_options(&mirror.host(), &origin.host());
-    let f = fetcher(opts.clone(), &origin.host()).await;
-    assert_eq!(collect(f.as_ref(), &d, 0).await.unwrap(), blob);
-    assert_eq!(mirror.requests().len(), 1, "a mirror gets one attempt");
-    assert_eq!(origin.requests().len(), 1);
-
-    let f = fetcher(opts.with_mirror_fallback(false), &origin.host()).await;
-    let err = collect(f.as_ref(), &d, 0).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
-    assert!(err.to_string().contains(&mirror.host()), "{err}");
-    assert_eq!(
-        origin.requests().len(),
-        1,
-        "origin not tried without fallback"
-    );
-}
-
-#[tokio::test]
-async fn a_pull_only_mirror_is_not_asked_to_resolve_tags() {
-    let body = format!(r#"{{"mediaType":"{OCI_MANIFEST}"}}"#).into_bytes();
-    let digest = desc(&body, MediaType::ImageManifest).digest().to_string();
-    let mirror = FaultServer::start(|_, _| Reply::status(500)).unwrap();
-    let origin = manifest_server(body, Some(digest.clone()), Some(digest));
-    let r = DockerResolver::new(mirror_options(&mirror.host(), &origin.host()));
-    r.resolve(&format!("{}/repo:v1", origin.host()))
-        .await
-        .unwrap();
-    assert!(mirror.requests().is_empty());
-}
-
-#[tokio::test]
-async fn loopback_hosts_fall_back_to_plain_http_when_https_fails() {
-    let blob = data(100);
-    let d = desc(&blob, MediaType::ImageLayerGzip);
-    let srv = FaultServer::start(serve_blob(blob.clone())).unwrap();
-    // No plain-HTTP configuration: HTTPS is tried first and cannot handshake.
-    let opts = options(&srv.host()).with_hosts(HostsConfig::new());
-    let f = fetcher(opts, &srv.host()).await;
-    assert_eq!(collect(f.as_ref(), &d, 0).await.unwrap(), blob);
-}
-
-#[tokio::test]
-async fn bearer_tokens_are_fetched_from_the_challenge_and_cached_per_scope() {
-    let blob = data(300);
-    let d = desc(&blob, MediaType::ImageLayerGzip);
-    let tokens = Arc::new(AtomicUsize::new(0));
-    let t2 = tokens.clone();
-    let auth = FaultServer::start(move |req, _| {
-        let n = t2.fetch_add(1, Ordering::SeqCst);
-        assert!(
-            req.target.contains("scope=repository%3Arepo%3Apull"),
-            "{}",
-            req.target
-        );
-        assert!(req.target.contains("service=svc"), "{}", req.target);
-        Reply::ok(format!(r#"{{"token":"tok{n}","expires_in":300}}"#))
-    })
-    .unwrap();
-    let realm = format!("http://{}/token", auth.host());
-    let b = blob.clone();
-    let srv = FaultServer::start(move |req, _| match req.header("authorization") {
-        Some("Bearer tok0") => Reply::ranged(req, &b),
-        _ => Reply::status(401).header(
-            "WWW-Authenticate",
-            format!(r#"Bearer realm="{realm}",service="svc",scope="repository:repo:pull""#),
-        ),
-    })
-    .unwrap();
-    let f = fetcher(options(&srv.host()), &srv.host()).await;
-    for _ in 0..3 {
-        assert_eq!(collect(f.as_ref(), &d, 0).await.unwrap(), blob);
-    }
-    assert_eq!(
-        tokens.load(Ordering::SeqCst),
-        1,
-        "one token for three fetches"
-    );
-    assert_eq!(srv.requests().len(), 4, "one 401, then three authorized");
-}
-
-#[tokio::test]
-async fn credentials_are_not_sent_to_a_plain_http_token_server_on_another_host() {
-    let auth = FaultServer::start(|_, _| Reply::ok(r#"{"token":"anon"}"#)).unwrap();
-    let realm = format!("http://{}/token", auth.host());
-    let srv = FaultServer::start(move |req, _| match req.header("authorization") {
-        Some("Bearer anon") => Reply::status(404),
-        _ => Reply::status(401).header("WWW-Authenticate", format!(r#"Bearer realm="{realm}""#)),
-    })
-    .unwrap();
-    let host = srv.host();
-    let opts = options(&host).with_credentials(Arc::new(
-        StaticCredentials::new().with_basic(&host, "user", "secret"),
-    ));
-    let err = DockerResolver::new(opts)
-        .resolve(&format!("{host}/repo:v1"))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
-    for r in auth.requests() {
-        assert_eq!(r.header("authorization"), None);
-    }
-}
-
-#[tokio::test]
-async fn an_expired_token_is_renewed() {
-    let blob = data(100);
-    let d = desc(&blob, MediaType::ImageLayerGzip);
-    let tokens = Arc::new(AtomicUsize::new(0));
-    let t2 = tokens.clone();
-    let auth = FaultServer::start(move |_, _| {
-        let n = t2.fetch_add(1, Ordering::SeqCst);
-        Reply::ok(format!(r#"{{"token":"tok{n}","expires_in":1}}"#))
-    })
-    .unwrap();
-    let realm = format!("http://{}/token", auth.host());
-    let b = blob.clone();
-    let srv = FaultServer::start(move |req, _| match req.header("authorization") {
-        Some(t) if t.starts_with("Bearer tok") => Reply::ranged(req, &b),
-        _ => Reply::status(401).header("WWW-Authenticate", format!(r#"Bearer realm="{realm}""#)),
-    })
-    .unwrap();
-    let f = fetcher(options(&srv.host()), &srv.host()).await;
-    assert_eq!(collect(f.as_ref(), &d, 0).await.unwrap(), blob);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(collect(f.as_ref(), &d, 0).await.unwrap(), blob);
-    assert_eq!(tokens.load(Ordering::SeqCst), 2);
-    let auths: Vec<_> = srv
-        .requests()
-        .into_iter()
-        .filter_map(|r| r.header("authorization").map(str::to_string))
-        .collect();
-    assert_eq!(auths, ["Bearer tok0", "Bearer tok1"]);
-}
-
 #[tokio::test]
 async fn parallel_range_fetch_reassembles_a_blob_in_order() {
     let blob = data(100_000);
@@ -512,4 +269,15 @@ async fn parallel_range_fetch_reassembles_a_blob_in_order() {
         .filter(|r| r.header("range").is_some())
         .count();
     assert!(ranged >= 7, "expected several range requests, saw {ranged}");
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_instead_of_hanging() {
+    let d = desc(b"x", MediaType::ImageLayerGzip);
+    let srv = FaultServer::start(|_, _| Reply::Hang).unwrap();
+    let f = fetcher(options(&srv.host()), &srv.host()).await;
+    let res = tokio::time::timeout(Duration::from_secs(60), collect(f.as_ref(), &d, 0)).await;
+    let err = res.expect("the fetch must not hang").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("no response"), "{err}");
 }

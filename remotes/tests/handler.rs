@@ -12,7 +12,7 @@ use dist_remotes::{
     DockerResolver, ErrorKind, Fetcher, HostsConfig, Resolver, ResolverOptions, RetryPolicy,
     fetch_handler, ref_key,
 };
-use dist_test_support::{AuthMode, FaultServer, OciLayout, Platform, Registry, Reply};
+use dist_test_support::{AuthMode, FaultServer, OciLayout, Platform, Push, Registry, Reply};
 use oci_spec::image::{Descriptor, MediaType};
 use sha2::Digest as _;
 use tokio::io::AsyncWriteExt;
@@ -68,7 +68,7 @@ async fn fetch_handler_pulls_a_whole_image_from_the_registry_into_the_store() {
             &[("f", b"content")],
         )
         .unwrap();
-    reg.push(layout.path(), "v1", "h/img:v1", false, false)
+    reg.push(layout.path(), "v1", "h/img:v1", Push::oci())
         .unwrap();
     let r = common::resolver(&reg);
     let (name, root) = r

@@ -4,7 +4,7 @@
 mod common;
 
 use dist_remotes::{DockerResolver, ErrorKind, Resolver};
-use dist_test_support::{AuthMode, OciLayout, Platform, Registry};
+use dist_test_support::{AuthMode, OciLayout, Platform, Push, Registry};
 
 use common::{fetch_all, options, options_for, resolver};
 
@@ -28,11 +28,16 @@ fn populate(reg: &Registry) -> (dist_test_support::Built, dist_test_support::Bui
             ],
         )
         .unwrap();
-    reg.push(layout.path(), "v1", "test/img:v1", false, false)
+    reg.push(layout.path(), "v1", "test/img:v1", Push::oci())
         .unwrap_or_else(|e| panic!("{e}\n{}", reg.log()));
-    reg.push(layout.path(), "v1", "test/img:v2s2", true, false)
-        .unwrap();
-    reg.push(layout.path(), "multi", "test/multi:v1", false, true)
+    reg.push(
+        layout.path(),
+        "v1",
+        "test/img:v2s2",
+        Push::oci().docker_v2s2(),
+    )
+    .unwrap();
+    reg.push(layout.path(), "multi", "test/multi:v1", Push::oci().all())
         .unwrap();
     (img, index)
 }
@@ -223,7 +228,7 @@ async fn parallel_ranged_fetch_of_a_big_layer_matches_the_registry() {
             &[("big.bin", &big)],
         )
         .unwrap();
-    reg.push(layout.path(), "big", "test/big:v1", false, false)
+    reg.push(layout.path(), "big", "test/big:v1", Push::oci())
         .unwrap();
     let host = reg.host();
     let opts = options(&host, AuthMode::None, "")

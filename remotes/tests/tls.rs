@@ -7,7 +7,7 @@ use dist_remotes::{
     DockerResolver, ErrorKind, HostsConfig, RegistryHost, Resolver, ResolverOptions, RetryPolicy,
     TlsOptions,
 };
-use dist_test_support::{AuthMode, OciLayout, Platform, Registry};
+use dist_test_support::{AuthMode, OciLayout, Platform, Push, Registry};
 
 fn tls_registry() -> Registry {
     let reg = Registry::start_tls(AuthMode::None).unwrap();
@@ -19,7 +19,7 @@ fn tls_registry() -> Registry {
             &[("a", b"tls")],
         )
         .unwrap();
-    reg.push(layout.path(), "v1", "tls/img:v1", false, false)
+    reg.push(layout.path(), "v1", "tls/img:v1", Push::oci())
         .unwrap_or_else(|e| panic!("{e}\n{}", reg.log()));
     reg
 }

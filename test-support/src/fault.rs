@@ -47,6 +47,8 @@ pub enum Reply {
         /// The `Content-Length` announced.
         announced: usize,
     },
+    /// Reads the request and never answers (until the server is dropped).
+    Hang,
 }
 
 impl Reply {
@@ -76,6 +78,7 @@ impl Reply {
             | Reply::Stall { headers, .. } => {
                 headers.push((name.to_string(), value.into()));
             }
+            Reply::Hang => {}
         }
         self
     }
@@ -191,6 +194,10 @@ async fn serve(sock: TcpStream, script: Arc<Script>, log: Arc<Mutex<Vec<Request>
                 out.extend_from_slice(&body);
                 let _ = w.write_all(&out).await;
                 let _ = w.shutdown().await;
+                return;
+            }
+            Reply::Hang => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
                 return;
             }
             Reply::Stall {

@@ -20,5 +20,5 @@ mod token;
 pub use error::{Error, Result};
 pub use fault::{FaultServer, Reply, Request, parse_range};
 pub use layout::{Built, OciLayout, Platform};
-pub use registry::{AuthMode, PASSWORD, Registry, USERNAME};
+pub use registry::{AuthMode, PASSWORD, Push, Registry, USERNAME};
 pub use token::{REFRESH_TOKEN, TokenIssuer};

@@ -25,6 +25,35 @@ pub enum AuthMode {
     Token,
 }
 
+/// How [`Registry::push`] copies an image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Push {
+    /// Convert to Docker schema 2 media types (`skopeo copy --format v2s2`).
+    pub docker_v2s2: bool,
+    /// Copy every manifest of an index (`--all`), not just the host platform's.
+    pub all: bool,
+}
+
+impl Push {
+    /// Keep OCI media types, copy one image (the default).
+    pub fn oci() -> Self {
+        Push::default()
+    }
+
+    /// Convert to Docker schema 2.
+    pub fn docker_v2s2(mut self) -> Self {
+        self.docker_v2s2 = true;
+        self
+    }
+
+    /// Copy all manifests of an index.
+    pub fn all(mut self) -> Self {
+        self.all = true;
+        self
+    }
+}
+
 /// A running registry with its own storage directory.
 pub struct Registry {
     child: Child,
@@ -130,15 +159,13 @@ impl Registry {
     }
 
     /// Copies `layout_dir`'s image tagged `layout_tag` to `<this registry>/<repo_tag>`
-    /// with `skopeo copy`. `v2s2` converts to Docker schema 2 media types; `all` copies
-    /// every manifest of an index.
+    /// with `skopeo copy` (with this registry's credentials).
     pub fn push(
         &self,
         layout_dir: &Path,
         layout_tag: &str,
         repo_tag: &str,
-        v2s2: bool,
-        all: bool,
+        how: Push,
     ) -> Result<()> {
         let mut cmd = Command::new("skopeo");
         cmd.args([
@@ -147,10 +174,10 @@ impl Registry {
             "--quiet",
             "--dest-tls-verify=false",
         ]);
-        if v2s2 {
+        if how.docker_v2s2 {
             cmd.args(["--format", "v2s2"]);
         }
-        if all {
+        if how.all {
             cmd.arg("--all");
         }
         if let Some(c) = self.creds() {

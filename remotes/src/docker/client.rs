@@ -222,6 +222,10 @@ impl Repository {
                 Err(Failure::TooManyRedirects) => {
                     return Err(Error::protocol(host, format!("{url}: too many redirects")));
                 }
+                Err(Failure::NoResponse(d)) => (
+                    format!("{} {url}: no response for {d:?}", req.method),
+                    policy.backoff(attempt),
+                ),
                 Err(Failure::Http(e)) => {
                     // Docker falls back when the server does not speak TLS at all, not
                     // when it presents a certificate we refuse.
@@ -280,7 +284,12 @@ impl Repository {
                 };
                 rb = rb.header(RANGE, v);
             }
-            let resp = rb.send().await.map_err(Failure::Http)?;
+            // The stall bound also covers a server that accepts and never answers.
+            let stall = self.shared.opts.stall_timeout;
+            let resp = match tokio::time::timeout(stall, rb.send()).await {
+                Ok(r) => r.map_err(Failure::Http)?,
+                Err(_) => return Err(Failure::NoResponse(stall)),
+            };
             if !resp.status().is_redirection() {
                 return Ok(resp);
             }
@@ -302,6 +311,7 @@ impl Repository {
 /// Why one attempt produced no response.
 enum Failure {
     Http(reqwest::Error),
+    NoResponse(std::time::Duration),
     TooManyRedirects,
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use oci_spec::image::Descriptor;
 
-use crate::auth::{Anonymous, Authorizer, Credentials};
+use crate::auth::{Anonymous, Authorizer, Credentials, DockerConfig};
 use crate::hosts::{DOCKER_HUB, HostsConfig};
 use crate::retry::RetryPolicy;
 use crate::{Error, Fetcher, Resolver, Result};
@@ -28,8 +28,8 @@ pub const DEFAULT_MAX_MANIFEST_SIZE: u64 = 4 << 20;
 pub struct ResolverOptions {
     /// Endpoints per registry host (mirrors, plain HTTP, TLS).
     pub hosts: HostsConfig,
-    /// Where credentials come from (anonymous by default; see
-    /// [`DockerConfig`](crate::DockerConfig)).
+    /// Where credentials come from. The default is [`DockerConfig::load`] (Docker's
+    /// `config.json`), or anonymous when that file cannot be read.
     pub credentials: Arc<dyn Credentials>,
     /// Retries of one request against one endpoint.
     pub retry: RetryPolicy,
@@ -77,7 +77,7 @@ impl Default for ResolverOptions {
     fn default() -> Self {
         ResolverOptions {
             hosts: HostsConfig::new(),
-            credentials: Arc::new(Anonymous),
+            credentials: default_credentials(),
             retry: RetryPolicy::default(),
             mirror_fallback: true,
             max_manifest_size: DEFAULT_MAX_MANIFEST_SIZE,
@@ -86,6 +86,17 @@ impl Default for ResolverOptions {
             max_resumes_without_progress: 5,
             parallel: None,
             user_agent: concat!("dist-rs/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+/// Docker's `config.json` when it can be read, else anonymous (with a warning).
+fn default_credentials() -> Arc<dyn Credentials> {
+    match DockerConfig::load() {
+        Ok(cfg) => Arc::new(cfg),
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring unreadable Docker config; going anonymous");
+            Arc::new(Anonymous)
         }
     }
 }

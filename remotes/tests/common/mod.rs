@@ -6,11 +6,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dist_remotes::{
-    DockerResolver, Fetcher, HostsConfig, ResolverOptions, RetryPolicy, StaticCredentials,
+    DockerResolver, Fetcher, HostsConfig, Resolver, ResolverOptions, RetryPolicy, StaticCredentials,
 };
-use dist_test_support::{AuthMode, PASSWORD, Registry, USERNAME};
+use dist_test_support::{AuthMode, FaultServer, PASSWORD, Registry, Reply, Request, USERNAME};
 use futures::TryStreamExt;
-use oci_spec::image::Descriptor;
+use oci_spec::image::{Descriptor, MediaType};
+use sha2::Digest as _;
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// Options for talking to a loopback test registry: plain HTTP, fast retries.
 pub(crate) fn options(reg_host: &str, mode: AuthMode, password: &str) -> ResolverOptions {
@@ -49,4 +52,81 @@ pub(crate) fn options_for(reg: &Registry, password: &str) -> ResolverOptions {
 pub(crate) async fn fetch_all(f: &dyn Fetcher, desc: &Descriptor) -> dist_remotes::Result<Vec<u8>> {
     let parts: Vec<Bytes> = f.fetch(desc).await?.try_collect().await?;
     Ok(parts.concat())
+}
+
+/// Options for a scripted server on loopback: plain HTTP, four fast attempts, a 300 ms
+/// stall bound, three reopenings.
+pub(crate) fn fault_options(host: &str) -> ResolverOptions {
+    ResolverOptions::default()
+        .with_credentials(Arc::new(dist_remotes::Anonymous))
+        .with_hosts(HostsConfig::new().with_plain_http(host))
+        .with_retry(
+            RetryPolicy::default()
+                .with_max_attempts(4)
+                .with_delays(Duration::from_millis(10), Duration::from_millis(50)),
+        )
+        .with_timeouts(Duration::from_secs(5), Duration::from_millis(300))
+        .with_max_resumes(3)
+}
+
+/// `n` bytes of a fixed pattern.
+pub(crate) fn data(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+/// The sha256 descriptor of `bytes`.
+pub(crate) fn desc(bytes: &[u8], mt: MediaType) -> Descriptor {
+    let d = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
+    Descriptor::new(
+        mt,
+        bytes.len() as u64,
+        d.parse::<oci_spec::image::Digest>().unwrap(),
+    )
+}
+
+/// A fetcher for `<host>/repo`.
+pub(crate) async fn fault_fetcher(opts: ResolverOptions, host: &str) -> Box<dyn Fetcher> {
+    DockerResolver::new(opts)
+        .fetcher(&format!("{host}/repo"))
+        .await
+        .unwrap()
+}
+
+/// Fetches `d` from `offset` to the end.
+pub(crate) async fn collect(
+    f: &dyn Fetcher,
+    d: &Descriptor,
+    offset: u64,
+) -> dist_remotes::Result<Vec<u8>> {
+    let parts: Vec<Bytes> = f.fetch_at(d, offset).await?.try_collect().await?;
+    Ok(parts.concat())
+}
+
+/// A script serving `blob` for every request, honouring Range.
+pub(crate) fn serve_blob(
+    blob: Vec<u8>,
+) -> impl Fn(&Request, usize) -> Reply + Send + Sync + 'static {
+    move |req, _| Reply::ranged(req, &blob)
+}
+
+/// A server answering every manifest request with `body` (OCI manifest type) and, per
+/// method, an optional `Docker-Content-Digest`.
+pub(crate) fn manifest_server(
+    body: Vec<u8>,
+    head_digest: Option<String>,
+    get_digest: Option<String>,
+) -> FaultServer {
+    FaultServer::start(move |req, _| {
+        let digest = if req.method == "HEAD" {
+            &head_digest
+        } else {
+            &get_digest
+        };
+        let mut r = Reply::ok(body.clone()).header("Content-Type", OCI_MANIFEST);
+        if let Some(d) = digest {
+            r = r.header("Docker-Content-Digest", d.clone());
+        }
+        r
+    })
+    .unwrap()
 }
