@@ -241,3 +241,28 @@ async fn parallel_ranged_fetch_of_a_big_layer_matches_the_registry() {
     let got = fetch_all(f.as_ref(), layer).await.unwrap();
     assert_eq!(got.len() as u64, layer.size());
 }
+
+#[tokio::test]
+async fn credentials_from_a_docker_config_file_are_used_in_both_auth_modes() {
+    use base64::Engine;
+    for mode in [AuthMode::Htpasswd, AuthMode::Token] {
+        let reg = Registry::start(mode).unwrap();
+        populate(&reg);
+        let host = reg.host();
+        let dir = tempfile::tempdir().unwrap();
+        let auth = base64::engine::general_purpose::STANDARD.encode(reg.creds().unwrap());
+        let path = dir.path().join("config.json");
+        std::fs::write(
+            &path,
+            format!(r#"{{"auths":{{"http://{host}/":{{"auth":"{auth}"}}}}}}"#),
+        )
+        .unwrap();
+        let cfg = dist_remotes::DockerConfig::from_file(&path).unwrap();
+        let opts = options_for(&reg, "ignored").with_credentials(std::sync::Arc::new(cfg));
+        let (_, desc) = DockerResolver::new(opts)
+            .resolve(&format!("{host}/test/img:v1"))
+            .await
+            .unwrap();
+        assert!(desc.size() > 0, "{mode:?}");
+    }
+}

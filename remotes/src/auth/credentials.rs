@@ -138,10 +138,7 @@ impl DockerConfig {
 
     /// `$DOCKER_CONFIG/config.json`, else `$HOME/.docker/config.json`.
     pub fn default_path() -> Option<PathBuf> {
-        if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
-            return Some(PathBuf::from(dir).join("config.json"));
-        }
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker").join("config.json"))
+        config_path(std::env::var_os("DOCKER_CONFIG"), std::env::var_os("HOME"))
     }
 
     /// Loads `path`; a missing file gives an empty configuration.
@@ -173,6 +170,17 @@ impl DockerConfig {
             }
         }
         Ok(DockerConfig { auths })
+    }
+}
+
+fn config_path(
+    docker_config: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Option<PathBuf> {
+    match (docker_config, home) {
+        (Some(dir), _) if !dir.is_empty() => Some(PathBuf::from(dir).join("config.json")),
+        (_, Some(h)) => Some(PathBuf::from(h).join(".docker").join("config.json")),
+        _ => None,
     }
 }
 
@@ -275,6 +283,17 @@ mod tests {
         std::fs::write(dir.path().join("config.json"), "{not json").unwrap();
         let err = DockerConfig::from_file(&dir.path().join("config.json")).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn docker_config_env_wins_over_home() {
+        let p = config_path(Some("/cfg".into()), Some("/home/u".into()));
+        assert_eq!(p, Some(PathBuf::from("/cfg/config.json")));
+        let p = config_path(None, Some("/home/u".into()));
+        assert_eq!(p, Some(PathBuf::from("/home/u/.docker/config.json")));
+        let p = config_path(Some("".into()), Some("/home/u".into()));
+        assert_eq!(p, Some(PathBuf::from("/home/u/.docker/config.json")));
+        assert_eq!(config_path(None, None), None);
     }
 
     #[test]
