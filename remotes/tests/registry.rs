@@ -181,6 +181,9 @@ async fn no_credentials_is_unauthorized_in_both_auth_modes() {
         let err = r.resolve(&format!("{host}/test/img:v1")).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unauthorized, "{mode:?}: {err}");
         assert!(err.to_string().contains(&host), "{err}");
+        if mode == AuthMode::Token {
+            assert!(err.to_string().contains("no credentials"), "{err}");
+        }
     }
 }
 

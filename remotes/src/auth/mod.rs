@@ -55,6 +55,11 @@ impl Authorizer {
         }
     }
 
+    /// Whether the provider has a credential for `host` (for error messages).
+    pub(crate) fn has_credential(&self, host: &str) -> bool {
+        self.creds.credential(host).is_some()
+    }
+
     /// The `Authorization` value to send to `host` for `scope`, when one is known.
     pub(crate) fn header(&self, host: &str, scope: &str) -> Option<HeaderValue> {
         let hosts = self.state.lock().ok()?;

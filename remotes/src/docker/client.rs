@@ -200,9 +200,14 @@ impl Repository {
             let failure = match self.send_following(ep, &url, req, &scope).await {
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
                     if authorized {
+                        let why = if self.shared.auth.has_credential(host) {
+                            "credentials rejected"
+                        } else {
+                            "anonymous access denied (no credentials for this host)"
+                        };
                         return Err(Error::Unauthorized {
                             host: host.to_string(),
-                            reason: format!("{} {url}: credentials rejected", req.method),
+                            reason: format!("{} {url}: {why}", req.method),
                         });
                     }
                     authorized = true;

@@ -17,7 +17,9 @@ const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// Options for talking to a loopback test registry: plain HTTP, fast retries.
 pub(crate) fn options(reg_host: &str, mode: AuthMode, password: &str) -> ResolverOptions {
+    // Anonymous unless told otherwise: tests must not read the user's Docker config.
     let mut opts = ResolverOptions::default()
+        .with_credentials(Arc::new(dist_remotes::Anonymous))
         .with_hosts(HostsConfig::new().with_plain_http(reg_host))
         .with_retry(
             RetryPolicy::default()
