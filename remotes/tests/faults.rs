@@ -149,7 +149,13 @@ async fn a_server_that_ignores_range_has_the_prefix_skipped() {
     let srv = FaultServer::start(move |_, _| Reply::ok(b.clone())).unwrap();
     let f = fetcher(options(&srv.host()), &srv.host()).await;
     assert_eq!(collect(f.as_ref(), &d, 1000).await.unwrap(), &blob[1000..]);
-    assert_eq!(srv.requests()[0].header("range"), Some("bytes=1000-"));
+    let req = &srv.requests()[0];
+    assert_eq!(req.header("range"), Some("bytes=1000-"));
+    let accept = req.header("accept").unwrap();
+    assert!(
+        accept.starts_with("application/vnd.oci.image.layer.v1.tar+gzip"),
+        "{accept}"
+    );
 }
 
 #[tokio::test]

@@ -40,6 +40,8 @@ pub(super) struct Target {
     pub(super) repo: Arc<Repository>,
     pub(super) path: String,
     pub(super) manifest: bool,
+    /// The `Accept` header: the descriptor's media type (or every manifest type), then any.
+    pub(super) accept: String,
     /// For error messages: `host/repo@digest`.
     pub(super) what: String,
 }
@@ -79,6 +81,11 @@ impl Fetcher for DockerFetcher {
             repo: self.repo.clone(),
             path: format!("{kind}/{digest}"),
             manifest,
+            accept: if manifest {
+                manifest_accept()
+            } else {
+                format!("{}, */*", desc.media_type())
+            },
             what,
         };
         let body = match self.repo.shared.opts.parallel {
@@ -104,9 +111,7 @@ pub(super) async fn open(
     digest: Option<&oci_spec::image::Digest>,
 ) -> Result<ByteStream> {
     let mut req = Request::new(Method::GET, t.path.clone());
-    if t.manifest {
-        req.accept = Some(manifest_accept());
-    }
+    req.accept = Some(t.accept.clone());
     if start > 0 || end.is_some() {
         req.range = Some((start, end));
     }
