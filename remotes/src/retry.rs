@@ -161,6 +161,16 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_replaces_the_backoff() {
+        let p =
+            RetryPolicy::default().with_delays(Duration::from_millis(1), Duration::from_secs(10));
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("3"));
+        let d = p.delay_for_status(StatusCode::TOO_MANY_REQUESTS, &h, 1);
+        assert_eq!(d, Some(Duration::from_secs(3)));
+    }
+
+    #[test]
     fn retry_after_is_capped_by_max_delay() {
         let p = RetryPolicy::default().with_delays(Duration::ZERO, Duration::from_secs(2));
         let mut h = HeaderMap::new();

@@ -75,8 +75,19 @@ async fn too_many_requests_is_retried_after_retry_after() {
         }
     })
     .unwrap();
-    let f = fetcher(options(&srv.host()), &srv.host()).await;
+    // Backoff steps are 10 ms, so only Retry-After explains a wait of a second.
+    let opts = options(&srv.host()).with_retry(
+        dist_remotes::RetryPolicy::default()
+            .with_max_attempts(4)
+            .with_delays(Duration::from_millis(10), Duration::from_secs(5)),
+    );
+    let f = fetcher(opts, &srv.host()).await;
+    let start = std::time::Instant::now();
     assert_eq!(collect(f.as_ref(), &d, 0).await.unwrap(), blob);
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "Retry-After was not honoured"
+    );
     assert_eq!(srv.requests().len(), 2);
 }
 
@@ -134,7 +145,7 @@ async fn a_stalled_body_times_out_instead_of_hanging() {
         announced: b.len(),
     })
     .unwrap();
-    let f = fetcher(options(&srv.host()), &srv.host()).await;
+    let f = fetcher(short_stall(&srv.host()), &srv.host()).await;
     let res = tokio::time::timeout(Duration::from_secs(60), collect(f.as_ref(), &d, 0)).await;
     let err = res.expect("the fetch must not hang").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
@@ -281,9 +292,14 @@ async fn parallel_range_fetch_reassembles_a_blob_in_order() {
 async fn a_server_that_never_answers_times_out_instead_of_hanging() {
     let d = desc(b"x", MediaType::ImageLayerGzip);
     let srv = FaultServer::start(|_, _| Reply::Hang).unwrap();
-    let f = fetcher(options(&srv.host()), &srv.host()).await;
+    let f = fetcher(short_stall(&srv.host()), &srv.host()).await;
     let res = tokio::time::timeout(Duration::from_secs(60), collect(f.as_ref(), &d, 0)).await;
     let err = res.expect("the fetch must not hang").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(err.to_string().contains("no response"), "{err}");
+}
+
+/// The fault options with a 300 ms stall bound, for the tests that stall on purpose.
+fn short_stall(host: &str) -> dist_remotes::ResolverOptions {
+    options(host).with_timeouts(Duration::from_secs(5), Duration::from_millis(300))
 }
