@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use dist_test_support::{AuthMode, OciLayout, Platform, Registry};
+use dist_test_support::{AuthMode, OciLayout, Platform, Push, Registry};
 use sha2::{Digest as _, Sha256};
 use support::{Dist, listing, run, sh, skopeo_push, umoci_image};
 
@@ -69,7 +69,7 @@ fn fetch_object_is_byte_identical_to_skopeo_and_pipes_to_jq() {
             &[("a.txt", b"hello")],
         )
         .unwrap();
-    reg.push(layout.path(), "v1", "app:v1", false, false)
+    reg.push(layout.path(), "v1", "app:v1", Push::oci())
         .unwrap();
     let dist = Dist::new();
     let reference = format!("{}/app:v1", reg.host());
@@ -155,7 +155,7 @@ fn pull_selects_the_requested_platform_from_an_index() {
     layout
         .add_index("multi", &[Platform::new("linux", "amd64"), arm64, armv7])
         .unwrap();
-    reg.push(layout.path(), "multi", "multi:latest", false, true)
+    reg.push(layout.path(), "multi", "multi:latest", Push::oci().all())
         .unwrap();
     let reference = format!("{}/multi:latest", reg.host());
     for (platform, expect) in [
@@ -270,7 +270,7 @@ fn a_killed_pull_resumes_its_partial_download() {
             &[("big.bin", &data)],
         )
         .unwrap();
-    reg.push(layout.path(), "big", "big:latest", false, false)
+    reg.push(layout.path(), "big", "big:latest", Push::oci())
         .unwrap();
     let reference = format!("{}/big:latest", proxy.addr);
 
