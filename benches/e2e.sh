@@ -159,7 +159,14 @@ if [ "$(cat "$cache/stamp" 2>/dev/null)" != "$recipe" ]; then
   build_image "$layout" big "$scale" 5 "$work"
   echo "$recipe" >"$cache/stamp"
 fi
-log "image: $(image_summary "$layout" bench)"
+for tag in bench big; do
+  [ -s "$cache/unpacked-$tag" ] || unpacked_bytes "$layout" "$tag" >"$cache/unpacked-$tag"
+done
+# "N layers, X MB compressed (a + b + c), Y MB as tar" for the report.
+describe() {
+  printf '%s, %d MB as tar' "$(image_summary "$layout" "$1")" "$(($(cat "$cache/unpacked-$1") / 1000000))"
+}
+log "image: $(describe bench)"
 
 start_registry "$regdir"
 log "registry: $REGISTRY"
@@ -313,8 +320,8 @@ meta=$work/meta.tsv
     "$(skopeo --version | awk '{ print $3 }')" "$(umoci --version | awk '{ print $3 }')" \
     "$(docker-registry --version 2>/dev/null | awk '{ print $NF }')"
   printf 'image (%s scale)\t%s; layer 3 deletes %s\n' "$scale" \
-    "$(image_summary "$layout" bench)" "$(paste -sd, "$cache/deleted" | sed 's/,/, /g')"
-  printf '5x variant\t%s\n' "$(image_summary "$layout" big)"
+    "$(describe bench)" "$(paste -sd, "$cache/deleted" | sed 's/,/, /g')"
+  printf '5x variant\t%s\n' "$(describe big)"
   printf 'runs\t%s cold runs per tool, all on tmpfs (/dev/shm)\n' "$runs"
   printf 'command\t`benches/e2e.sh --scale %s --runs %s`\n' "$scale" "$runs"
 } >"$meta"

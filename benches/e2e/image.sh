@@ -9,6 +9,7 @@
 #      another), so the layer is whiteouts only.
 #   WORK is scratch space for the bundle; removed afterwards.
 # image_summary LAYOUT TAG   one line: layer count and compressed sizes, from the manifest.
+# unpacked_bytes LAYOUT TAG  the layers' uncompressed (tar) size in bytes, summed.
 
 # Paths (relative to /) of the big-file layer's sources, one per line.
 big_sources() {
@@ -86,13 +87,28 @@ build_image() {
 }
 
 image_summary() {
-  local layout=$1 tag=$2 manifest
-  manifest=$(jq -r --arg t "$tag" \
-    '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $t) | .digest' \
-    "$layout/index.json" | head -n 1)
+  local layout=$1 tag=$2
   jq -r '[.layers[].size] as $s |
     "\($s | length) layers, \(($s | add) / 1e6 | floor) MB compressed (" +
     ([$s[] | if . < 1e4 then "\(.) B" elif . < 1e6 then "\(. / 1e3 | floor) kB" else "\(. / 1e6 * 10 | floor / 10) MB" end]
       | join(" + ")) + ")"' \
-    "$layout/blobs/sha256/${manifest#sha256:}"
+    "$(manifest_path "$layout" "$tag")"
+}
+
+# The manifest blob of TAG in LAYOUT.
+manifest_path() {
+  local layout=$1 tag=$2 manifest
+  manifest=$(jq -r --arg t "$tag" \
+    '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $t) | .digest' \
+    "$layout/index.json" | head -n 1)
+  echo "$layout/blobs/sha256/${manifest#sha256:}"
+}
+
+unpacked_bytes() {
+  local layout=$1 tag=$2 d total=0 n
+  for d in $(jq -r '.layers[].digest' "$(manifest_path "$layout" "$tag")"); do
+    n=$(gzip -dc "$layout/blobs/sha256/${d#sha256:}" | wc -c)
+    total=$((total + n))
+  done
+  echo "$total"
 }
