@@ -121,14 +121,20 @@ why() {
 }
 
 # timed NAME CMD...: runs CMD with stdout/stderr in $logs/NAME.{out,err}; sets SECS (wall
-# clock) and RSS_KIB (GNU time %M); returns CMD's status.
+# clock) and RSS_KIB (GNU time %M, which covers `timeout`'s child); returns CMD's status.
+# A step that hangs is killed after $step_timeout seconds and reported as failed.
+step_timeout=1200
 timed() {
   local name=$1 t0 t1 rc=0
   shift
   t0=$(date +%s%N)
-  /usr/bin/time -f '%M' -o "$logs/$name.rss" "$@" >"$logs/$name.out" 2>"$logs/$name.err" || rc=$?
+  /usr/bin/time -f '%M' -o "$logs/$name.rss" timeout -k 10 "$step_timeout" "$@" \
+    >"$logs/$name.out" 2>"$logs/$name.err" || rc=$?
   t1=$(date +%s%N)
   echo "$rc" >"$logs/$name.rc"
+  if [ "$rc" -eq 124 ]; then
+    echo "timed out after $step_timeout s" >>"$logs/$name.err"
+  fi
   SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
   RSS_KIB=$(tail -n 1 "$logs/$name.rss")
   if [ "$rc" -ne 0 ]; then
