@@ -19,6 +19,7 @@
 #   --runs N       cold runs per tool (default 3)
 #   --out FILE     where to write the markdown (default benches/e2e-results.md)
 #   --dist BIN     use this dist binary instead of `cargo build --release --example dist`
+#                  (which honours CARGO_TARGET_DIR)
 #   --keep         keep the work directory (logs of every run) instead of deleting it
 #   --prepare      only build (and cache) the test images, push them and build dist; the
 #                  first full-scale build takes several minutes, which then stay out of the run
@@ -190,7 +191,7 @@ fi
 if [ -z "$dist_bin" ]; then
   log "building dist (cargo build --release --example dist)"
   if cargo build -q --release --example dist; then
-    dist_bin=$repo/target/release/examples/dist
+    dist_bin=${CARGO_TARGET_DIR:-$repo/target}/release/examples/dist
   else
     log "dist did not build; its rows will show the failure"
     dist_bin=$work/dist-did-not-build
@@ -328,7 +329,7 @@ meta=$work/meta.tsv
   printf 'image (%s scale)\t%s; layer 3 deletes %s\n' "$scale" \
     "$(describe bench)" "$(paste -sd, "$cache/deleted" | sed 's/,/, /g')"
   printf '5x variant\t%s\n' "$(describe big)"
-  printf 'runs\t%s cold runs per tool, all on tmpfs (/dev/shm)\n' "$runs"
+  printf 'cold runs per tool\t%s, everything on tmpfs (/dev/shm)\n' "$runs"
   printf 'command\t`benches/e2e.sh --scale %s --runs %s`\n' "$scale" "$runs"
 } >"$meta"
 cat >"$work/commands.md" <<'EOF'
