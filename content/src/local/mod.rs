@@ -271,7 +271,7 @@ impl LocalStore {
             reference,
             lock: Some(lock),
             file: std::sync::Arc::new(file),
-            hasher,
+            hash: writer::Baton::new(hasher),
             offset: keep,
             total: meta.total,
             expected: meta.expected,

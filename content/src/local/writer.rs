@@ -1,11 +1,15 @@
 //! [`LocalWriter`]: the [`Writer`] of the local store.
 //!
-//! Bytes are hashed on the caller's task as they arrive and copied into a chunk buffer; full
-//! chunks are written to `data` by blocking tasks while the caller fills (and hashes) the
-//! next ones, so hashing and disk writes overlap. A few chunks may be queued (to ride out
-//! a descheduled writer thread), but each waits for its predecessor and none is written
-//! after one failed, so whatever a crash or error leaves in `data` is always a prefix of
-//! the stream: a resuming writer can trust the file's length and re-hash it.
+//! The caller's task only copies incoming bytes into 1 MiB chunk buffers. Each full chunk
+//! goes to a blocking task that hashes it and then writes it to `data`. The hash state is
+//! a baton passed from chunk task to chunk task in stream order, so chunk *k + 1* is hashed
+//! while chunk *k* is being written and the caller is already filling chunk *k + 2*:
+//! hashing, writing and copying run on different threads, and the slowest of them (the
+//! hash) sets the pace.
+//!
+//! Up to [`DEPTH`] chunks may be queued, but each waits for its predecessor and none is
+//! written after one failed, so whatever a crash or error leaves in `data` is always a
+//! prefix of the stream: a resuming writer can trust the file's length and re-hash it.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -13,7 +17,8 @@ use std::io;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::SystemTime;
 
@@ -38,7 +43,40 @@ const DEPTH: usize = 4;
 type Inflight = JoinHandle<io::Result<Vec<u8>>>;
 
 /// Tells the next chunk whether this one was written (the mutex only makes it `Sync`).
-type DoneSignal = std::sync::Mutex<std::sync::mpsc::Receiver<bool>>;
+type DoneSignal = Mutex<Receiver<bool>>;
+
+/// The running hash of the stream, handed from chunk task to chunk task in order.
+///
+/// Holds the receiving end of the newest task's output (or of the initial state).
+#[derive(Debug)]
+pub(super) struct Baton(Mutex<Receiver<Sha256>>);
+
+impl Baton {
+    /// A baton holding `state`, with nothing queued.
+    pub(super) fn new(state: Sha256) -> Baton {
+        let (tx, rx) = sync_channel(1);
+        let _ = tx.send(state);
+        Baton(Mutex::new(rx))
+    }
+
+    /// For a new chunk task: where to receive the state from, and where to send it on.
+    fn pass(&self) -> (Receiver<Sha256>, SyncSender<Sha256>) {
+        let (tx, rx) = sync_channel(1);
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (std::mem::replace(&mut *held, rx), tx)
+    }
+
+    /// Waits until every queued chunk is hashed and returns the state; `None` if a chunk
+    /// task died holding it.
+    fn current(&self) -> Option<Sha256> {
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let state = held.recv().ok()?;
+        let (tx, rx) = sync_channel(1);
+        let _ = tx.send(state.clone());
+        *held = rx;
+        Some(state)
+    }
+}
 
 /// An open ingest in a [`LocalStore`](super::LocalStore). Holds the ref's lock until it is
 /// committed or dropped.
@@ -49,8 +87,9 @@ pub(crate) struct LocalWriter {
     pub(super) reference: String,
     pub(super) lock: Option<IngestLock>,
     pub(super) file: Arc<File>,
-    pub(super) hasher: Sha256,
-    /// Bytes accepted so far (hashed; written or waiting in `buf`/`inflight`).
+    /// The hash of every byte handed to a chunk task (not of `buf`).
+    pub(super) hash: Baton,
+    /// Bytes accepted so far (in `buf`, queued, or written).
     pub(super) offset: u64,
     pub(super) total: Option<u64>,
     pub(super) expected: Option<Digest>,
@@ -125,16 +164,26 @@ impl LocalWriter {
         let pos = self.offset - buf.len() as u64;
         let file = Arc::clone(&self.file);
         let prev = self.last_done.take();
-        let (done, done_rx) = std::sync::mpsc::sync_channel(1);
-        self.last_done = Some(std::sync::Mutex::new(done_rx));
+        let (done, done_rx) = sync_channel(1);
+        self.last_done = Some(Mutex::new(done_rx));
+        let (hash_in, hash_out) = self.hash.pass();
         self.inflight.push_back(handle.spawn_blocking(move || {
+            // Hash first and pass the state on, so the next chunk hashes while we write.
+            let hashed = match hash_in.recv() {
+                Ok(mut state) => {
+                    state.update(&buf);
+                    let _ = hash_out.send(state);
+                    true
+                }
+                Err(_) => false,
+            };
             // In order, and never after a failed chunk: `data` stays a prefix.
             let prev_ok = prev.is_none_or(|p| {
                 p.into_inner()
                     .map(|rx| rx.recv().unwrap_or(false))
                     .unwrap_or(false)
             });
-            let res = if prev_ok {
+            let res = if prev_ok && hashed {
                 file.write_all_at(&buf, pos).map(|()| buf)
             } else {
                 Err(io::Error::other("an earlier chunk of this ingest failed"))
@@ -202,12 +251,7 @@ impl AsyncWrite for LocalWriter {
             this.dispatch()?;
         }
         let n = data.len().min(CHUNK - this.buf.len());
-        // Hash and copy block by block, so the copy reads bytes the hash just pulled into
-        // the cache instead of fetching them from memory a second time.
-        for block in data[..n].chunks(32 << 10) {
-            this.hasher.update(block);
-            this.buf.extend_from_slice(block);
-        }
+        this.buf.extend_from_slice(&data[..n]);
         this.offset += n as u64;
         Poll::Ready(Ok(n))
     }
@@ -232,8 +276,17 @@ impl AsyncWrite for LocalWriter {
 
 #[async_trait]
 impl Writer for LocalWriter {
+    /// Waits (briefly: at most [`DEPTH`] chunks) for queued hashing to catch up.
     fn digest(&self) -> Digest {
-        sha256_digest(self.hasher.clone())
+        match self.hash.current() {
+            Some(mut state) => {
+                state.update(&self.buf);
+                sha256_digest(state)
+            }
+            // Only if a chunk task died (runtime shutdown): a digest nothing matches, so
+            // a commit fails instead of trusting a lost state.
+            None => lost_digest(),
+        }
     }
 
     fn offset(&self) -> u64 {
@@ -271,7 +324,7 @@ impl Writer for LocalWriter {
             super::rehash(&file, size, &path)
         })
         .await?;
-        self.hasher = hasher;
+        self.hash = Baton::new(hasher);
         self.offset = size;
         self.poisoned = false;
         self.updated_at = SystemTime::now();
@@ -312,6 +365,13 @@ impl Drop for LocalWriter {
         if self.lock.is_some() {
             let _ = ingest::touch_updated(&self.dir, SystemTime::now());
         }
+    }
+}
+
+fn lost_digest() -> Digest {
+    match Digest::try_from(format!("sha256:{}", "0".repeat(64))) {
+        Ok(d) => d,
+        Err(_) => unreachable!("64 zero hex digits are a valid sha256 digest"),
     }
 }
 
