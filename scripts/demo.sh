@@ -16,7 +16,7 @@ umoci init --layout "$work/oci" >/dev/null
 umoci new --image "$work/oci:demo" >/dev/null
 umoci unpack --image "$work/oci:demo" "$work/bundle" >/dev/null
 cp -a /etc/apt /etc/ssl "$work/bundle/rootfs/"
-umoci repack --image "$work/oci:demo" "$work/bundle" >/dev/null
+umoci repack --refresh-bundle --image "$work/oci:demo" "$work/bundle" >/dev/null
 rm -rf "$work/bundle/rootfs/ssl"
 echo "hello from dist-rs" > "$work/bundle/rootfs/hello.txt"
 umoci repack --image "$work/oci:demo" "$work/bundle" >/dev/null
