@@ -103,6 +103,8 @@ const BATCH_BYTES: usize = 1024 * 1024;
 const BATCH_LEN: usize = 256;
 /// Decoded chunks in flight between the inflate and parse stages.
 const RAW_QUEUE: usize = 16;
+/// Data buffers kept for reuse between the applier and the parser (at most 256 KiB each).
+const SPARE_BUFFERS: usize = 32;
 
 enum Msg {
     Begin(Box<Header>),
@@ -125,7 +127,7 @@ pub fn apply<R: Read>(reader: R, root: &Path, options: &ApplyOptions) -> Result<
         let (raw_tx, raw_rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(RAW_QUEUE);
         let (raw_spare_tx, raw_spare_rx) = mpsc::channel::<Vec<u8>>();
         let (tx, rx) = mpsc::sync_channel::<Vec<Msg>>(QUEUE);
-        let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
+        let (spare_tx, spare_rx) = mpsc::sync_channel::<Vec<u8>>(SPARE_BUFFERS);
         let writer = std::thread::Builder::new()
             .name("dist-rootfs-apply".into())
             .spawn_scoped(s, move || write_entries(applier, rx, spare_tx))
@@ -157,7 +159,7 @@ pub fn apply<R: Read>(reader: R, root: &Path, options: &ApplyOptions) -> Result<
 fn write_entries(
     mut applier: Applier<'_>,
     rx: mpsc::Receiver<Vec<Msg>>,
-    spare: mpsc::Sender<Vec<u8>>,
+    spare: mpsc::SyncSender<Vec<u8>>,
 ) -> Result<()> {
     while let Ok(batch) = rx.recv() {
         for msg in batch {
@@ -165,7 +167,9 @@ fn write_entries(
                 Msg::Begin(h) => applier.begin(*h)?,
                 Msg::Data(buf) => {
                     applier.data(&buf)?;
-                    let _ = spare.send(buf);
+                    // A full pool drops the buffer: the pool must not grow with the
+                    // number of entries in flight at the busiest moment.
+                    let _ = spare.try_send(buf);
                 }
                 Msg::Finish => return applier.finish(),
             }
@@ -185,8 +189,11 @@ struct Batcher<'a> {
 
 impl Batcher<'_> {
     fn push(&mut self, msg: Msg) -> Result<()> {
+        // Count what a buffer holds on to, not what it carries: recycled buffers keep
+        // their capacity, and counting lengths would let a batch of small files pin
+        // hundreds of 256 KiB buffers.
         self.bytes += match &msg {
-            Msg::Data(b) => b.len(),
+            Msg::Data(b) => b.capacity(),
             _ => 512,
         };
         self.batch.push(msg);
