@@ -113,11 +113,17 @@ fn gnu_tar(blob: &Path, base: &Path) -> Run {
     (e, c1 - c0)
 }
 
+/// True under `cargo bench` (criterion is passed `--bench`), false under `cargo test`.
+fn benchmarking() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
 fn main() {
     let mb: u64 = std::env::var("DIST_BENCH_LAYER_MB")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(500);
+        // `cargo test --all-targets` runs benches once as a smoke test: keep that cheap.
+        .unwrap_or(if benchmarking() { 500 } else { 2 });
     let base = bench_dir();
     std::fs::create_dir_all(&base).unwrap();
     let blob = base.join("layer.tar.gz");

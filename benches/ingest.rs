@@ -28,8 +28,18 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
 const CHUNK: usize = 1 << 20;
-const CHUNKS: usize = 256;
-const TOTAL: u64 = (CHUNK * CHUNKS) as u64;
+/// 256 MiB under `cargo bench`; 4 MiB when `cargo test --all-targets` smoke-runs benches.
+fn chunks() -> usize {
+    if std::env::args().any(|a| a == "--bench") {
+        256
+    } else {
+        4
+    }
+}
+
+fn total() -> u64 {
+    (CHUNK * chunks()) as u64
+}
 
 fn chunk() -> Vec<u8> {
     // xorshift: incompressible enough, deterministic, no extra dependency.
@@ -62,7 +72,7 @@ fn ingest(c: &mut Criterion) {
     let store = LocalStore::open(dir.path()).unwrap();
     let expected = {
         let mut h = Sha256::new();
-        for _ in 0..CHUNKS {
+        for _ in 0..chunks() {
             h.update(&data);
         }
         format!("sha256:{}", hex::encode(h.finalize()))
@@ -71,7 +81,7 @@ fn ingest(c: &mut Criterion) {
     };
 
     let mut group = c.benchmark_group("ingest_256MiB");
-    group.throughput(Throughput::Bytes(TOTAL));
+    group.throughput(Throughput::Bytes(total()));
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(10));
@@ -79,7 +89,7 @@ fn ingest(c: &mut Criterion) {
     group.bench_function("hash_only", |b| {
         b.iter(|| {
             let mut h = Sha256::new();
-            for _ in 0..CHUNKS {
+            for _ in 0..chunks() {
                 h.update(&data);
             }
             h.finalize()
@@ -96,7 +106,7 @@ fn ingest(c: &mut Criterion) {
                 rt.block_on(async {
                     let mut w = store.writer(WriterOpts::new(&reference)).await.unwrap();
                     let start = Instant::now();
-                    for _ in 0..CHUNKS {
+                    for _ in 0..chunks() {
                         w.write_all(&data).await.unwrap();
                     }
                     w.flush().await.unwrap();
@@ -119,10 +129,10 @@ fn ingest(c: &mut Criterion) {
                 rt.block_on(async {
                     let mut w = store.writer(WriterOpts::new(&reference)).await.unwrap();
                     let start = Instant::now();
-                    for _ in 0..CHUNKS {
+                    for _ in 0..chunks() {
                         w.write_all(&data).await.unwrap();
                     }
-                    w.commit(TOTAL, Some(&expected)).await.unwrap();
+                    w.commit(total(), Some(&expected)).await.unwrap();
                     spent += start.elapsed();
                     store.delete(&expected).await.unwrap();
                 });
@@ -138,7 +148,7 @@ fn ingest(c: &mut Criterion) {
     for _ in 0..rounds {
         let t0 = thread_cpu_ns();
         let mut h = Sha256::new();
-        for _ in 0..CHUNKS {
+        for _ in 0..chunks() {
             h.update(&data);
         }
         std::hint::black_box(h.finalize());
@@ -149,7 +159,7 @@ fn ingest(c: &mut Criterion) {
         rt.block_on(async {
             let mut w = store.writer(WriterOpts::new(&reference)).await.unwrap();
             let (t0, p0) = (thread_cpu_ns(), process_cpu_ns());
-            for _ in 0..CHUNKS {
+            for _ in 0..chunks() {
                 w.write_all(&data).await.unwrap();
             }
             w.flush().await.unwrap();
