@@ -2,7 +2,7 @@
 //!
 //! This facade re-exports the five crates so a runtime can take one dependency:
 //!
-//! - [`reference`]: parse and normalise image references.
+//! - [`reference`](mod@reference): parse and normalise image references.
 //! - [`content`]: the content-addressed store.
 //! - [`images`]: media types, descriptor handlers, platforms, images.
 //! - [`remotes`]: resolve and fetch from registries.
