@@ -6,6 +6,7 @@ scripts/install-deps.sh
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 echo "== fmt";     cargo fmt --all --check
 echo "== clippy";  cargo clippy --workspace --all-targets -- -D warnings
+echo "== build";   cargo build --workspace --examples
 echo "== test";    cargo test --workspace --all-targets
 echo "== doctest"; cargo test --workspace --doc
 echo "== doc";     RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
