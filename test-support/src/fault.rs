@@ -218,6 +218,14 @@ async fn serve(sock: TcpStream, script: Arc<Script>, log: Arc<Mutex<Vec<Request>
     }
 }
 
+impl std::fmt::Debug for FaultServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultServer")
+            .field("addr", &self.server.addr)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -223,3 +223,12 @@ fn platform_of(p: &Platform) -> Result<oci_spec::image::Platform> {
     }
     b.build().map_err(|e| Error::build("platform", e))
 }
+
+impl std::fmt::Debug for OciLayout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OciLayout")
+            .field("dir", &self.dir.path())
+            .field("tagged", &self.tagged.len())
+            .finish()
+    }
+}

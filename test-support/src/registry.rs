@@ -351,3 +351,13 @@ fn probe(port: u16) -> Option<()> {
     s.read_exact(&mut buf).ok()?;
     buf.starts_with(b"HTTP/1.").then_some(())
 }
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("port", &self.port)
+            .field("mode", &self.mode)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}

@@ -253,3 +253,12 @@ async fn sign(cfg: &Config, subject: &str, access: Vec<serde_json::Value>) -> Re
     }
     Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(out.stdout)))
 }
+
+impl std::fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenIssuer")
+            .field("addr", &self.server.addr)
+            .field("cert", &self.cert)
+            .finish_non_exhaustive()
+    }
+}
