@@ -39,6 +39,7 @@ pub struct Image {
 
 /// The manifest chosen for a platform, with the descriptor it was read through.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PlatformManifest {
     /// The manifest's descriptor (from the index, or the image target itself).
     pub descriptor: Descriptor,
@@ -49,6 +50,7 @@ pub struct PlatformManifest {
 /// What [`Image::check`] found: which blobs the platform's manifest needs and which of them
 /// the store holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Check {
     /// True when every required blob is present.
     pub available: bool,

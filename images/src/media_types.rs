@@ -53,6 +53,7 @@ pub const OCI_LAYER_NONDISTRIBUTABLE_ZSTD: &str =
 
 /// How a layer's tar stream is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Compression {
     /// A plain tar stream.
     None,
