@@ -20,6 +20,12 @@ pub struct Layer {
 
 const CHUNK: usize = 256 * 1024;
 
+/// Key prefix of the active snapshots [`apply_layers`] prepares to extract a layer into
+/// (containerd names them the same way). A snapshotter may treat them specially: only
+/// the applier writes into them and they are committed or removed straight after (see
+/// [`Share::HardlinkExtract`](crate::Share::HardlinkExtract)).
+pub const EXTRACT_KEY_PREFIX: &str = "extract-";
+
 /// Applies `layers` (bottom first) as a chain of committed snapshots named by their
 /// ChainIDs and returns the top ChainID.
 ///
@@ -66,7 +72,7 @@ async fn apply_one(
 ) -> Result<()> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let key = format!(
-        "extract-{}-{}-{chain_id}",
+        "{EXTRACT_KEY_PREFIX}{}-{}-{chain_id}",
         std::process::id(),
         SEQ.fetch_add(1, Ordering::Relaxed)
     );

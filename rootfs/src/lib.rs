@@ -13,7 +13,7 @@ pub use apply::{Applied, ApplyOptions, Compression, WhiteoutMode, apply, apply_a
 pub use chain::{ChainId, DiffId, chain_ids};
 pub use error::{Error, ErrorKind, Result};
 pub use idmap::{IdMap, IdRange};
-pub use layers::{Layer, apply_layers};
+pub use layers::{EXTRACT_KEY_PREFIX, Layer, apply_layers};
 pub use snapshot::{
     Info as SnapshotInfo, Kind as SnapshotKind, Mount, NativeSnapshotter, OverlaySnapshotter,
     Share, Snapshotter, Usage,

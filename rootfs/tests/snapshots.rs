@@ -224,7 +224,9 @@ async fn child_does_not_change_parent(share: Share) {
     std::fs::write(base.join("d/g"), b"parent").unwrap();
     std::fs::hard_link(base.join("f"), base.join("f-link")).unwrap();
     sn.commit("base", "base-active").await.unwrap();
-    let m = sn.prepare("child", Some("base")).await.unwrap();
+    // An extraction key: the one `Share::HardlinkExtract` links instead of copying.
+    let key = format!("{}child", dist_rootfs::EXTRACT_KEY_PREFIX);
+    let m = sn.prepare(&key, Some("base")).await.unwrap();
     let child = bind_source(&m);
     assert_eq!(listing(&child), listing(&base));
     let md = |p: PathBuf| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
@@ -442,4 +444,42 @@ async fn concurrent_apply_layers_of_one_chain_both_succeed_and_share_snapshots()
             .count(),
         3
     );
+}
+
+#[tokio::test]
+async fn native_child_changes_never_reach_the_parent_in_an_extract_snapshot() {
+    child_does_not_change_parent(Share::HardlinkExtract).await;
+}
+
+#[tokio::test]
+async fn default_native_sharing_links_extract_snapshots_and_copies_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sn = NativeSnapshotter::new(tmp.path()).unwrap();
+    let m = sn.prepare("base-active", None).await.unwrap();
+    std::fs::write(bind_source(&m).join("f"), b"parent").unwrap();
+    sn.commit("base", "base-active").await.unwrap();
+    let base = bind_source(&sn.mounts("base").await.unwrap());
+    let ino = |p: PathBuf| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+
+    let key = format!("{}layer-2", dist_rootfs::EXTRACT_KEY_PREFIX);
+    let extract = bind_source(&sn.prepare(&key, Some("base")).await.unwrap());
+    assert_eq!(
+        ino(extract.join("f")),
+        ino(base.join("f")),
+        "an extraction snapshot shares its parent's inodes"
+    );
+    let container = bind_source(&sn.prepare("container", Some("base")).await.unwrap());
+    assert_ne!(
+        ino(container.join("f")),
+        ino(base.join("f")),
+        "any other snapshot gets its own copy"
+    );
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(container.join("f"))
+        .unwrap()
+        .write_all(b" changed in place")
+        .unwrap();
+    assert_eq!(std::fs::read(base.join("f")).unwrap(), b"parent");
+    assert_eq!(std::fs::read(extract.join("f")).unwrap(), b"parent");
 }

@@ -19,9 +19,17 @@ use crate::apply::root;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Share {
+    /// Hardlink files into snapshots prepared for extraction (keys starting with
+    /// [`EXTRACT_KEY_PREFIX`](crate::EXTRACT_KEY_PREFIX), which [`apply_layers`](crate::apply_layers)
+    /// uses), and reflink or copy into every other snapshot. An extraction snapshot is
+    /// written only by [`apply`](crate::apply), which replaces files instead of writing
+    /// into them, and is then committed and never changed, so committed layers can share
+    /// inodes safely; a snapshot a container runs on is always an independent copy. Makes
+    /// a pull's per-layer copy of the parent cost a link per file instead of its data.
+    #[default]
+    HardlinkExtract,
     /// Reflink (`FICLONE`) where the filesystem supports it, else copy the data. The copy
     /// is independent of its parent whatever is written to it.
-    #[default]
     ReflinkOrCopy,
     /// Hardlink unchanged files into the copy. Only safe while nothing writes into a file
     /// in place: [`apply`](crate::apply) never does (it unlinks and recreates), but a
@@ -110,7 +118,8 @@ fn copy_data(src: &File, dst: &File, len: u64) -> io::Result<()> {
 
 /// Copies everything inside `src` into the existing empty directory `dst`, preserving
 /// types, owners, modes, times, xattrs and hardlinks between files.
-pub(crate) fn copy_tree(src: &Path, dst: &Path, share: Share) -> io::Result<()> {
+/// With `hardlink`, regular files are linked instead of copied where the filesystem allows.
+pub(crate) fn copy_tree(src: &Path, dst: &Path, hardlink: bool) -> io::Result<()> {
     let src_root = rustix::fs::open(
         src,
         OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
@@ -189,7 +198,7 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path, share: Share) -> io::Result<()> 
                     rustix::fs::linkat(&pfd, fname, &level.dst, &name, AtFlags::empty())?;
                     continue;
                 }
-                if share == Share::Hardlink {
+                if hardlink {
                     match rustix::fs::linkat(&level.src, &name, &level.dst, &name, AtFlags::empty())
                     {
                         Ok(()) => continue,

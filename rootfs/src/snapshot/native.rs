@@ -19,7 +19,8 @@ pub struct NativeSnapshotter {
 }
 
 impl NativeSnapshotter {
-    /// Opens (creating) a snapshotter rooted at `root`, sharing files by reflink or copy.
+    /// Opens (creating) a snapshotter rooted at `root`, sharing files as [`Share::default`]
+    /// says: hardlinks while extracting layers, reflink or copy otherwise.
     pub fn new(root: impl AsRef<Path>) -> Result<Self> {
         Ok(NativeSnapshotter {
             store: Store::open(root.as_ref())?,
@@ -57,7 +58,14 @@ impl NativeSnapshotter {
                     .map_err(|e| Error::io(format!("create {}", fs.display()), e))?;
                 if let Some(p) = parent {
                     let src = Self::fs(&store, &p.id);
-                    copy::copy_tree(&src, &fs, share).map_err(|e| {
+                    let hardlink = match share {
+                        Share::Hardlink => true,
+                        Share::HardlinkExtract => {
+                            kind == Kind::Active && key.starts_with(crate::EXTRACT_KEY_PREFIX)
+                        }
+                        Share::ReflinkOrCopy => false,
+                    };
+                    copy::copy_tree(&src, &fs, hardlink).map_err(|e| {
                         Error::io(format!("copy {} to {}", src.display(), fs.display()), e)
                     })?;
                 } else {
