@@ -4,6 +4,7 @@
 
 mod apply;
 mod chain;
+mod copy_mounted;
 mod error;
 mod idmap;
 mod layers;
@@ -11,6 +12,7 @@ mod snapshot;
 
 pub use apply::{Applied, ApplyOptions, Compression, WhiteoutMode, apply, apply_async};
 pub use chain::{ChainId, DiffId, chain_ids};
+pub use copy_mounted::copy_mounted;
 pub use error::{Error, ErrorKind, Result};
 pub use idmap::{IdMap, IdRange};
 pub use layers::{EXTRACT_KEY_PREFIX, Layer, apply_layers};

@@ -483,3 +483,155 @@ async fn default_native_sharing_links_extract_snapshots_and_copies_the_rest() {
     assert_eq!(std::fs::read(base.join("f")).unwrap(), b"parent");
     assert_eq!(std::fs::read(extract.join("f")).unwrap(), b"parent");
 }
+
+/// Layers where names change type and a whited-out directory comes back.
+fn replacing_layers(p: &MemProvider) -> Vec<Layer> {
+    vec![
+        p.add(
+            &TarLayer::new()
+                .dir("d1", 0o755)
+                .file("d1/f", b"f", 0o644)
+                .file("f2", b"f2", 0o644)
+                .dir("d3", 0o755)
+                .file("d3/x", b"x", 0o644)
+                .file("keep", b"k", 0o640)
+                .link("keep", "keep-link")
+                .build(),
+        ),
+        p.add(
+            &TarLayer::new()
+                .file("d1", b"now a file", 0o600)
+                .dir("f2", 0o711)
+                .file("f2/y", b"y", 0o644)
+                .whiteout(".wh.d3")
+                .build(),
+        ),
+        p.add(
+            &TarLayer::new()
+                .dir("d3", 0o750)
+                .file("d3/z", b"z", 0o644)
+                .build(),
+        ),
+    ]
+}
+
+fn expected_replaced() -> Vec<(String, String, u32, Vec<u8>)> {
+    let e = |p: &str, k: &str, m: u32, d: &[u8]| (p.to_string(), k.to_string(), m, d.to_vec());
+    vec![
+        e("d1", "file", 0o600, b"now a file"),
+        e("d3", "dir", 0o750, b""),
+        e("d3/z", "file", 0o644, b"z"),
+        e("f2", "dir", 0o711, b""),
+        e("f2/y", "file", 0o644, b"y"),
+        e("keep", "file", 0o640, b"k"),
+        e("keep-link", "file", 0o640, b"k"),
+    ]
+}
+
+/// `copy_mounted` of a view of `top` into a fresh directory under `tmp`.
+async fn export_view(sn: &dyn Snapshotter, top: &str, tmp: &Path) -> PathBuf {
+    let view = sn.view("export", Some(top)).await.unwrap();
+    let target = tmp.join("exported");
+    std::fs::create_dir(&target).unwrap();
+    dist_rootfs::copy_mounted(&view, &target).unwrap();
+    sn.remove("export").await.unwrap();
+    target
+}
+
+#[tokio::test]
+async fn a_native_view_is_its_parent_mounted_read_only_and_costs_no_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sn = NativeSnapshotter::new(tmp.path().join("sn")).unwrap();
+    let p = MemProvider::default();
+    let top = apply_layers(&layers(&p), &sn, &p).await.unwrap();
+    let view = sn.view("look", Some(top.as_ref())).await.unwrap();
+    assert!(view[0].options.iter().any(|o| o == "ro"));
+    let committed = sn.mounts(top.as_ref()).await.unwrap();
+    assert_eq!(bind_source(&view), bind_source(&committed));
+    assert_eq!(
+        sn.remove(top.as_ref()).await.unwrap_err().kind(),
+        ErrorKind::FailedPrecondition,
+        "a viewed snapshot cannot be removed"
+    );
+    sn.remove("look").await.unwrap();
+    sn.remove(top.as_ref()).await.unwrap();
+}
+
+#[tokio::test]
+async fn copy_mounted_of_a_native_view_is_the_flattened_tree_and_shares_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sn = NativeSnapshotter::new(tmp.path().join("sn")).unwrap();
+    let p = MemProvider::default();
+    for (ls, expected) in [
+        (layers(&p), expected_flat()),
+        (replacing_layers(&p), expected_replaced()),
+    ] {
+        let top = apply_layers(&ls, &sn, &p).await.unwrap();
+        let out = export_view(&sn, top.as_ref(), tmp.path()).await;
+        assert_eq!(listing(&out), expected);
+        let snap = bind_source(&sn.mounts(top.as_ref()).await.unwrap());
+        for entry in ["etc/b", "keep"] {
+            if out.join(entry).exists() {
+                std::fs::write(out.join(entry), b"changed").unwrap();
+                assert_ne!(std::fs::read(snap.join(entry)).unwrap(), b"changed");
+            }
+        }
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn copy_mounted_merges_overlay_layers_as_the_kernel_does() {
+    if !is_root() {
+        eprintln!("SKIPPED overlay copy_mounted test: needs root for overlay whiteouts");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let sn = OverlaySnapshotter::new(tmp.path().join("sn")).unwrap();
+    let p = MemProvider::default();
+    for (ls, expected) in [
+        (layers(&p), expected_flat()),
+        (replacing_layers(&p), expected_replaced()),
+    ] {
+        let top = apply_layers(&ls, &sn, &p).await.unwrap();
+        let out = export_view(&sn, top.as_ref(), tmp.path()).await;
+        assert_eq!(listing(&out), expected);
+        for dir in ["opt", "d3", ""] {
+            if out.join(dir).is_dir() {
+                assert_eq!(
+                    xattr::get(out.join(dir), "trusted.overlay.opaque").unwrap(),
+                    None,
+                    "overlay bookkeeping is not copied"
+                );
+            }
+        }
+        if out.join("keep").exists() {
+            assert!(common::same_file(&out, "keep", "keep-link"));
+        }
+        // The kernel's own merge of the same view, where it lets us mount.
+        let view = sn.view("kernel", Some(top.as_ref())).await.unwrap();
+        let mnt = tmp.path().join("mnt");
+        std::fs::create_dir_all(&mnt).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &view[0].options.join(",")])
+            .arg(&mnt)
+            .status()
+            .is_ok_and(|s| s.success());
+        if mounted {
+            let kernel = listing(&mnt);
+            let _ = std::process::Command::new("umount").arg(&mnt).status();
+            assert_eq!(kernel, expected, "the kernel agrees");
+        } else {
+            eprintln!("SKIPPED comparing with a real overlay mount: the kernel refused");
+        }
+        sn.remove("kernel").await.unwrap();
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}
+
+#[test]
+fn copy_mounted_rejects_what_it_cannot_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = dist_rootfs::copy_mounted(&[], tmp.path()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+}

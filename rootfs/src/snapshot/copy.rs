@@ -38,7 +38,7 @@ pub enum Share {
     Hardlink,
 }
 
-fn open_dir_at(dir: impl AsFd, name: &OsStr) -> io::Result<OwnedFd> {
+pub(crate) fn open_dir_at(dir: impl AsFd, name: &OsStr) -> io::Result<OwnedFd> {
     Ok(rustix::fs::openat(
         dir,
         name,
@@ -71,7 +71,7 @@ fn mode(st: &Stat) -> Mode {
     Mode::from_raw_mode(st.st_mode & 0o7777)
 }
 
-fn copy_xattrs(src: impl AsFd, dst: impl AsFd) -> io::Result<()> {
+fn copy_xattrs(src: impl AsFd, dst: impl AsFd, skip_overlay: bool) -> io::Result<()> {
     let mut names = vec![0u8; 4096];
     let n = match rustix::fs::flistxattr(&src, &mut names[..]) {
         Ok(n) => n,
@@ -83,6 +83,9 @@ fn copy_xattrs(src: impl AsFd, dst: impl AsFd) -> io::Result<()> {
         Err(e) => return Err(e.into()),
     };
     for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        if skip_overlay && name.starts_with(b"trusted.overlay.") {
+            continue;
+        }
         let name = <OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name);
         let mut val = vec![0u8; 65536];
         let len = rustix::fs::fgetxattr(&src, name, &mut val[..])?;
@@ -120,17 +123,8 @@ fn copy_data(src: &File, dst: &File, len: u64) -> io::Result<()> {
 /// types, owners, modes, times, xattrs and hardlinks between files.
 /// With `hardlink`, regular files are linked instead of copied where the filesystem allows.
 pub(crate) fn copy_tree(src: &Path, dst: &Path, hardlink: bool) -> io::Result<()> {
-    let src_root = rustix::fs::open(
-        src,
-        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let dst_root = rustix::fs::open(
-        dst,
-        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let src_root = open_dir(src)?;
+    let mut copier = Copier::new(open_dir(dst)?, hardlink);
     struct Level {
         src: OwnedFd,
         dst: OwnedFd,
@@ -142,7 +136,7 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path, hardlink: bool) -> io::Result<()
     let names = root::list(src_root.as_fd())?;
     let mut stack = vec![Level {
         src: src_root,
-        dst: dst_root.try_clone()?,
+        dst: copier.dst_root.try_clone()?,
         rel: PathBuf::new(),
         names,
         stat: st,
@@ -150,42 +144,94 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path, hardlink: bool) -> io::Result<()
     while let Some(level) = stack.last_mut() {
         let Some(name) = level.names.pop() else {
             let done = stack.pop().ok_or_else(|| io::Error::other("empty stack"))?;
-            let (u, g) = owner(&done.stat);
-            rustix::fs::fchown(&done.dst, u, g)?;
-            copy_xattrs(&done.src, &done.dst)?;
-            rustix::fs::fchmod(&done.dst, mode(&done.stat))?;
-            rustix::fs::futimens(&done.dst, &ts(&done.stat))?;
+            copier.dir_metadata(&done.src, &done.dst, &done.stat)?;
             continue;
         };
         let st = rustix::fs::statat(&level.src, &name, AtFlags::SYMLINK_NOFOLLOW)?;
         let rel = level.rel.join(&name);
+        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            rustix::fs::mkdirat(&level.dst, &name, Mode::from_raw_mode(0o700))?;
+            let s = open_dir_at(&level.src, &name)?;
+            let d = open_dir_at(&level.dst, &name)?;
+            let names = root::list(s.as_fd())?;
+            stack.push(Level {
+                src: s,
+                dst: d,
+                rel,
+                names,
+                stat: st,
+            });
+        } else {
+            copier.entry(&level.src, &name, &st, &level.dst, rel)?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        path,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// Copies single entries into one destination tree, remembering which source inodes it
+/// copied so hardlinked files stay hardlinked.
+pub(crate) struct Copier {
+    dst_root: OwnedFd,
+    links: HashMap<(u64, u64), PathBuf>,
+    hardlink: bool,
+    /// Skip `trusted.overlay.*` xattrs (overlay bookkeeping, not part of the tree).
+    pub(crate) skip_overlay_xattrs: bool,
+}
+
+impl Copier {
+    /// A copier into the tree whose root directory is `dst_root`.
+    pub(crate) fn new(dst_root: OwnedFd, hardlink: bool) -> Copier {
+        Copier {
+            dst_root,
+            links: HashMap::new(),
+            hardlink,
+            skip_overlay_xattrs: false,
+        }
+    }
+
+    /// Gives directory `dst` the owner, xattrs, mode and times `src` (stat `st`) has.
+    /// Call it after the directory's contents are in place (they change its mtime).
+    pub(crate) fn dir_metadata(&self, src: &OwnedFd, dst: &OwnedFd, st: &Stat) -> io::Result<()> {
+        let (u, g) = owner(st);
+        rustix::fs::fchown(dst, u, g)?;
+        copy_xattrs(src, dst, self.skip_overlay_xattrs)?;
+        rustix::fs::fchmod(dst, mode(st))?;
+        rustix::fs::futimens(dst, &ts(st))?;
+        Ok(())
+    }
+
+    /// Copies the non-directory `name` (stat `st`) of `src` into `dst` as `name`; `rel` is
+    /// its path below the destination root. Sockets are skipped.
+    pub(crate) fn entry(
+        &mut self,
+        src: &OwnedFd,
+        name: &OsStr,
+        st: &Stat,
+        dst: &OwnedFd,
+        rel: PathBuf,
+    ) -> io::Result<()> {
         let ft = FileType::from_raw_mode(st.st_mode);
-        let (u, g) = owner(&st);
+        let (u, g) = owner(st);
         match ft {
-            FileType::Directory => {
-                rustix::fs::mkdirat(&level.dst, &name, Mode::from_raw_mode(0o700))?;
-                let s = open_dir_at(&level.src, &name)?;
-                let d = open_dir_at(&level.dst, &name)?;
-                let names = root::list(s.as_fd())?;
-                stack.push(Level {
-                    src: s,
-                    dst: d,
-                    rel,
-                    names,
-                    stat: st,
-                });
-            }
             FileType::RegularFile => {
                 let key = (st.st_dev, st.st_ino);
                 if st.st_nlink > 1
-                    && let Some(first) = links.get(&key)
+                    && let Some(first) = self.links.get(&key)
                 {
                     let (fname, fparent) = (
                         first.file_name().unwrap_or_default(),
                         first.parent().unwrap_or(Path::new("")),
                     );
                     let pfd = rustix::fs::openat2(
-                        &dst_root,
+                        &self.dst_root,
                         if fparent.as_os_str().is_empty() {
                             Path::new(".")
                         } else {
@@ -195,26 +241,25 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path, hardlink: bool) -> io::Result<()
                         Mode::empty(),
                         ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
                     )?;
-                    rustix::fs::linkat(&pfd, fname, &level.dst, &name, AtFlags::empty())?;
-                    continue;
+                    rustix::fs::linkat(&pfd, fname, dst, name, AtFlags::empty())?;
+                    return Ok(());
                 }
-                if hardlink {
-                    match rustix::fs::linkat(&level.src, &name, &level.dst, &name, AtFlags::empty())
-                    {
-                        Ok(()) => continue,
+                if self.hardlink {
+                    match rustix::fs::linkat(src, name, dst, name, AtFlags::empty()) {
+                        Ok(()) => return Ok(()),
                         Err(Errno::MLINK | Errno::XDEV | Errno::PERM) => {}
                         Err(e) => return Err(e.into()),
                     }
                 }
                 let s = File::from(rustix::fs::openat(
-                    &level.src,
-                    &name,
+                    src,
+                    name,
                     OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                     Mode::empty(),
                 )?);
                 let d = File::from(rustix::fs::openat(
-                    &level.dst,
-                    &name,
+                    dst,
+                    name,
                     OFlags::WRONLY
                         | OFlags::CREATE
                         | OFlags::EXCL
@@ -224,35 +269,29 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path, hardlink: bool) -> io::Result<()
                 )?);
                 copy_data(&s, &d, u64::try_from(st.st_size).unwrap_or(0))?;
                 rustix::fs::fchown(&d, u, g)?;
-                copy_xattrs(&s, &d)?;
-                rustix::fs::fchmod(&d, mode(&st))?;
-                rustix::fs::futimens(&d, &ts(&st))?;
+                copy_xattrs(&s, &d, self.skip_overlay_xattrs)?;
+                rustix::fs::fchmod(&d, mode(st))?;
+                rustix::fs::futimens(&d, &ts(st))?;
                 if st.st_nlink > 1 {
-                    links.insert(key, rel);
+                    self.links.insert(key, rel);
                 }
             }
             FileType::Symlink => {
-                let target = rustix::fs::readlinkat(&level.src, &name, Vec::new())?;
-                rustix::fs::symlinkat(target.as_c_str(), &level.dst, &name)?;
-                rustix::fs::chownat(&level.dst, &name, u, g, AtFlags::SYMLINK_NOFOLLOW)?;
-                rustix::fs::utimensat(&level.dst, &name, &ts(&st), AtFlags::SYMLINK_NOFOLLOW)?;
+                let target = rustix::fs::readlinkat(src, name, Vec::new())?;
+                rustix::fs::symlinkat(target.as_c_str(), dst, name)?;
+                rustix::fs::chownat(dst, name, u, g, AtFlags::SYMLINK_NOFOLLOW)?;
+                rustix::fs::utimensat(dst, name, &ts(st), AtFlags::SYMLINK_NOFOLLOW)?;
             }
             FileType::Socket => {}
             _ => {
-                rustix::fs::mknodat(
-                    &level.dst,
-                    &name,
-                    ft,
-                    Mode::from_raw_mode(0o600),
-                    st.st_rdev,
-                )?;
-                rustix::fs::chownat(&level.dst, &name, u, g, AtFlags::SYMLINK_NOFOLLOW)?;
-                rustix::fs::chmodat(&level.dst, &name, mode(&st), AtFlags::empty())?;
-                rustix::fs::utimensat(&level.dst, &name, &ts(&st), AtFlags::SYMLINK_NOFOLLOW)?;
+                rustix::fs::mknodat(dst, name, ft, Mode::from_raw_mode(0o600), st.st_rdev)?;
+                rustix::fs::chownat(dst, name, u, g, AtFlags::SYMLINK_NOFOLLOW)?;
+                rustix::fs::chmodat(dst, name, mode(st), AtFlags::empty())?;
+                rustix::fs::utimensat(dst, name, &ts(st), AtFlags::SYMLINK_NOFOLLOW)?;
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Removes `path` and everything below it without following symlinks.

@@ -5,7 +5,7 @@
 //! active one by [`Snapshotter::commit`], usable as a parent). Snapshotters return mount
 //! specifications; mounting is the caller's business.
 
-mod copy;
+pub(crate) mod copy;
 mod meta;
 mod native;
 mod overlay;

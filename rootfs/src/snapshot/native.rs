@@ -5,12 +5,13 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 
 pub use super::copy::Share;
-use super::meta::{Store, blocking};
+use super::meta::{Record, Store, blocking};
 use super::{Info, Kind, Mount, Snapshotter, Usage, copy};
 use crate::{Error, Result};
 
 /// A directory per snapshot under a root directory; a prepared snapshot starts as a copy
-/// of its parent ([`Share`] says how file data is shared). Works on any filesystem and
+/// of its parent ([`Share`] says how file data is shared), a view is its committed parent's
+/// directory mounted read-only. Works on any filesystem and
 /// needs no privileges; costs a tree copy per layer.
 #[derive(Debug, Clone)]
 pub struct NativeSnapshotter {
@@ -44,6 +45,16 @@ impl NativeSnapshotter {
         store.dir(id).join("fs")
     }
 
+    /// The directory a snapshot's mount shows. A view of a committed parent is that
+    /// parent's own directory, mounted read-only: a committed snapshot never changes and
+    /// cannot be removed while the view exists, so a view costs no copy.
+    fn mounted_dir(store: &Store, rec: &Record) -> Result<PathBuf> {
+        match (&rec.kind, &rec.parent) {
+            (Kind::View, Some(parent)) => Ok(Self::fs(store, &store.must(parent)?.id)),
+            _ => Ok(Self::fs(store, &rec.id)),
+        }
+    }
+
     async fn create(&self, key: &str, parent: Option<&str>, kind: Kind) -> Result<Vec<Mount>> {
         let (store, key, parent, share) = (
             self.store.clone(),
@@ -56,7 +67,7 @@ impl NativeSnapshotter {
                 let fs = dir.join("fs");
                 std::fs::create_dir(&fs)
                     .map_err(|e| Error::io(format!("create {}", fs.display()), e))?;
-                if let Some(p) = parent {
+                if let Some(p) = parent.filter(|_| kind != Kind::View) {
                     let src = Self::fs(&store, &p.id);
                     let hardlink = match share {
                         Share::Hardlink => true,
@@ -78,7 +89,7 @@ impl NativeSnapshotter {
                 Ok(())
             })?;
             Ok(vec![Mount::bind(
-                &Self::fs(&store, &rec.id),
+                &Self::mounted_dir(&store, &rec)?,
                 kind != Kind::Active,
             )])
         })
@@ -109,7 +120,7 @@ impl Snapshotter for NativeSnapshotter {
         blocking(move || {
             let r = store.must(&key)?;
             Ok(vec![Mount::bind(
-                &Self::fs(&store, &r.id),
+                &Self::mounted_dir(&store, &r)?,
                 r.kind != Kind::Active,
             )])
         })
