@@ -124,8 +124,14 @@ fn pull_then_unpack_equals_umoci_unpack_and_second_pull_downloads_nothing() {
     let images = dist.ok(&["images"]);
     assert!(images.contains(&reference), "{images}");
 
+    // After a pull, unpack copies the committed snapshot.
     let ours = work.path().join("ours");
-    dist.ok(&["unpack", &reference, ours.to_str().unwrap()]);
+    let out = dist.run_with(&["-vv", "unpack", &reference, ours.to_str().unwrap()], None);
+    support::assert_success(&out, &["unpack"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("copying the committed snapshot"),
+        "unpack after pull did not use the snapshot"
+    );
     let bundle = work.path().join("umoci-bundle");
     run(std::process::Command::new("umoci")
         .args(["unpack", "--image"])
@@ -135,6 +141,13 @@ fn pull_then_unpack_equals_umoci_unpack_and_second_pull_downloads_nothing() {
     let mine = listing(&ours);
     assert_eq!(mine, theirs);
     assert!(mine.contains_key("etc/added") && !mine.contains_key("etc/gone"));
+
+    // After a fetch (content only, no snapshots), unpack applies the layers from the store.
+    let fetched = Dist::new();
+    fetched.ok(&["fetch", &reference]);
+    let applied = work.path().join("applied");
+    fetched.ok(&["unpack", &reference, applied.to_str().unwrap()]);
+    assert_eq!(listing(&applied), theirs);
 
     // The target must be empty now.
     let err = dist.fails(&["unpack", &reference, ours.to_str().unwrap()], None);

@@ -54,6 +54,20 @@ impl Root {
         })
     }
 
+    /// The snapshotters a pull has already used (their directories exist), native first.
+    pub fn existing_snapshotters(&self) -> CmdResult<Vec<Box<dyn Snapshotter>>> {
+        let mut found = Vec::new();
+        for (kind, name) in [
+            (SnapshotterKind::Native, "native"),
+            (SnapshotterKind::Overlay, "overlay"),
+        ] {
+            if self.dir.join("snapshots").join(name).is_dir() {
+                found.push(self.snapshotter(kind)?);
+            }
+        }
+        Ok(found)
+    }
+
     /// The platform matcher from `--platform`, else this host's.
     pub fn matcher(&self, global: &Global) -> CmdResult<PlatformMatcher> {
         Ok(match &global.platform {

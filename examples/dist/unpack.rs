@@ -4,7 +4,9 @@ use std::path::Path;
 
 use dist::content::{Provider, ReaderAtReader};
 use dist::images::ImageStore;
-use dist::rootfs::{ApplyOptions, apply, apply_async};
+use dist::rootfs::{
+    ApplyOptions, DiffId, SnapshotKind, apply, apply_async, chain_ids, copy_mounted,
+};
 
 use crate::CmdResult;
 use crate::cli::Global;
@@ -20,6 +22,9 @@ pub async fn unpack(global: &Global, root: &Root, reference: &str, dir: &Path) -
     let manifest = image.manifest(&store, &matcher).await?;
     let diff_ids = image.rootfs(&store, &matcher).await?;
     ensure_empty_dir(dir)?;
+    if copy_unpacked_snapshot(root, &diff_ids, dir).await? {
+        return Ok(());
+    }
     let layers = manifest.manifest.layers();
     for (i, blob) in layers.iter().enumerate() {
         let reader = ReaderAtReader::new(store.reader_at(blob).await?);
@@ -38,6 +43,31 @@ pub async fn unpack(global: &Global, root: &Root, reference: &str, dir: &Path) -
         }
     }
     Ok(())
+}
+
+/// When a pull left the image unpacked in a snapshotter (its top ChainID committed), copies
+/// that snapshot into `dir` through a read-only view: a file copy instead of decompressing
+/// and applying every layer again. The snapshot was built from verified layers, so it is
+/// the same tree. Returns false when no snapshotter has it.
+async fn copy_unpacked_snapshot(root: &Root, diff_ids: &[DiffId], dir: &Path) -> CmdResult<bool> {
+    let Some(top) = chain_ids(diff_ids).pop() else {
+        return Ok(false);
+    };
+    for snapshotter in root.existing_snapshotters()? {
+        match snapshotter.stat(top.as_ref()).await {
+            Ok(info) if info.kind == SnapshotKind::Committed => {}
+            _ => continue,
+        }
+        let key = format!("unpack-{}-{top}", std::process::id());
+        let mounts = snapshotter.view(&key, Some(top.as_ref())).await?;
+        let target = dir.to_path_buf();
+        let copied = tokio::task::spawn_blocking(move || copy_mounted(&mounts, &target)).await;
+        snapshotter.remove(&key).await?;
+        copied??;
+        tracing::debug!(chain_id = %top, "unpacked by copying the committed snapshot");
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 /// `dir` must not exist (it is created) or be an empty directory.
