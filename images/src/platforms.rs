@@ -132,6 +132,41 @@ pub fn default_platform() -> Platform {
 /// Decides which platforms are acceptable and which are preferred.
 ///
 /// Implement it to pick manifests by other rules; [`PlatformMatcher`] is the usual one.
+/// This one accepts only the OS/architecture pairs it lists, in order of preference, with
+/// any variant:
+///
+/// ```
+/// use dist_images::Matcher;
+/// use dist_images::platforms::{self, normalize};
+/// use oci_spec::image::Platform;
+///
+/// struct Preferred(Vec<&'static str>);
+///
+/// impl Matcher for Preferred {
+///     fn rank(&self, p: &Platform) -> Option<usize> {
+///         let p = normalize(p); // so that `aarch64` is `arm64` and `x86_64` is `amd64`
+///         let os_arch = format!("{}/{}", p.os(), p.architecture());
+///         self.0.iter().position(|want| *want == os_arch)
+///     }
+/// }
+///
+/// # fn main() -> dist_images::Result<()> {
+/// let m = Preferred(vec!["linux/arm64", "linux/amd64"]);
+/// assert_eq!(m.rank(&platforms::parse("linux/aarch64")?), Some(0));
+/// assert_eq!(m.rank(&platforms::parse("linux/x86_64")?), Some(1));
+/// assert!(!m.matches(&platforms::parse("linux/s390x")?));
+///
+/// // Picking from what an index offers: the best rank wins.
+/// let offered = [
+///     platforms::parse("linux/s390x")?,
+///     platforms::parse("linux/amd64")?,
+///     platforms::parse("linux/arm64/v8")?,
+/// ];
+/// let best = offered.iter().filter(|p| m.matches(p)).min_by_key(|p| m.rank(p));
+/// assert_eq!(best.map(platforms::format).as_deref(), Some("linux/arm64/v8"));
+/// # Ok(())
+/// # }
+/// ```
 pub trait Matcher: Send + Sync {
     /// `None` when `p` is not acceptable; otherwise its preference, lower is better.
     fn rank(&self, p: &Platform) -> Option<usize>;

@@ -24,6 +24,92 @@ use sha2::{Digest as _, Sha256};
 use crate::{Error, ErrorKind, Image, Result};
 
 /// Name -> [`Image`] records (containerd's `images.Store`).
+///
+/// [`FsImageStore`] is the durable one. For tests, or a process that keeps names only for
+/// its lifetime, a map behind a lock is enough:
+///
+/// ```
+/// # use std::collections::BTreeMap;
+/// # use std::sync::{Mutex, MutexGuard, PoisonError};
+/// # use std::time::SystemTime;
+/// # use async_trait::async_trait;
+/// # use dist_images::{Error, ErrorKind, Image, ImageStore, Result};
+/// # use oci_spec::image::{Descriptor, Digest, MediaType};
+/// #[derive(Default)]
+/// struct MemoryImageStore(Mutex<BTreeMap<String, Image>>);
+///
+/// impl MemoryImageStore {
+///     fn map(&self) -> MutexGuard<'_, BTreeMap<String, Image>> {
+///         self.0.lock().unwrap_or_else(PoisonError::into_inner)
+///     }
+/// }
+///
+/// #[async_trait]
+/// impl ImageStore for MemoryImageStore {
+///     async fn get(&self, name: &str) -> Result<Image> {
+///         let found = self.map().get(name).cloned();
+///         found.ok_or_else(|| Error::NotFound(format!("image {name}")))
+///     }
+///
+///     async fn list(&self) -> Result<Vec<Image>> {
+///         Ok(self.map().values().cloned().collect()) // a BTreeMap is sorted by name
+///     }
+///
+///     async fn create(&self, mut image: Image) -> Result<Image> {
+///         let mut map = self.map();
+///         if map.contains_key(&image.name) {
+///             return Err(Error::AlreadyExists(format!("image {}", image.name)));
+///         }
+///         image.created = SystemTime::now();
+///         image.updated = image.created;
+///         map.insert(image.name.clone(), image.clone());
+///         Ok(image)
+///     }
+///
+///     async fn update(&self, mut image: Image) -> Result<Image> {
+///         let mut map = self.map();
+///         let Some(old) = map.get(&image.name) else {
+///             return Err(Error::NotFound(format!("image {}", image.name)));
+///         };
+///         image.created = old.created;
+///         image.updated = SystemTime::now();
+///         map.insert(image.name.clone(), image.clone());
+///         Ok(image)
+///     }
+///
+///     async fn delete(&self, name: &str) -> Result<()> {
+///         match self.map().remove(name) {
+///             Some(_) => Ok(()),
+///             None => Err(Error::NotFound(format!("image {name}"))),
+///         }
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+/// # let digest: Digest =
+/// #     "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".parse()?;
+/// let store = MemoryImageStore::default();
+/// let index = Descriptor::new(MediaType::ImageIndex, 0, digest.clone());
+/// let first = store.create(Image::new("example.com/app:1", index.clone())).await?;
+/// let again = store.create(Image::new("example.com/app:1", index.clone())).await;
+/// assert_eq!(again.unwrap_err().kind(), ErrorKind::AlreadyExists);
+///
+/// // Point the name at a single manifest: the creation time stays.
+/// let mut retarget = first.clone();
+/// retarget.target = Descriptor::new(MediaType::ImageManifest, 0, digest);
+/// assert_eq!(store.update(retarget).await?.created, first.created);
+/// let now = store.get("example.com/app:1").await?;
+/// assert_eq!(now.target.media_type(), &MediaType::ImageManifest);
+///
+/// store.create(Image::new("example.com/app:0", index)).await?;
+/// let names: Vec<String> = store.list().await?.into_iter().map(|i| i.name).collect();
+/// assert_eq!(names, ["example.com/app:0", "example.com/app:1"]);
+/// store.delete("example.com/app:0").await?;
+/// assert_eq!(store.get("example.com/app:0").await.unwrap_err().kind(), ErrorKind::NotFound);
+/// # Ok(())
+/// # }
+/// ```
 #[async_trait]
 pub trait ImageStore: Send + Sync {
     /// The record for `name`; `NotFound` when there is none.
