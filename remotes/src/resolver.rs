@@ -11,6 +11,72 @@ use crate::{Fetcher, Result};
 /// fetch from (for the Docker registry, the fully-qualified reference) and the descriptor of
 /// the root object (a manifest or an index) with its digest, size and media type taken from
 /// the registry.
+///
+/// [`DockerResolver`](crate::DockerResolver) talks to registries. A resolver over a fixed
+/// set of images, for tests and air-gapped tools, maps references to root descriptors and
+/// hands out a [`Fetcher`] over the blobs:
+///
+/// ```
+/// # use std::collections::HashMap;
+/// # use std::sync::Arc;
+/// # use async_trait::async_trait;
+/// # use bytes::Bytes;
+/// # use dist_remotes::{ByteStream, Error, ErrorKind, Fetcher, Resolver, Result};
+/// # use futures::TryStreamExt;
+/// # use oci_spec::image::{Descriptor, Digest, MediaType};
+/// # use sha2::{Digest as _, Sha256};
+/// struct MemoryResolver {
+///     /// `host/repo:tag` -> the manifest or index it names.
+///     tags: HashMap<String, Descriptor>,
+///     blobs: Arc<HashMap<Digest, Bytes>>,
+/// }
+///
+/// #[async_trait]
+/// impl Resolver for MemoryResolver {
+///     async fn resolve(&self, reference: &str) -> Result<(String, Descriptor)> {
+///         let what = || reference.to_owned();
+///         let desc = self.tags.get(reference).ok_or_else(|| Error::NotFound { what: what() })?;
+///         Ok((reference.to_owned(), desc.clone()))
+///     }
+///
+///     async fn fetcher(&self, _name: &str) -> Result<Box<dyn Fetcher>> {
+///         // One map serves every repository here; a registry scopes blobs per repository.
+///         Ok(Box::new(MemoryFetcher(Arc::clone(&self.blobs))))
+///     }
+/// }
+///
+/// // The Fetcher example's fetcher, over a shared map.
+/// struct MemoryFetcher(Arc<HashMap<Digest, Bytes>>);
+/// # #[async_trait]
+/// # impl Fetcher for MemoryFetcher {
+/// #     async fn fetch_at(&self, desc: &Descriptor, offset: u64) -> Result<ByteStream> {
+/// #         let what = || desc.digest().to_string();
+/// #         let data = self.0.get(desc.digest()).ok_or_else(|| Error::NotFound { what: what() })?;
+/// #         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+/// #         Ok(Box::pin(futures::stream::iter([Ok(data.slice(start..))])))
+/// #     }
+/// # }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+/// let manifest = Bytes::from_static(br#"{"schemaVersion":2}"#);
+/// let digest: Digest = format!("sha256:{}", hex::encode(Sha256::digest(&manifest))).parse()?;
+/// let desc = Descriptor::new(MediaType::ImageManifest, manifest.len() as u64, digest.clone());
+/// let resolver = MemoryResolver {
+///     tags: HashMap::from([("example.com/app:1".to_owned(), desc)]),
+///     blobs: Arc::new(HashMap::from([(digest, manifest.clone())])),
+/// };
+///
+/// let (name, root) = resolver.resolve("example.com/app:1").await?;
+/// let fetcher = resolver.fetcher(&name).await?;
+/// let fetched: Vec<Bytes> = fetcher.fetch(&root).await?.try_collect().await?;
+/// assert_eq!(fetched.concat(), manifest);
+///
+/// let missing = resolver.resolve("example.com/app:2").await.unwrap_err();
+/// assert_eq!(missing.kind(), ErrorKind::NotFound);
+/// # Ok(())
+/// # }
+/// ```
 #[async_trait]
 pub trait Resolver: Send + Sync {
     /// Resolves `reference` (`host/repo:tag`, `host/repo@digest` or both) to a name and the

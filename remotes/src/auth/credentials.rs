@@ -44,6 +44,47 @@ impl std::fmt::Debug for Credential {
 
 /// Supplies credentials per registry host (`host[:port]` as connected to, e.g.
 /// `registry-1.docker.io` for Docker Hub).
+///
+/// [`DockerConfig`] and [`StaticCredentials`] cover the usual sources. Others take a few
+/// lines, for example `user:password` from environment variables named after the host (a
+/// map here, `std::env::vars().collect()` in a real tool):
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::Arc;
+///
+/// use dist_remotes::{Credential, Credentials, ResolverOptions};
+///
+/// /// `REGISTRY_AUTH_GHCR_IO=user:password` for `ghcr.io`.
+/// struct EnvCredentials(HashMap<String, String>);
+///
+/// impl Credentials for EnvCredentials {
+///     fn credential(&self, host: &str) -> Option<Credential> {
+///         let key: String = host
+///             .chars()
+///             .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+///             .collect();
+///         let value = self.0.get(&format!("REGISTRY_AUTH_{key}"))?;
+///         let (username, password) = value.split_once(':')?;
+///         Some(Credential::Basic {
+///             username: username.to_owned(),
+///             password: password.to_owned(),
+///         })
+///     }
+/// }
+///
+/// let creds = EnvCredentials(HashMap::from([
+///     ("REGISTRY_AUTH_GHCR_IO".to_owned(), "me:s3cret".to_owned()),
+///     ("REGISTRY_AUTH_LOCALHOST_5000".to_owned(), "admin:admin".to_owned()),
+/// ]));
+/// let basic = |u: &str, p: &str| Credential::Basic { username: u.into(), password: p.into() };
+/// assert_eq!(creds.credential("ghcr.io"), Some(basic("me", "s3cret")));
+/// assert_eq!(creds.credential("localhost:5000"), Some(basic("admin", "admin")));
+/// assert_eq!(creds.credential("quay.io"), None); // anonymous
+///
+/// // A DockerResolver built from these options asks `creds` when a registry challenges it.
+/// let _options = ResolverOptions::default().with_credentials(Arc::new(creds));
+/// ```
 pub trait Credentials: Send + Sync {
     /// The credential for `host`, or `None` to go anonymous.
     fn credential(&self, host: &str) -> Option<Credential>;
