@@ -103,6 +103,98 @@ impl Mount {
 }
 
 /// Manages snapshots. Keys and names share one namespace.
+///
+/// A new storage scheme implements every method; adding behaviour to an existing one is a
+/// wrapper that forwards. This one counts calls, say to check that
+/// [`apply_layers`](crate::apply_layers) skips layers that are already unpacked:
+///
+/// ```
+/// # use std::collections::BTreeMap;
+/// # use std::sync::{Mutex, PoisonError};
+/// # use async_trait::async_trait;
+/// # use dist_rootfs::{Mount, NativeSnapshotter, Result, SnapshotInfo, SnapshotKind};
+/// # use dist_rootfs::{Snapshotter, Usage};
+/// struct Counting<S> {
+///     inner: S,
+///     calls: Mutex<BTreeMap<&'static str, usize>>,
+/// }
+///
+/// impl<S> Counting<S> {
+///     fn count(&self, op: &'static str) {
+///         let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
+///         *calls.entry(op).or_default() += 1;
+///     }
+/// }
+///
+/// #[async_trait]
+/// impl<S: Snapshotter> Snapshotter for Counting<S> {
+///     async fn prepare(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>> {
+///         self.count("prepare");
+///         self.inner.prepare(key, parent).await
+///     }
+///
+///     async fn commit(&self, name: &str, key: &str) -> Result<()> {
+///         self.count("commit");
+///         self.inner.commit(name, key).await
+///     }
+///
+///     // stat, usage, mounts, view, remove and walk count and forward the same way.
+/// #   async fn stat(&self, key: &str) -> Result<SnapshotInfo> {
+/// #       self.count("stat");
+/// #       self.inner.stat(key).await
+/// #   }
+/// #   async fn usage(&self, key: &str) -> Result<Usage> {
+/// #       self.count("usage");
+/// #       self.inner.usage(key).await
+/// #   }
+/// #   async fn mounts(&self, key: &str) -> Result<Vec<Mount>> {
+/// #       self.count("mounts");
+/// #       self.inner.mounts(key).await
+/// #   }
+/// #   async fn view(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>> {
+/// #       self.count("view");
+/// #       self.inner.view(key, parent).await
+/// #   }
+/// #   async fn remove(&self, key: &str) -> Result<()> {
+/// #       self.count("remove");
+/// #       self.inner.remove(key).await
+/// #   }
+/// #   async fn walk(&self, f: &mut (dyn FnMut(SnapshotInfo) -> Result<()> + Send)) -> Result<()> {
+/// #       self.count("walk");
+/// #       self.inner.walk(f).await
+/// #   }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let inner = NativeSnapshotter::new(dir.path())?;
+/// let snapshotter = Counting { inner, calls: Mutex::default() };
+///
+/// // Unpack into an active snapshot, then commit it under its ChainID.
+/// let mounts = snapshotter.prepare("extract-1", None).await?;
+/// let (target, _whiteouts) = Mount::apply_target(&mounts).ok_or("not writable")?;
+/// std::fs::write(target.join("hello"), "world")?;
+/// snapshotter.commit("layer-1", "extract-1").await?;
+///
+/// let view = snapshotter.view("look", Some("layer-1")).await?;
+/// assert_eq!(std::fs::read_to_string(view[0].source.join("hello"))?, "world");
+/// assert_eq!(snapshotter.stat("layer-1").await?.kind, SnapshotKind::Committed);
+/// let mut names = Vec::new();
+/// snapshotter
+///     .walk(&mut |info| {
+///         names.push(info.name);
+///         Ok(())
+///     })
+///     .await?;
+/// assert_eq!(names.len(), 2); // the committed layer and the view
+///
+/// let calls = snapshotter.calls.into_inner()?;
+/// assert_eq!(calls.get("prepare"), Some(&1));
+/// assert_eq!(calls.values().sum::<usize>(), 5);
+/// # Ok(())
+/// # }
+/// ```
 #[async_trait]
 pub trait Snapshotter: Send + Sync {
     /// Information about a snapshot; `NotFound` when absent.
