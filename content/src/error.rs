@@ -92,6 +92,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Any other failure, with the kind it should be handled as: a store that is not local
+    /// (a remote service that is down, a policy that refuses) reports what went wrong through
+    /// this variant. Build it with [`Error::other`].
+    #[error("{source}")]
+    Other {
+        /// The kind callers branch on.
+        kind: ErrorKind,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
 }
 
 impl Error {
@@ -106,6 +117,7 @@ impl Error {
             }
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::Io { .. } => ErrorKind::Io,
+            Error::Other { kind, .. } => *kind,
         }
     }
 
@@ -114,6 +126,27 @@ impl Error {
         Error::Io {
             context: context.into(),
             source,
+        }
+    }
+
+    /// An error of the given kind for failures the other variants do not name: a store
+    /// backed by a remote service reports `Unavailable` or `Unauthorized` this way, a
+    /// policy wrapper `FailedPrecondition`. `source` may be an error or a message.
+    ///
+    /// ```
+    /// use dist_content::{Error, ErrorKind};
+    ///
+    /// let err = Error::other(ErrorKind::Unavailable, "blob service: connection refused");
+    /// assert_eq!(err.kind(), ErrorKind::Unavailable);
+    /// assert_eq!(err.to_string(), "blob service: connection refused");
+    /// ```
+    pub fn other(
+        kind: ErrorKind,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Error::Other {
+            kind,
+            source: source.into(),
         }
     }
 }
