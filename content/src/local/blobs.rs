@@ -141,7 +141,7 @@ impl LocalStore {
                     Err(Error::NotFound(_)) => continue, // deleted while we walked
                     Err(e) => return Err(e),
                 };
-                if matches_labels(filter, &info.labels) {
+                if filter.matches_labels(&info.labels) {
                     out.push(info);
                 }
             }
@@ -149,14 +149,6 @@ impl LocalStore {
         out.sort_by(|a, b| a.digest.as_ref().cmp(b.digest.as_ref()));
         Ok(out)
     }
-}
-
-fn matches_labels(filter: &Filter, labels: &HashMap<String, String>) -> bool {
-    filter.labels.iter().all(|(k, v)| match (labels.get(k), v) {
-        (Some(_), None) => true,
-        (Some(have), Some(want)) => have == want,
-        (None, _) => false,
-    })
 }
 
 #[async_trait]

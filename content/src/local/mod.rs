@@ -161,11 +161,7 @@ impl LocalStore {
                 }
                 Err(e) => return Err(e),
             };
-            if filter
-                .ref_prefix
-                .as_deref()
-                .is_none_or(|p| status.reference.starts_with(p))
-            {
+            if filter.matches_ref(&status.reference) {
                 out.push(status);
             }
         }
