@@ -159,126 +159,7 @@ impl WriterOpts {
 
 /// Starts (or resumes) writing content.
 ///
-/// An ingester is also a good place to put policy in front of a store. This one caps the
-/// size of what may be written (say, manifests from an untrusted source) and leaves
-/// hashing, verification and storage to the [`LocalStore`](crate::LocalStore) it wraps:
-///
-/// ```
-/// # use std::io;
-/// # use std::pin::Pin;
-/// # use std::sync::{Mutex, MutexGuard, PoisonError};
-/// # use std::task::{Context, Poll};
-/// # use async_trait::async_trait;
-/// # use dist_content::{Error, ErrorKind, IngestManager, Ingester, LocalStore, Manager};
-/// # use dist_content::{Result, Status, Writer, WriterOpts};
-/// # use oci_spec::image::Digest;
-/// # use tokio::io::{AsyncWrite, AsyncWriteExt};
-/// struct CappedIngester {
-///     store: LocalStore,
-///     max: u64,
-/// }
-///
-/// struct CappedWriter {
-///     // A `Box<dyn Writer>` is not `Sync`, which `async fn status(&self)` needs.
-///     inner: Mutex<Box<dyn Writer>>,
-///     store: LocalStore,
-///     reference: String,
-///     max: u64,
-/// }
-///
-/// #[async_trait]
-/// impl Ingester for CappedIngester {
-///     async fn writer(&self, opts: WriterOpts) -> Result<Box<dyn Writer>> {
-///         if let Some(desc) = opts.expected.as_ref().filter(|d| d.size() > self.max) {
-///             let msg = format!("{}: over the cap of {} bytes", desc.digest(), self.max);
-///             return Err(Error::InvalidArgument(msg));
-///         }
-///         let reference = opts.reference.clone();
-///         let inner = Mutex::new(self.store.writer(opts).await?);
-///         let (store, max) = (self.store.clone(), self.max);
-///         Ok(Box::new(CappedWriter { inner, store, reference, max }))
-///     }
-/// }
-///
-/// impl CappedWriter {
-///     fn inner(&self) -> MutexGuard<'_, Box<dyn Writer>> {
-///         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-///     }
-///     fn inner_mut(&mut self) -> &mut Box<dyn Writer> {
-///         self.inner.get_mut().unwrap_or_else(PoisonError::into_inner)
-///     }
-/// }
-///
-/// impl AsyncWrite for CappedWriter {
-///     fn poll_write(
-///         mut self: Pin<&mut Self>,
-///         cx: &mut Context<'_>,
-///         buf: &[u8],
-///     ) -> Poll<io::Result<usize>> {
-///         let max = self.max;
-///         let inner = self.inner_mut();
-///         if inner.offset() + buf.len() as u64 > max {
-///             return Poll::Ready(Err(io::Error::other("over the size cap")));
-///         }
-///         Pin::new(inner).poll_write(cx, buf)
-///     }
-///     // poll_flush and poll_shutdown forward to the inner writer in the same way.
-/// #   fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-/// #       Pin::new(self.inner_mut()).poll_flush(cx)
-/// #   }
-/// #   fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-/// #       Pin::new(self.inner_mut()).poll_shutdown(cx)
-/// #   }
-/// }
-///
-/// #[async_trait]
-/// impl Writer for CappedWriter {
-///     fn digest(&self) -> Digest {
-///         self.inner().digest()
-///     }
-///     fn offset(&self) -> u64 {
-///         self.inner().offset()
-///     }
-///     async fn status(&self) -> Result<Status> {
-///         // The store's view of the ingest, with the bytes the writer still buffers.
-///         let mut status = self.store.status(&self.reference).await?;
-///         status.offset = self.offset();
-///         Ok(status)
-///     }
-///     async fn truncate(&mut self, size: u64) -> Result<()> {
-///         self.inner_mut().truncate(size).await
-///     }
-///     async fn commit(self: Box<Self>, size: u64, expected: Option<&Digest>) -> Result<()> {
-///         let inner = self.inner.into_inner().unwrap_or_else(PoisonError::into_inner);
-///         inner.commit(size, expected).await // verifies size and digest
-///     }
-/// }
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-/// let dir = tempfile::tempdir()?;
-/// let store = CappedIngester { store: LocalStore::open(dir.path())?, max: 8 };
-///
-/// let mut w = store.writer(WriterOpts::new("fits")).await?;
-/// w.write_all(b"small").await?;
-/// assert_eq!(w.status().await?.offset, 5);
-/// let digest = w.digest();
-/// w.commit(5, Some(&digest)).await?;
-/// assert_eq!(store.store.info(&digest).await?.size, 5);
-///
-/// let mut w = store.writer(WriterOpts::new("too-big")).await?;
-/// assert!(w.write_all(b"far too large").await.is_err());
-///
-/// // A commit that claims the wrong size fails, and nothing becomes visible.
-/// let mut w = store.writer(WriterOpts::new("short")).await?;
-/// w.write_all(b"abc").await?;
-/// let digest = w.digest();
-/// let err = w.commit(4, Some(&digest)).await.unwrap_err();
-/// assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
-/// assert_eq!(store.store.info(&digest).await.unwrap_err().kind(), ErrorKind::NotFound);
-/// # Ok(())
-/// # }
-/// ```
+#[doc = include_str!("doc/ingester.md")]
 #[async_trait]
 pub trait Ingester: Send + Sync {
     /// Opens a writer for `opts.reference`, resuming at the stored offset when a previous
@@ -291,10 +172,9 @@ pub trait Ingester: Send + Sync {
 /// Dropping a writer without committing releases its lock and keeps the partial data, so a
 /// later writer on the same ref resumes where this one stopped.
 ///
-/// The [`Ingester`] example implements both traits: a writer that forwards to another
-/// store's writer and refuses bytes past a size cap.
+#[doc = include_str!("doc/writer.md")]
 #[async_trait]
-pub trait Writer: AsyncWrite + Send + Unpin {
+pub trait Writer: AsyncWrite + Send + Sync + Unpin {
     /// The digest of everything written so far (including data resumed from disk).
     fn digest(&self) -> Digest;
 
@@ -338,6 +218,53 @@ pub struct Status {
     pub updated_at: SystemTime,
 }
 
+impl Status {
+    /// The status of the ingest under `reference`, `offset` bytes in, started (and last
+    /// written) at `started_at`, with no expected size or digest. The `with_*` methods fill
+    /// in the rest:
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    ///
+    /// use dist_content::Status;
+    ///
+    /// let started = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// let status = Status::new("pull-1/layer", 512, started)
+    ///     .with_total(2048)
+    ///     .with_updated_at(started + Duration::from_secs(3));
+    /// assert_eq!((status.offset, status.total), (512, Some(2048)));
+    /// assert_eq!(status.expected, None);
+    /// ```
+    pub fn new(reference: impl Into<String>, offset: u64, started_at: SystemTime) -> Self {
+        Status {
+            reference: reference.into(),
+            offset,
+            total: None,
+            expected: None,
+            started_at,
+            updated_at: started_at,
+        }
+    }
+
+    /// Sets the size the ingest is expected to reach.
+    pub fn with_total(mut self, total: u64) -> Self {
+        self.total = Some(total);
+        self
+    }
+
+    /// Sets the digest the ingest is expected to have.
+    pub fn with_expected(mut self, digest: Digest) -> Self {
+        self.expected = Some(digest);
+        self
+    }
+
+    /// Sets when data was last written.
+    pub fn with_updated_at(mut self, updated_at: SystemTime) -> Self {
+        self.updated_at = updated_at;
+        self
+    }
+}
+
 /// What is known about a committed blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -354,86 +281,52 @@ pub struct Info {
     pub labels: HashMap<String, String>,
 }
 
+impl Info {
+    /// A blob of `size` bytes committed (and last changed) at `created_at`, with no labels.
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::time::SystemTime;
+    ///
+    /// use dist_content::Info;
+    /// use oci_spec::image::Digest;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let digest: Digest =
+    ///     "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".parse()?;
+    /// let info = Info::new(digest, 0, SystemTime::now())
+    ///     .with_labels(HashMap::from([("team".to_owned(), "web".to_owned())]));
+    /// assert_eq!(info.labels["team"], "web");
+    /// assert_eq!(info.updated_at, info.created_at);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn new(digest: Digest, size: u64, created_at: SystemTime) -> Self {
+        Info {
+            digest,
+            size,
+            created_at,
+            updated_at: created_at,
+            labels: HashMap::new(),
+        }
+    }
+
+    /// Replaces the labels.
+    pub fn with_labels(mut self, labels: HashMap<String, String>) -> Self {
+        self.labels = labels;
+        self
+    }
+
+    /// Sets when the blob or its labels last changed.
+    pub fn with_updated_at(mut self, updated_at: SystemTime) -> Self {
+        self.updated_at = updated_at;
+        self
+    }
+}
+
 /// Manages committed blobs.
 ///
-/// Wrapping another store's manager is the usual way to add policy. This view shows only
-/// the blobs labelled `team=<name>`, as if each team had a store of its own:
-///
-/// ```
-/// # use std::collections::HashMap;
-/// # use async_trait::async_trait;
-/// # use dist_content::{Error, ErrorKind, Filter, Info, LocalStore, Manager, Result};
-/// # use dist_content::write_blob;
-/// # use oci_spec::image::{Descriptor, Digest, MediaType};
-/// # use sha2::{Digest as _, Sha256};
-/// struct TeamView<M> {
-///     inner: M,
-///     team: String,
-/// }
-///
-/// #[async_trait]
-/// impl<M: Manager> Manager for TeamView<M> {
-///     async fn info(&self, digest: &Digest) -> Result<Info> {
-///         let info = self.inner.info(digest).await?;
-///         match info.labels.get("team") {
-///             Some(team) if *team == self.team => Ok(info),
-///             _ => Err(Error::NotFound(digest.to_string())),
-///         }
-///     }
-///
-///     async fn update_labels(&self, digest: &Digest, mut labels: HashMap<String, String>)
-///     -> Result<Info> {
-///         self.info(digest).await?;
-///         labels.insert("team".into(), self.team.clone()); // a team keeps what it has
-///         self.inner.update_labels(digest, labels).await
-///     }
-///
-///     async fn walk(
-///         &self,
-///         filter: &Filter,
-///         f: &mut (dyn FnMut(Info) -> Result<()> + Send),
-///     ) -> Result<()> {
-///         let mut filter = filter.clone();
-///         filter.labels.push(("team".into(), Some(self.team.clone())));
-///         self.inner.walk(&filter, f).await
-///     }
-///
-///     async fn delete(&self, digest: &Digest) -> Result<()> {
-///         self.info(digest).await?;
-///         self.inner.delete(digest).await
-///     }
-/// }
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-/// # let dir = tempfile::tempdir()?;
-/// let store = LocalStore::open(dir.path())?;
-/// # let put = async |data: &'static [u8]| -> Result<Digest> {
-/// #     let digest: Digest = format!("sha256:{}", hex::encode(Sha256::digest(data)))
-/// #         .parse()
-/// #         .map_err(|e| Error::InvalidArgument(format!("{e}")))?;
-/// #     let desc = Descriptor::new(MediaType::ImageLayer, data.len() as u64, digest.clone());
-/// #     write_blob(&store, "put", &desc, data).await?;
-/// #     Ok(digest)
-/// # };
-/// let (ours, theirs) = (put(b"ours").await?, put(b"theirs").await?); // write two blobs
-/// let view = TeamView { inner: store.clone(), team: "web".into() };
-/// view.inner.update_labels(&ours, HashMap::from([("team".into(), "web".into())])).await?;
-///
-/// let mut seen = Vec::new();
-/// view.walk(&Filter::all(), &mut |info| {
-///     seen.push(info.digest);
-///     Ok(())
-/// })
-/// .await?;
-/// assert_eq!(seen, [ours.clone()]);
-/// assert_eq!(view.delete(&theirs).await.unwrap_err().kind(), ErrorKind::NotFound);
-/// assert!(store.info(&theirs).await.is_ok()); // untouched
-/// view.delete(&ours).await?;
-/// assert_eq!(store.info(&ours).await.unwrap_err().kind(), ErrorKind::NotFound);
-/// # Ok(())
-/// # }
-/// ```
+#[doc = include_str!("doc/manager.md")]
 #[async_trait]
 pub trait Manager: Send + Sync {
     /// Information about one blob; `NotFound` when absent.
@@ -456,59 +349,7 @@ pub trait Manager: Send + Sync {
 
 /// Manages in-progress ingests.
 ///
-/// Refs are the caller's to choose, so a prefix makes a namespace. This manager sees only
-/// the ingests of one pull, whose refs that pull starts with `pull-<id>/`:
-///
-/// ```
-/// # use async_trait::async_trait;
-/// # use dist_content::{ErrorKind, Filter, IngestManager, Ingester, LocalStore, Result};
-/// # use dist_content::{Status, WriterOpts};
-/// # use tokio::io::AsyncWriteExt;
-/// struct PullIngests<S> {
-///     store: S,
-///     prefix: String,
-/// }
-///
-/// #[async_trait]
-/// impl<S: IngestManager> IngestManager for PullIngests<S> {
-///     async fn status(&self, reference: &str) -> Result<Status> {
-///         self.store.status(&format!("{}{reference}", self.prefix)).await
-///     }
-///
-///     async fn list_statuses(&self, filter: &Filter) -> Result<Vec<Status>> {
-///         let mut filter = filter.clone();
-///         let narrower = filter.ref_prefix.take().unwrap_or_default();
-///         filter.ref_prefix = Some(format!("{}{narrower}", self.prefix));
-///         self.store.list_statuses(&filter).await
-///     }
-///
-///     async fn abort(&self, reference: &str) -> Result<()> {
-///         self.store.abort(&format!("{}{reference}", self.prefix)).await
-///     }
-/// }
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-/// # let dir = tempfile::tempdir()?;
-/// let store = LocalStore::open(dir.path())?;
-/// for (reference, data) in [("pull-1/config", &b"{}"[..]), ("pull-2/config", b"{ }")] {
-///     let mut w = store.writer(WriterOpts::new(reference)).await?;
-///     w.write_all(data).await?;
-///     w.flush().await?; // then drop it: the partial ingest stays
-/// }
-/// let pull1 = PullIngests { store: store.clone(), prefix: "pull-1/".into() };
-///
-/// let statuses = pull1.list_statuses(&Filter::all()).await?;
-/// assert_eq!(statuses.len(), 1);
-/// assert_eq!(statuses[0].reference, "pull-1/config");
-/// assert_eq!(pull1.status("config").await?.offset, 2);
-///
-/// pull1.abort("config").await?;
-/// assert_eq!(pull1.status("config").await.unwrap_err().kind(), ErrorKind::NotFound);
-/// assert_eq!(store.status("pull-2/config").await?.offset, 3); // other pulls untouched
-/// # Ok(())
-/// # }
-/// ```
+#[doc = include_str!("doc/ingest_manager.md")]
 #[async_trait]
 pub trait IngestManager: Send + Sync {
     /// The status of the ingest under `reference`; `NotFound` when there is none.
