@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Mode, Stat};
 
 use crate::apply::root;
-use crate::snapshot::copy::{Copier, open_dir, open_dir_at};
+use crate::snapshot::copy::{Copier, open_dir, open_dir_at, with_copier};
 use crate::{Error, Mount, Result};
 
 /// Copies the file tree that `mounts` (from [`Snapshotter::view`](crate::Snapshotter::view),
@@ -37,15 +37,14 @@ pub fn copy_mounted(mounts: &[Mount], target: &Path) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let top = rustix::fs::fstat(&srcs[0])
         .map_err(|e| Error::io(format!("stat {}", layers[0].display()), e.into()))?;
-    let mut copier = Copier::new(
-        dst.try_clone()
-            .map_err(io(format!("open {}", target.display())))?,
-        false,
-    );
-    copier.skip_overlay_xattrs = srcs.len() > 1;
-    merge(&mut copier, &srcs, &dst, Path::new(""))
-        .and_then(|()| copier.dir_metadata(&srcs[0], &dst, &top))
-        .map_err(io(format!("copy into {}", target.display())))
+    let root = dst
+        .try_clone()
+        .map_err(io(format!("open {}", target.display())))?;
+    with_copier(root, false, srcs.len() > 1, |copier| {
+        merge(copier, &srcs, &dst, Path::new(""))?;
+        copier.dir_metadata(&srcs[0], &dst, &top)
+    })
+    .map_err(io(format!("copy into {}", target.display())))
 }
 
 /// The directories a mount stacks, top first.
@@ -83,7 +82,7 @@ fn layer_dirs(mounts: &[Mount]) -> Result<Vec<PathBuf>> {
 }
 
 /// Copies the merge of `srcs` (the same directory in each layer, top first) into `dst`.
-fn merge(copier: &mut Copier, srcs: &[OwnedFd], dst: &OwnedFd, rel: &Path) -> io::Result<()> {
+fn merge(copier: &mut Copier<'_>, srcs: &[OwnedFd], dst: &OwnedFd, rel: &Path) -> io::Result<()> {
     let mut seen: HashSet<OsString> = HashSet::new();
     for (i, src) in srcs.iter().enumerate() {
         for name in root::list(src.as_fd())? {

@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError, mpsc};
 
 use rustix::fs::{
     AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps, XattrFlags,
@@ -124,48 +125,50 @@ fn copy_data(src: &File, dst: &File, len: u64) -> io::Result<()> {
 /// With `hardlink`, regular files are linked instead of copied where the filesystem allows.
 pub(crate) fn copy_tree(src: &Path, dst: &Path, hardlink: bool) -> io::Result<()> {
     let src_root = open_dir(src)?;
-    let mut copier = Copier::new(open_dir(dst)?, hardlink);
-    struct Level {
-        src: OwnedFd,
-        dst: OwnedFd,
-        rel: PathBuf,
-        names: Vec<OsString>,
-        stat: Stat,
-    }
-    let st = rustix::fs::fstat(&src_root)?;
-    let names = root::list(src_root.as_fd())?;
-    let mut stack = vec![Level {
-        src: src_root,
-        dst: copier.dst_root.try_clone()?,
-        rel: PathBuf::new(),
-        names,
-        stat: st,
-    }];
-    while let Some(level) = stack.last_mut() {
-        let Some(name) = level.names.pop() else {
-            let done = stack.pop().ok_or_else(|| io::Error::other("empty stack"))?;
-            copier.dir_metadata(&done.src, &done.dst, &done.stat)?;
-            continue;
-        };
-        let st = rustix::fs::statat(&level.src, &name, AtFlags::SYMLINK_NOFOLLOW)?;
-        let rel = level.rel.join(&name);
-        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-            rustix::fs::mkdirat(&level.dst, &name, Mode::from_raw_mode(0o700))?;
-            let s = open_dir_at(&level.src, &name)?;
-            let d = open_dir_at(&level.dst, &name)?;
-            let names = root::list(s.as_fd())?;
-            stack.push(Level {
-                src: s,
-                dst: d,
-                rel,
-                names,
-                stat: st,
-            });
-        } else {
-            copier.entry(&level.src, &name, &st, &level.dst, rel)?;
+    let dst_root = open_dir(dst)?;
+    with_copier(dst_root.try_clone()?, hardlink, false, |copier| {
+        struct Level {
+            src: OwnedFd,
+            dst: OwnedFd,
+            rel: PathBuf,
+            names: Vec<OsString>,
+            stat: Stat,
         }
-    }
-    Ok(())
+        let st = rustix::fs::fstat(&src_root)?;
+        let names = root::list(src_root.as_fd())?;
+        let mut stack = vec![Level {
+            src: src_root,
+            dst: dst_root,
+            rel: PathBuf::new(),
+            names,
+            stat: st,
+        }];
+        while let Some(level) = stack.last_mut() {
+            let Some(name) = level.names.pop() else {
+                let done = stack.pop().ok_or_else(|| io::Error::other("empty stack"))?;
+                copier.dir_metadata(&done.src, &done.dst, &done.stat)?;
+                continue;
+            };
+            let st = rustix::fs::statat(&level.src, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+            let rel = level.rel.join(&name);
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                rustix::fs::mkdirat(&level.dst, &name, Mode::from_raw_mode(0o700))?;
+                let s = open_dir_at(&level.src, &name)?;
+                let d = open_dir_at(&level.dst, &name)?;
+                let names = root::list(s.as_fd())?;
+                stack.push(Level {
+                    src: s,
+                    dst: d,
+                    rel,
+                    names,
+                    stat: st,
+                });
+            } else {
+                copier.entry(&level.src, &name, &st, &level.dst, rel)?;
+            }
+        }
+        Ok(())
+    })
 }
 
 pub(crate) fn open_dir(path: &Path) -> io::Result<OwnedFd> {
@@ -177,26 +180,91 @@ pub(crate) fn open_dir(path: &Path) -> io::Result<OwnedFd> {
 }
 
 /// Copies single entries into one destination tree, remembering which source inodes it
-/// copied so hardlinked files stay hardlinked.
-pub(crate) struct Copier {
+/// copied so hardlinked files stay hardlinked. The walk (creating names, in order) stays
+/// on the caller's thread; each regular file's data and metadata go to worker threads,
+/// so copying large files uses every core instead of one.
+pub(crate) struct Copier<'a> {
     dst_root: OwnedFd,
     links: HashMap<(u64, u64), PathBuf>,
     hardlink: bool,
     /// Skip `trusted.overlay.*` xattrs (overlay bookkeeping, not part of the tree).
-    pub(crate) skip_overlay_xattrs: bool,
+    skip_overlay_xattrs: bool,
+    jobs: mpsc::SyncSender<FileJob>,
+    failed: &'a Mutex<Option<io::Error>>,
 }
 
-impl Copier {
-    /// A copier into the tree whose root directory is `dst_root`.
-    pub(crate) fn new(dst_root: OwnedFd, hardlink: bool) -> Copier {
-        Copier {
+/// A created regular file still to be filled: data, owner, xattrs, mode, times.
+struct FileJob {
+    src: File,
+    dst: File,
+    stat: Stat,
+}
+
+impl FileJob {
+    fn run(self, skip_overlay_xattrs: bool) -> io::Result<()> {
+        let st = &self.stat;
+        copy_data(&self.src, &self.dst, u64::try_from(st.st_size).unwrap_or(0))?;
+        let (u, g) = owner(st);
+        rustix::fs::fchown(&self.dst, u, g)?;
+        copy_xattrs(&self.src, &self.dst, skip_overlay_xattrs)?;
+        rustix::fs::fchmod(&self.dst, mode(st))?;
+        rustix::fs::futimens(&self.dst, &ts(st))?;
+        Ok(())
+    }
+}
+
+/// File jobs queued between the walk and the workers.
+const QUEUED_FILES: usize = 64;
+
+/// Runs `walk` with a [`Copier`] into the tree rooted at `dst_root`, with worker threads
+/// filling the files it creates; returns once every file is complete, with the first
+/// error of the walk or of any worker.
+pub(crate) fn with_copier(
+    dst_root: OwnedFd,
+    hardlink: bool,
+    skip_overlay_xattrs: bool,
+    walk: impl FnOnce(&mut Copier<'_>) -> io::Result<()>,
+) -> io::Result<()> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+    let (tx, rx) = mpsc::sync_channel::<FileJob>(QUEUED_FILES);
+    let rx = Mutex::new(rx);
+    let failed = Mutex::new(None);
+    let walked = std::thread::scope(|s| {
+        for _ in 0..workers {
+            std::thread::Builder::new()
+                .name("dist-rootfs-copy".into())
+                .spawn_scoped(s, || {
+                    loop {
+                        let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                        let Ok(job) = job else { return };
+                        if let Err(e) = job.run(skip_overlay_xattrs) {
+                            failed
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .get_or_insert(e);
+                        }
+                    }
+                })?;
+        }
+        let mut copier = Copier {
             dst_root,
             links: HashMap::new(),
             hardlink,
-            skip_overlay_xattrs: false,
-        }
+            skip_overlay_xattrs,
+            jobs: tx,
+            failed: &failed,
+        };
+        walk(&mut copier)
+        // Dropping the copier closes the queue; the scope waits for the workers.
+    });
+    walked?;
+    match failed.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
+}
 
+impl Copier<'_> {
     /// Gives directory `dst` the owner, xattrs, mode and times `src` (stat `st`) has.
     /// Call it after the directory's contents are in place (they change its mtime).
     pub(crate) fn dir_metadata(&self, src: &OwnedFd, dst: &OwnedFd, st: &Stat) -> io::Result<()> {
@@ -251,6 +319,14 @@ impl Copier {
                         Err(e) => return Err(e.into()),
                     }
                 }
+                if let Some(e) = self
+                    .failed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take()
+                {
+                    return Err(e);
+                }
                 let s = File::from(rustix::fs::openat(
                     src,
                     name,
@@ -267,11 +343,14 @@ impl Copier {
                         | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )?);
-                copy_data(&s, &d, u64::try_from(st.st_size).unwrap_or(0))?;
-                rustix::fs::fchown(&d, u, g)?;
-                copy_xattrs(&s, &d, self.skip_overlay_xattrs)?;
-                rustix::fs::fchmod(&d, mode(st))?;
-                rustix::fs::futimens(&d, &ts(st))?;
+                let job = FileJob {
+                    src: s,
+                    dst: d,
+                    stat: *st,
+                };
+                self.jobs
+                    .send(job)
+                    .map_err(|_| io::Error::other("file copy workers stopped"))?;
                 if st.st_nlink > 1 {
                     self.links.insert(key, rel);
                 }
