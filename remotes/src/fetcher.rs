@@ -24,42 +24,67 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
 /// (the caller, typically a content-store writer resuming an ingest, holds the prefix and
 /// verifies the digest on commit).
 ///
-/// A fetcher that serves from memory, handy in tests:
+/// A fetcher that serves from memory, handy in tests. A map can hold the wrong bytes as
+/// easily as a registry can send them, so it checks the whole blob against the descriptor
+/// before serving any of it:
 ///
 /// ```
 /// use std::collections::HashMap;
 ///
 /// use async_trait::async_trait;
 /// use bytes::Bytes;
-/// use dist_remotes::{ByteStream, Error, Fetcher, Result};
+/// use dist_remotes::{ByteStream, Error, ErrorKind, Fetcher, Result};
 /// use futures::TryStreamExt;
 /// use oci_spec::image::{Descriptor, Digest, MediaType};
+/// use sha2::{Digest as _, Sha256};
 ///
 /// struct MemoryFetcher(HashMap<Digest, Bytes>);
 ///
 /// #[async_trait]
 /// impl Fetcher for MemoryFetcher {
 ///     async fn fetch_at(&self, desc: &Descriptor, offset: u64) -> Result<ByteStream> {
-///         let data = self.0.get(desc.digest()).ok_or_else(|| Error::NotFound {
-///             what: desc.digest().to_string(),
-///         })?;
-///         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
-///         let rest = data.slice(start..);
-///         Ok(Box::pin(futures::stream::iter([Ok(rest)])))
+///         let what = desc.digest().to_string();
+///         let Some(data) = self.0.get(desc.digest()) else {
+///             return Err(Error::NotFound { what });
+///         };
+///         let size = data.len() as u64;
+///         if size != desc.size() {
+///             let reason = format!("{size} bytes stored, descriptor says {}", desc.size());
+///             return Err(Error::Mismatch { what, reason });
+///         }
+///         // This one knows only sha256: other algorithms never match.
+///         let actual = format!("sha256:{}", hex::encode(Sha256::digest(data)));
+///         if actual != what {
+///             let reason = format!("stored bytes hash to {actual}");
+///             return Err(Error::Mismatch { what, reason });
+///         }
+///         let Some(start) = usize::try_from(offset).ok().filter(|&n| n <= data.len()) else {
+///             let reason = format!("offset {offset} is past the size {size}");
+///             return Err(Error::Mismatch { what, reason });
+///         };
+///         Ok(Box::pin(futures::stream::iter([Ok(data.slice(start..))])))
 ///     }
 /// }
 ///
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<()> {
+/// # async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
 /// let digest: Digest =
-///     "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824".parse().unwrap();
+///     "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824".parse()?;
 /// let fetcher = MemoryFetcher(HashMap::from([(digest.clone(), Bytes::from_static(b"hello"))]));
-/// let desc = Descriptor::new(MediaType::ImageLayer, 5, digest);
+/// let desc = Descriptor::new(MediaType::ImageLayer, 5, digest.clone());
 ///
 /// let chunks: Vec<Bytes> = fetcher.fetch(&desc).await?.try_collect().await?;
 /// assert_eq!(chunks.concat(), b"hello");
 /// let tail: Vec<Bytes> = fetcher.fetch_at(&desc, 3).await?.try_collect().await?;
 /// assert_eq!(tail.concat(), b"lo");
+///
+/// // Bytes that do not match their descriptor are never served.
+/// let corrupt = MemoryFetcher(HashMap::from([(digest, Bytes::from_static(b"jello"))]));
+/// let err = corrupt.fetch(&desc).await.err().ok_or("served corrupt bytes")?;
+/// assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
+/// let short = Descriptor::new(MediaType::ImageLayer, 4, desc.digest().clone());
+/// let err = fetcher.fetch(&short).await.err().ok_or("served the wrong size")?;
+/// assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
 /// # Ok(())
 /// # }
 /// ```

@@ -45,14 +45,29 @@ use crate::{Fetcher, Result};
 ///     }
 /// }
 ///
-/// // The Fetcher example's fetcher, over a shared map.
+/// // The Fetcher example's fetcher (which checks size and digest), over a shared map.
 /// struct MemoryFetcher(Arc<HashMap<Digest, Bytes>>);
 /// # #[async_trait]
 /// # impl Fetcher for MemoryFetcher {
 /// #     async fn fetch_at(&self, desc: &Descriptor, offset: u64) -> Result<ByteStream> {
-/// #         let what = || desc.digest().to_string();
-/// #         let data = self.0.get(desc.digest()).ok_or_else(|| Error::NotFound { what: what() })?;
-/// #         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+/// #         let what = desc.digest().to_string();
+/// #         let Some(data) = self.0.get(desc.digest()) else {
+/// #             return Err(Error::NotFound { what });
+/// #         };
+/// #         let size = data.len() as u64;
+/// #         if size != desc.size() {
+/// #             let reason = format!("{size} bytes stored, descriptor says {}", desc.size());
+/// #             return Err(Error::Mismatch { what, reason });
+/// #         }
+/// #         let actual = format!("sha256:{}", hex::encode(Sha256::digest(data)));
+/// #         if actual != what {
+/// #             let reason = format!("stored bytes hash to {actual}");
+/// #             return Err(Error::Mismatch { what, reason });
+/// #         }
+/// #         let Some(start) = usize::try_from(offset).ok().filter(|&n| n <= data.len()) else {
+/// #             let reason = format!("offset {offset} is past the size {size}");
+/// #             return Err(Error::Mismatch { what, reason });
+/// #         };
 /// #         Ok(Box::pin(futures::stream::iter([Ok(data.slice(start..))])))
 /// #     }
 /// # }
