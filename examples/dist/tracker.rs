@@ -119,7 +119,7 @@ impl Provider for FollowProvider {
             blob: self.store.blob_path(desc.digest()),
             ingest,
             tracker: Arc::clone(&self.tracker),
-            file: tokio::sync::Mutex::new(None),
+            file: tokio::sync::Mutex::new((None, Vec::new())),
         }))
     }
 }
@@ -129,9 +129,13 @@ struct FollowReader {
     blob: PathBuf,
     ingest: PathBuf,
     tracker: Arc<Tracker>,
-    /// The open file and whether it is the committed blob.
-    file: tokio::sync::Mutex<Option<(Arc<File>, bool)>>,
+    /// The open file and whether it is the committed blob, and a read buffer kept
+    /// between calls (a fresh zeroed buffer per read costs as much as the read).
+    file: tokio::sync::Mutex<(Option<OpenFile>, Vec<u8>)>,
 }
+
+/// A file being read and whether it is the committed blob (else the ingest's data).
+type OpenFile = (Arc<File>, bool);
 
 impl FollowReader {
     fn unavailable(&self, why: String) -> Error {
@@ -153,7 +157,8 @@ impl ReaderAt for FollowReader {
         if offset >= size || buf.is_empty() {
             return Ok(0);
         }
-        let mut slot = self.file.lock().await;
+        let mut guard = self.file.lock().await;
+        let (slot, scratch) = &mut *guard;
         loop {
             let state = self
                 .tracker
@@ -176,7 +181,8 @@ impl ReaderAt for FollowReader {
                 if offset < limit {
                     let want = buf.len().min((limit - offset) as usize);
                     let file = Arc::clone(file);
-                    let mut chunk = vec![0u8; want];
+                    let mut chunk = std::mem::take(scratch);
+                    chunk.resize(want, 0);
                     let (n, chunk) = tokio::task::spawn_blocking(move || {
                         let n = file.read_at(&mut chunk, offset);
                         (n, chunk)
@@ -184,8 +190,9 @@ impl ReaderAt for FollowReader {
                     .await
                     .map_err(|e| self.unavailable(e.to_string()))?;
                     let n = n.map_err(|e| Error::io(self.ingest.display().to_string(), e))?;
+                    buf[..n].copy_from_slice(&chunk[..n]);
+                    *scratch = chunk;
                     if n > 0 {
-                        buf[..n].copy_from_slice(&chunk[..n]);
                         return Ok(n);
                     }
                     if committed {

@@ -119,11 +119,13 @@ async fn apply_blob(
     opts: ApplyOptions,
 ) -> Result<crate::Applied> {
     let reader = provider.reader_at(blob).await?;
-    let (tx, job) = spawn_blocking_apply(dir, opts);
+    let (tx, spare, job) = spawn_blocking_apply(dir, opts);
     let pump = async move {
         let mut offset = 0u64;
         loop {
-            let mut buf = vec![0u8; CHUNK];
+            // Reused buffers are full length unless they carried a short read.
+            let mut buf = spare.try_recv().unwrap_or_default();
+            buf.resize(CHUNK, 0);
             match reader.read_at(&mut buf, offset).await {
                 Ok(0) => return Ok(()),
                 Ok(n) => {

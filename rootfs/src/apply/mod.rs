@@ -269,10 +269,11 @@ pub async fn apply_async<R>(mut reader: R, root: &Path, options: ApplyOptions) -
 where
     R: AsyncRead + Unpin + Send,
 {
-    let (tx, job) = spawn_blocking_apply(root, options);
+    let (tx, spare, job) = spawn_blocking_apply(root, options);
     let pump = async move {
         loop {
-            let mut buf = Vec::with_capacity(CHUNK);
+            let mut buf = spare.try_recv().unwrap_or_default();
+            buf.clear();
             match (&mut reader).take(CHUNK as u64).read_to_end(&mut buf).await {
                 Ok(0) => break,
                 Ok(_) => {
@@ -294,6 +295,13 @@ where
 /// Sender of raw layer bytes into a blocking [`apply`] running on the tokio blocking pool.
 pub(crate) type ChunkSender = tokio::sync::mpsc::Sender<io::Result<Vec<u8>>>;
 
+/// Chunks the blocking [`apply`] has consumed, for the sender to fill again instead of
+/// allocating (and zeroing) a new buffer per chunk.
+pub(crate) type SpareChunks = mpsc::Receiver<Vec<u8>>;
+
+/// Chunks kept for reuse between the sender and the applier.
+const SPARE_CHUNKS: usize = 8;
+
 /// Starts [`apply`] on a blocking thread, fed through the returned sender; dropping the
 /// sender is end of input.
 pub(crate) fn spawn_blocking_apply(
@@ -301,14 +309,17 @@ pub(crate) fn spawn_blocking_apply(
     options: ApplyOptions,
 ) -> (
     ChunkSender,
+    SpareChunks,
     impl std::future::Future<Output = Result<Applied>>,
 ) {
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Vec<u8>>>(8);
+    let (spare_tx, spare_rx) = mpsc::sync_channel(SPARE_CHUNKS);
     let root = root.to_owned();
     let handle = tokio::task::spawn_blocking(move || {
         apply(
             ChannelReader {
                 rx,
+                spare: spare_tx,
                 cur: Vec::new(),
                 pos: 0,
             },
@@ -322,12 +333,13 @@ pub(crate) fn spawn_blocking_apply(
             Err(e) => Err(Error::io("apply task", io::Error::other(e.to_string()))),
         }
     };
-    (tx, fut)
+    (tx, spare_rx, fut)
 }
 
 /// Blocking `Read` over chunks sent from async code.
 struct ChannelReader {
     rx: tokio::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    spare: mpsc::SyncSender<Vec<u8>>,
     cur: Vec<u8>,
     pos: usize,
 }
@@ -337,7 +349,9 @@ impl Read for ChannelReader {
         while self.pos >= self.cur.len() {
             match self.rx.blocking_recv() {
                 Some(Ok(chunk)) => {
-                    self.cur = chunk;
+                    let done = std::mem::replace(&mut self.cur, chunk);
+                    // A full pool (a sender that does not reuse) drops the buffer.
+                    let _ = self.spare.try_send(done);
                     self.pos = 0;
                 }
                 Some(Err(e)) => return Err(e),

@@ -144,20 +144,28 @@ pub(crate) fn inflate<R: BufRead>(
     loop {
         // Reuse buffers the reader is done with: fresh ones cost page faults and frees
         // across threads.
+        // Recycled buffers come back full length, so this zeroes only a new buffer (or
+        // the tail of the one that carried the last short chunk), not every chunk.
         let mut buf = spare.try_recv().unwrap_or_default();
-        buf.clear();
-        buf.reserve(chunk);
-        match (&mut dec).take(chunk as u64).read_to_end(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => {
-                if tx.send(Ok(buf)).is_err() {
+        buf.resize(chunk, 0);
+        let mut filled = 0;
+        while filled < chunk {
+            match dec.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.send(Err(e));
                     return;
                 }
             }
-            Err(e) => {
-                let _ = tx.send(Err(e));
-                return;
-            }
+        }
+        if filled == 0 {
+            return;
+        }
+        buf.truncate(filled);
+        if tx.send(Ok(buf)).is_err() {
+            return;
         }
     }
 }
