@@ -17,7 +17,9 @@
 #                        [--prepare]
 #   --scale small  a few tens of MB instead of ~500 MB compressed; for quick checks
 #   --runs N       cold runs per tool (default 3)
-#   --out FILE     where to write the markdown (default benches/e2e-results.md)
+#   --out FILE     where to write the markdown (default benches/e2e-results.md); a file
+#                  with <!-- e2e:begin --> and <!-- e2e:end --> lines (docs/performance.md)
+#                  gets only the part between them replaced
 #   --dist BIN     use this dist binary instead of `cargo build --release --example dist`
 #                  (which honours CARGO_TARGET_DIR)
 #   --keep         keep the work directory (logs of every run) instead of deleting it
@@ -348,6 +350,22 @@ cat >"$work/commands.md" <<'EOF'
 EOF
 
 mkdir -p "$(dirname "$out")"
-python3 "$here/report.py" --results "$results" --meta "$meta" --commands "$work/commands.md" >"$out"
-cat "$out"
+python3 "$here/report.py" --results "$results" --meta "$meta" --commands "$work/commands.md" >"$work/report.md"
+cat "$work/report.md"
+# A file with <!-- e2e:begin --> ... <!-- e2e:end --> markers (docs/performance.md) gets
+# only that section replaced, keeping the prose around it; any other file is overwritten.
+python3 - "$out" "$work/report.md" <<'PY'
+import sys
+out, report = sys.argv[1], open(sys.argv[2]).read()
+begin, end = "<!-- e2e:begin -->", "<!-- e2e:end -->"
+try:
+    old = open(out).read()
+except FileNotFoundError:
+    old = ""
+if begin in old and end in old and old.index(begin) < old.index(end):
+    new = old[: old.index(begin) + len(begin)] + "\n" + report + old[old.index(end):]
+else:
+    new = report
+open(out, "w").write(new)
+PY
 log "wrote $out"
