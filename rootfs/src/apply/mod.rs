@@ -97,14 +97,14 @@ pub struct Applied {
 /// Data chunks are at most this big.
 const CHUNK: usize = 256 * 1024;
 /// Batches in flight between the parse and write stages.
-const QUEUE: usize = 8;
+const QUEUE: usize = 4;
 /// A batch is sent once it holds this many bytes of data or this many messages.
 const BATCH_BYTES: usize = 1024 * 1024;
 const BATCH_LEN: usize = 256;
 /// Decoded chunks in flight between the inflate and parse stages.
-const RAW_QUEUE: usize = 16;
+const RAW_QUEUE: usize = 8;
 /// Data buffers kept for reuse between the applier and the parser (at most 256 KiB each).
-const SPARE_BUFFERS: usize = 32;
+const SPARE_BUFFERS: usize = 16;
 
 enum Msg {
     Begin(Box<Header>),

@@ -30,6 +30,38 @@ struct OpenFile {
     finish: Finish,
 }
 
+/// A set of paths inside the root, each stored as one `/`-joined byte string: a layer with
+/// many files marks every path, and a vector of components per path cost about five
+/// times the memory.
+#[derive(Default)]
+struct PathSet(HashSet<Box<[u8]>>);
+
+impl PathSet {
+    fn key(path: &[OsString]) -> Vec<u8> {
+        let mut key = Vec::with_capacity(path.iter().map(|c| c.len() + 1).sum());
+        for (i, c) in path.iter().enumerate() {
+            if i > 0 {
+                key.push(b'/');
+            }
+            key.extend_from_slice(c.as_encoded_bytes());
+        }
+        key
+    }
+
+    /// Adds `path`; false if it was there already.
+    fn insert(&mut self, path: &[OsString]) -> bool {
+        let key = Self::key(path);
+        if self.0.contains(key.as_slice()) {
+            return false;
+        }
+        self.0.insert(key.into_boxed_slice())
+    }
+
+    fn contains(&self, path: &[OsString]) -> bool {
+        self.0.contains(Self::key(path).as_slice())
+    }
+}
+
 /// Directory metadata applied after the directory's contents.
 struct DeferredDir {
     path: RelPath,
@@ -43,7 +75,7 @@ pub(crate) struct Applier<'o> {
     opts: &'o ApplyOptions,
     /// Every path this layer created or touched (and their ancestors), so an opaque marker
     /// removes only what lower layers put there.
-    ours: HashSet<RelPath>,
+    ours: PathSet,
     dirs: Vec<DeferredDir>,
     open: Option<OpenFile>,
     /// The (uid, gid) new inodes get: a chown to it is skipped.
@@ -61,7 +93,7 @@ impl<'o> Applier<'o> {
         Ok(Applier {
             root,
             opts,
-            ours: HashSet::new(),
+            ours: PathSet::default(),
             dirs: Vec::new(),
             open: None,
             creator: (
@@ -129,10 +161,9 @@ impl<'o> Applier<'o> {
     fn mark_ours(&mut self, path: &[OsString]) {
         // Ancestors of a marked path are always marked: stop at the first one found.
         for end in (1..=path.len()).rev() {
-            if self.ours.contains(&path[..end]) {
+            if !self.ours.insert(&path[..end]) {
                 break;
             }
-            self.ours.insert(path[..end].to_vec());
         }
     }
 
