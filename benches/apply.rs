@@ -6,78 +6,21 @@
 //! directory (default `/dev/shm/dist-rootfs-bench`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod common;
+
+use common::{bench_dir, build_layer, cpu, layer_mb};
+
 use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-
-fn bench_dir() -> PathBuf {
-    std::env::var_os("DIST_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/dev/shm/dist-rootfs-bench"))
-}
-
-/// Tars regular files, directories and symlinks from the source trees until `limit` bytes
-/// of file data, gzip (default level) to `out`. Returns (uncompressed bytes, entries).
-fn build_layer(out: &Path, limit: u64) -> (u64, usize) {
-    let gz = flate2::write::GzEncoder::new(
-        BufWriter::with_capacity(1 << 20, File::create(out).unwrap()),
-        flate2::Compression::default(),
-    );
-    let mut b = tar::Builder::new(gz);
-    b.follow_symlinks(false);
-    let (mut total, mut entries) = (0u64, 0usize);
-    let mut work: Vec<PathBuf> = vec![PathBuf::from("/usr/lib"), PathBuf::from("/usr/share")];
-    'outer: while let Some(dir) = work.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        let mut names: Vec<_> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        names.sort();
-        let rel = dir.strip_prefix("/").unwrap();
-        b.append_dir(rel, &dir).unwrap();
-        entries += 1;
-        for p in names.into_iter().rev() {
-            let Ok(md) = std::fs::symlink_metadata(&p) else {
-                continue;
-            };
-            let name = p.strip_prefix("/").unwrap();
-            if md.is_dir() {
-                work.push(p);
-            } else if (md.is_file() || md.file_type().is_symlink())
-                && b.append_path_with_name(&p, name).is_ok()
-            {
-                total += md.len();
-                entries += 1;
-                if total >= limit {
-                    break 'outer;
-                }
-            }
-        }
-    }
-    let gz = b.into_inner().unwrap();
-    let mut w = gz.finish().unwrap();
-    w.flush().unwrap();
-    (total, entries)
-}
 
 fn fresh(base: &Path, name: &str) -> PathBuf {
     let d = base.join(name);
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// CPU seconds (user + system) used so far by this process and by its waited-for
-/// children, from `/proc/self/stat` (clock ticks of 1/100 s, Linux's fixed USER_HZ).
-fn cpu() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<f64> = rest.split(' ').map(|x| x.parse().unwrap_or(0.0)).collect();
-    // Fields 14-17 of the file are 12-15 after the command name and state.
-    ((f[11] + f[12]) / 100.0, (f[13] + f[14]) / 100.0)
 }
 
 /// Wall time and CPU seconds of one run.
@@ -113,18 +56,9 @@ fn gnu_tar(blob: &Path, base: &Path) -> Run {
     (e, c1 - c0)
 }
 
-/// True under `cargo bench` (criterion is passed `--bench`), false under `cargo test`.
-fn benchmarking() -> bool {
-    std::env::args().any(|a| a == "--bench")
-}
-
 fn main() {
-    let mb: u64 = std::env::var("DIST_BENCH_LAYER_MB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        // `cargo test --all-targets` runs benches once as a smoke test: keep that cheap.
-        .unwrap_or(if benchmarking() { 500 } else { 2 });
-    let base = bench_dir();
+    let mb = layer_mb(500);
+    let base = bench_dir("dist-rootfs-bench");
     std::fs::create_dir_all(&base).unwrap();
     let blob = base.join("layer.tar.gz");
     let t = Instant::now();

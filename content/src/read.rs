@@ -76,7 +76,7 @@ pub async fn reader(
 }
 
 /// How much one underlying `read_at` asks for.
-const READ_CHUNK: usize = 256 << 10;
+const READ_CHUNK: usize = 1 << 20;
 
 type ReadFuture = Pin<Box<dyn Future<Output = (Box<dyn ReaderAt>, Vec<u8>, Result<usize>)> + Send>>;
 

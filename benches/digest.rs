@@ -1,0 +1,114 @@
+//! Verifying a stored blob: streaming it out of a `dist_content::LocalStore` through
+//! `dist_content::reader` into SHA-256 (the `sha2` crate every digest in dist-rs uses)
+//! against `sha256sum` on the same file. 512 MiB of pseudo-random data on tmpfs.
+//!
+//! `DIST_BENCH_DIR` sets the directory (default `/dev/shm/dist-digest-bench`).
+//! Run: `cargo bench --bench digest`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{bench_dir, benchmarking};
+use criterion::{Criterion, Throughput};
+use dist_content::{LocalStore, write_blob};
+use oci_spec::image::{Descriptor, DescriptorBuilder, Digest, MediaType};
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncReadExt;
+
+fn data(len: usize) -> Vec<u8> {
+    // xorshift: incompressible enough, deterministic, no extra dependency.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+async fn ours(store: &LocalStore, desc: &Descriptor) -> Duration {
+    let t = Instant::now();
+    let mut r = dist_content::reader(store, desc).await.unwrap();
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match r.read(&mut buf).await.unwrap() {
+            0 => break,
+            n => h.update(&buf[..n]),
+        }
+    }
+    let hex = hex::encode(h.finalize());
+    assert_eq!(hex, desc.digest().digest());
+    t.elapsed()
+}
+
+fn sha256sum(path: &std::path::Path) -> Duration {
+    let t = Instant::now();
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "sha256sum failed");
+    t.elapsed()
+}
+
+fn main() {
+    let len = if benchmarking() { 512 << 20 } else { 1 << 20 };
+    let base = bench_dir("dist-digest-bench");
+    let _ = std::fs::remove_dir_all(&base);
+    let store = LocalStore::open(&base).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let bytes = data(len);
+    let digest: Digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
+        .parse()
+        .unwrap();
+    let desc = DescriptorBuilder::default()
+        .media_type(MediaType::ImageLayer)
+        .digest(digest)
+        .size(len as u64)
+        .build()
+        .unwrap();
+    rt.block_on(write_blob(&store, "bench", &desc, &bytes[..]))
+        .unwrap();
+    drop(bytes);
+    let path = store.blob_path(desc.digest());
+
+    let (mut a, mut b): (Vec<Duration>, Vec<Duration>) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        a.push(rt.block_on(ours(&store, &desc)));
+        b.push(sha256sum(&path));
+    }
+    a.sort();
+    b.sort();
+    eprintln!(
+        "median: store reader + sha2 {:.2?}, sha256sum {:.2?}, ratio {:.2}",
+        a[2],
+        b[2],
+        a[2].as_secs_f64() / b[2].as_secs_f64()
+    );
+
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    let mut g = c.benchmark_group("digest_512MiB_blob");
+    g.throughput(Throughput::Bytes(len as u64));
+    g.bench_function("store_reader_sha2", |bch| {
+        bch.iter_custom(|n| (0..n).map(|_| rt.block_on(ours(&store, &desc))).sum())
+    });
+    g.bench_function("sha256sum", |bch| {
+        bch.iter_custom(|n| (0..n).map(|_| sha256sum(&path)).sum())
+    });
+    g.finish();
+    c.final_summary();
+    let _ = std::fs::remove_dir_all(&base);
+}
