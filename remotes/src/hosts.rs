@@ -55,6 +55,20 @@ pub struct TlsOptions {
     pub skip_verify: bool,
 }
 
+impl TlsOptions {
+    /// Trusts the PEM CA certificates in `path` in addition to the system roots.
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_files.push(path.into());
+        self
+    }
+
+    /// Dangerous: accepts any certificate. Only for test registries you control.
+    pub fn with_skip_verify(mut self, skip: bool) -> Self {
+        self.skip_verify = skip;
+        self
+    }
+}
+
 /// One endpoint serving a registry host's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -101,6 +115,18 @@ impl RegistryHost {
     /// Sets the TLS options.
     pub fn with_tls(mut self, tls: TlsOptions) -> Self {
         self.tls = tls;
+        self
+    }
+
+    /// Sets the API prefix (normally `/v2`).
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// Retries over plain HTTP when HTTPS cannot connect.
+    pub fn with_plain_http_fallback(mut self, on: bool) -> Self {
+        self.plain_http_fallback = on;
         self
     }
 }
