@@ -267,7 +267,8 @@ impl LocalStore {
             reference,
             lock: Some(lock),
             file: std::sync::Arc::new(file),
-            hash: writer::Baton::new(hasher),
+            hash: writer::HashThread::spawn(hasher)
+                .map_err(|e| Error::io("start the ingest's hashing thread", e))?,
             offset: keep,
             total: meta.total,
             expected: meta.expected,

@@ -1,15 +1,16 @@
 //! [`LocalWriter`]: the [`Writer`] of the local store.
 //!
 //! The caller's task only copies incoming bytes into 1 MiB chunk buffers. Each full chunk
-//! goes to a blocking task that hashes it and then writes it to `data`. The hash state is
-//! a baton passed from chunk task to chunk task in stream order, so chunk *k + 1* is hashed
-//! while chunk *k* is being written and the caller is already filling chunk *k + 2*:
-//! hashing, writing and copying run on different threads, and the slowest of them (the
-//! hash) sets the pace.
+//! is shared between the writer's hashing thread, which hashes chunks in stream order as
+//! they come, and a blocking task that writes it at its place in `data`. Hashing (the
+//! slowest part, and strictly sequential) therefore runs on one thread without pause while
+//! writes and copies run beside it.
 //!
-//! Up to [`DEPTH`] chunks may be queued, but each waits for its predecessor and none is
-//! written after one failed, so whatever a crash or error leaves in `data` is always a
-//! prefix of the stream: a resuming writer can trust the file's length and re-hash it.
+//! Up to [`DEPTH`] chunks may be in flight; a chunk's task finishes only once the chunk is
+//! both written and hashed, which bounds the hashing queue too. Each write waits for its
+//! predecessor and none is written after one failed, so whatever a crash or error leaves
+//! in `data` is always a prefix of the stream: a resuming writer can trust the file's
+//! length and re-hash it.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -45,36 +46,73 @@ type Inflight = JoinHandle<io::Result<Vec<u8>>>;
 /// Tells the next chunk whether this one was written (the mutex only makes it `Sync`).
 type DoneSignal = Mutex<Receiver<bool>>;
 
-/// The running hash of the stream, handed from chunk task to chunk task in order.
-///
-/// Holds the receiving end of the newest task's output (or of the initial state).
+enum HashMsg {
+    /// Hash this chunk next; say so on the sender once done (and the chunk dropped).
+    Chunk(Arc<Vec<u8>>, SyncSender<()>),
+    /// Reply with the state after every chunk sent so far.
+    Query(SyncSender<Sha256>),
+    /// Continue from this state (after a truncate re-hashed the file).
+    Reset(Sha256),
+}
+
+/// The thread hashing one ingest's chunks in stream order; it ends when the writer is
+/// dropped.
 #[derive(Debug)]
-pub(super) struct Baton(Mutex<Receiver<Sha256>>);
+pub(super) struct HashThread(Mutex<std::sync::mpsc::Sender<HashMsg>>);
 
-impl Baton {
-    /// A baton holding `state`, with nothing queued.
-    pub(super) fn new(state: Sha256) -> Baton {
-        let (tx, rx) = sync_channel(1);
-        let _ = tx.send(state);
-        Baton(Mutex::new(rx))
+impl HashThread {
+    /// Starts hashing from `state`.
+    pub(super) fn spawn(state: Sha256) -> io::Result<HashThread> {
+        let (tx, rx) = std::sync::mpsc::channel::<HashMsg>();
+        std::thread::Builder::new()
+            .name("dist-content-hash".into())
+            .spawn(move || {
+                let mut state = state;
+                while let Ok(msg) = rx.recv() {
+                    match msg {
+                        HashMsg::Chunk(chunk, done) => {
+                            state.update(chunk.as_slice());
+                            drop(chunk);
+                            let _ = done.send(());
+                        }
+                        HashMsg::Query(reply) => {
+                            let _ = reply.send(state.clone());
+                        }
+                        HashMsg::Reset(s) => state = s,
+                    }
+                }
+            })?;
+        Ok(HashThread(Mutex::new(tx)))
     }
 
-    /// For a new chunk task: where to receive the state from, and where to send it on.
-    fn pass(&self) -> (Receiver<Sha256>, SyncSender<Sha256>) {
-        let (tx, rx) = sync_channel(1);
-        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        (std::mem::replace(&mut *held, rx), tx)
+    fn send(&self, msg: HashMsg) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(msg)
+            .is_ok()
     }
 
-    /// Waits until every queued chunk is hashed and returns the state; `None` if a chunk
-    /// task died holding it.
+    /// Queues `chunk`; the receiver hears once it is hashed (or is dropped if the thread
+    /// is gone).
+    fn hash(&self, chunk: Arc<Vec<u8>>) -> Receiver<()> {
+        let (done, hashed) = sync_channel(1);
+        self.send(HashMsg::Chunk(chunk, done));
+        hashed
+    }
+
+    /// Waits until every queued chunk is hashed and returns the state; `None` if the
+    /// thread is gone.
     fn current(&self) -> Option<Sha256> {
-        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let state = held.recv().ok()?;
-        let (tx, rx) = sync_channel(1);
-        let _ = tx.send(state.clone());
-        *held = rx;
-        Some(state)
+        let (reply, state) = sync_channel(1);
+        if !self.send(HashMsg::Query(reply)) {
+            return None;
+        }
+        state.recv().ok()
+    }
+
+    fn reset(&self, state: Sha256) {
+        self.send(HashMsg::Reset(state));
     }
 }
 
@@ -87,8 +125,8 @@ pub(crate) struct LocalWriter {
     pub(super) reference: String,
     pub(super) lock: Option<IngestLock>,
     pub(super) file: Arc<File>,
-    /// The hash of every byte handed to a chunk task (not of `buf`).
-    pub(super) hash: Baton,
+    /// Hashes every byte handed to a chunk task (not `buf`).
+    pub(super) hash: HashThread,
     /// Bytes accepted so far (in `buf`, queued, or written).
     pub(super) offset: u64,
     pub(super) total: Option<u64>,
@@ -160,36 +198,33 @@ impl LocalWriter {
             .spare
             .pop()
             .unwrap_or_else(|| Vec::with_capacity(CHUNK));
-        let buf = std::mem::replace(&mut self.buf, next);
+        let buf = Arc::new(std::mem::replace(&mut self.buf, next));
         let pos = self.offset - buf.len() as u64;
         let file = Arc::clone(&self.file);
         let prev = self.last_done.take();
         let (done, done_rx) = sync_channel(1);
         self.last_done = Some(Mutex::new(done_rx));
-        let (hash_in, hash_out) = self.hash.pass();
+        let hashed = self.hash.hash(Arc::clone(&buf));
         self.inflight.push_back(handle.spawn_blocking(move || {
-            // Hash first and pass the state on, so the next chunk hashes while we write.
-            let hashed = match hash_in.recv() {
-                Ok(mut state) => {
-                    state.update(&buf);
-                    let _ = hash_out.send(state);
-                    true
-                }
-                Err(_) => false,
-            };
             // In order, and never after a failed chunk: `data` stays a prefix.
             let prev_ok = prev.is_none_or(|p| {
                 p.into_inner()
                     .map(|rx| rx.recv().unwrap_or(false))
                     .unwrap_or(false)
             });
-            let res = if prev_ok && hashed {
-                file.write_all_at(&buf, pos).map(|()| buf)
+            let res = if prev_ok {
+                file.write_all_at(&buf, pos)
             } else {
                 Err(io::Error::other("an earlier chunk of this ingest failed"))
             };
             let _ = done.send(res.is_ok());
-            res
+            res?;
+            // Done once hashed too (the hashing thread drops its share first), so at most
+            // DEPTH chunks wait for hashing; then the buffer can be reused.
+            hashed
+                .recv()
+                .map_err(|_| io::Error::other("the ingest's hashing thread stopped"))?;
+            Ok(Arc::try_unwrap(buf).unwrap_or_default())
         }));
         Ok(())
     }
@@ -324,7 +359,7 @@ impl Writer for LocalWriter {
             super::rehash(&file, size, &path)
         })
         .await?;
-        self.hash = Baton::new(hasher);
+        self.hash.reset(hasher);
         self.offset = size;
         self.poisoned = false;
         self.updated_at = SystemTime::now();
