@@ -276,8 +276,9 @@ impl LocalStore {
             updated_at: now,
             buf: Vec::new(),
             spare: Vec::new(),
+            writes: writer::WriteThread::spawn()
+                .map_err(|e| Error::io("start the ingest's writing thread", e))?,
             inflight: std::collections::VecDeque::new(),
-            last_done: None,
             poisoned: false,
         })
     }

@@ -1,14 +1,14 @@
 //! [`LocalWriter`]: the [`Writer`] of the local store.
 //!
 //! The caller's task only copies incoming bytes into 1 MiB chunk buffers. Each full chunk
-//! is shared between the writer's hashing thread, which hashes chunks in stream order as
-//! they come, and a blocking task that writes it at its place in `data`. Hashing (the
-//! slowest part, and strictly sequential) therefore runs on one thread without pause while
-//! writes and copies run beside it.
+//! is shared between the writer's hashing thread and its writing thread, which take
+//! chunks in stream order as they come. Hashing (the slowest part, and strictly
+//! sequential) therefore runs on one thread without pause while writes and copies run
+//! beside it, and no chunk waits for a thread to be woken or spawned.
 //!
-//! Up to [`DEPTH`] chunks may be in flight; a chunk's task finishes only once the chunk is
-//! both written and hashed, which bounds the hashing queue too. Each write waits for its
-//! predecessor and none is written after one failed, so whatever a crash or error leaves
+//! Up to [`DEPTH`] chunks may be in flight; a chunk counts as done only once it is both
+//! written and hashed, which bounds the hashing queue too. Writes happen in order and none
+//! after one failed, so whatever a crash or error leaves
 //! in `data` is always a prefix of the stream: a resuming writer can trust the file's
 //! length and re-hash it.
 
@@ -27,7 +27,6 @@ use async_trait::async_trait;
 use oci_spec::image::Digest;
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWrite;
-use tokio::task::JoinHandle;
 
 use super::ingest::{self, DATA};
 use super::lock::IngestLock;
@@ -41,10 +40,8 @@ const CHUNK: usize = 1 << 20;
 /// `(DEPTH + 1) * CHUNK`.
 const DEPTH: usize = 4;
 
-type Inflight = JoinHandle<io::Result<Vec<u8>>>;
-
-/// Tells the next chunk whether this one was written (the mutex only makes it `Sync`).
-type DoneSignal = Mutex<Receiver<bool>>;
+/// A queued chunk: its buffer comes back once it is written and hashed.
+type Inflight = tokio::sync::oneshot::Receiver<io::Result<Vec<u8>>>;
 
 enum HashMsg {
     /// Hash this chunk next; say so on the sender once done (and the chunk dropped).
@@ -116,6 +113,70 @@ impl HashThread {
     }
 }
 
+/// One chunk for the writing thread.
+struct WriteJob {
+    file: Arc<File>,
+    buf: Arc<Vec<u8>>,
+    pos: u64,
+    hashed: Receiver<()>,
+    done: tokio::sync::oneshot::Sender<io::Result<Vec<u8>>>,
+}
+
+enum WriteMsg {
+    Job(WriteJob),
+    /// Accept writes again after a failure (a truncate re-read the file).
+    Reset,
+}
+
+/// The thread writing one ingest's chunks to `data` in stream order, never one after a
+/// failed one (so `data` is always a prefix of the stream); it ends when the writer is
+/// dropped.
+#[derive(Debug)]
+pub(super) struct WriteThread(Mutex<std::sync::mpsc::Sender<WriteMsg>>);
+
+impl WriteThread {
+    pub(super) fn spawn() -> io::Result<WriteThread> {
+        let (tx, rx) = std::sync::mpsc::channel::<WriteMsg>();
+        std::thread::Builder::new()
+            .name("dist-content-write".into())
+            .spawn(move || {
+                let mut failed = false;
+                while let Ok(msg) = rx.recv() {
+                    let job = match msg {
+                        WriteMsg::Job(job) => job,
+                        WriteMsg::Reset => {
+                            failed = false;
+                            continue;
+                        }
+                    };
+                    let res = if failed {
+                        Err(io::Error::other("an earlier chunk of this ingest failed"))
+                    } else {
+                        job.file.write_all_at(&job.buf, job.pos)
+                    };
+                    failed |= res.is_err();
+                    // Done once hashed too (the hashing thread drops its share first), so
+                    // at most DEPTH chunks wait for hashing; then the buffer is reused.
+                    let res = res.and_then(|()| {
+                        job.hashed
+                            .recv()
+                            .map_err(|_| io::Error::other("the ingest's hashing thread stopped"))
+                    });
+                    let buf = job.buf;
+                    let _ = job
+                        .done
+                        .send(res.map(|()| Arc::try_unwrap(buf).unwrap_or_default()));
+                }
+            })?;
+        Ok(WriteThread(Mutex::new(tx)))
+    }
+
+    fn send(&self, msg: WriteMsg) {
+        // If the thread is gone the job's `done` is dropped: its receiver reports an error.
+        let _ = self.0.lock().unwrap_or_else(|e| e.into_inner()).send(msg);
+    }
+}
+
 /// An open ingest in a [`LocalStore`](super::LocalStore). Holds the ref's lock until it is
 /// committed or dropped.
 #[derive(Debug)]
@@ -137,10 +198,10 @@ pub(crate) struct LocalWriter {
     pub(super) buf: Vec<u8>,
     /// Buffers returned by finished writes, reused for the next chunks.
     pub(super) spare: Vec<Vec<u8>>,
-    /// Queued chunk writes, oldest first.
+    /// Writes chunks to `data` in order.
+    pub(super) writes: WriteThread,
+    /// Queued chunks, oldest first.
     pub(super) inflight: VecDeque<Inflight>,
-    /// Completion signal of the newest queued chunk; the next chunk waits for it.
-    pub(super) last_done: Option<DoneSignal>,
     /// Set when a write to `data` failed: from then on `offset` and the hash describe bytes
     /// that are not all on disk, so every further write or commit fails until
     /// [`Writer::truncate`] re-reads the file (or a new writer resumes from it).
@@ -185,47 +246,29 @@ impl LocalWriter {
                 self.poisoned = true;
             }
         }
-        self.last_done = None;
     }
 
-    /// Hands `buf` to a blocking task that writes it at its place in `data`.
+    /// Hands `buf` to the hashing and writing threads.
     fn dispatch(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let handle = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
         let next = self
             .spare
             .pop()
             .unwrap_or_else(|| Vec::with_capacity(CHUNK));
         let buf = Arc::new(std::mem::replace(&mut self.buf, next));
         let pos = self.offset - buf.len() as u64;
-        let file = Arc::clone(&self.file);
-        let prev = self.last_done.take();
-        let (done, done_rx) = sync_channel(1);
-        self.last_done = Some(Mutex::new(done_rx));
         let hashed = self.hash.hash(Arc::clone(&buf));
-        self.inflight.push_back(handle.spawn_blocking(move || {
-            // In order, and never after a failed chunk: `data` stays a prefix.
-            let prev_ok = prev.is_none_or(|p| {
-                p.into_inner()
-                    .map(|rx| rx.recv().unwrap_or(false))
-                    .unwrap_or(false)
-            });
-            let res = if prev_ok {
-                file.write_all_at(&buf, pos)
-            } else {
-                Err(io::Error::other("an earlier chunk of this ingest failed"))
-            };
-            let _ = done.send(res.is_ok());
-            res?;
-            // Done once hashed too (the hashing thread drops its share first), so at most
-            // DEPTH chunks wait for hashing; then the buffer can be reused.
-            hashed
-                .recv()
-                .map_err(|_| io::Error::other("the ingest's hashing thread stopped"))?;
-            Ok(Arc::try_unwrap(buf).unwrap_or_default())
+        let (done, finished) = tokio::sync::oneshot::channel();
+        self.writes.send(WriteMsg::Job(WriteJob {
+            file: Arc::clone(&self.file),
+            buf,
+            pos,
+            hashed,
+            done,
         }));
+        self.inflight.push_back(finished);
         Ok(())
     }
 
@@ -341,6 +384,7 @@ impl Writer for LocalWriter {
             return Err(e);
         }
         self.drain().await;
+        self.writes.send(WriteMsg::Reset);
         let file = Arc::clone(&self.file);
         let path = self.dir.join(DATA);
         let reference = self.reference.clone();
