@@ -10,25 +10,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{bench_dir, benchmarking};
+use common::{bench_dir, benchmarking, pseudo_random};
 use criterion::{Criterion, Throughput};
 use dist_content::{LocalStore, write_blob};
 use oci_spec::image::{Descriptor, DescriptorBuilder, Digest, MediaType};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncReadExt;
-
-fn data(len: usize) -> Vec<u8> {
-    // xorshift: incompressible enough, deterministic, no extra dependency.
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
 
 async fn ours(store: &LocalStore, desc: &Descriptor) -> Duration {
     let t = Instant::now();
@@ -66,7 +53,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let bytes = data(len);
+    let bytes = pseudo_random(len);
     let digest: Digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
         .parse()
         .unwrap();

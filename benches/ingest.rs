@@ -20,6 +20,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod common;
+
+use common::pseudo_random;
+
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -41,19 +45,6 @@ fn total() -> u64 {
     (CHUNK * chunks()) as u64
 }
 
-fn chunk() -> Vec<u8> {
-    // xorshift: incompressible enough, deterministic, no extra dependency.
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    (0..CHUNK)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
-
 fn bench_dir() -> tempfile::TempDir {
     match std::env::var_os("DIST_BENCH_DIR") {
         Some(dir) => tempfile::tempdir_in(dir).unwrap(),
@@ -62,7 +53,7 @@ fn bench_dir() -> tempfile::TempDir {
 }
 
 fn ingest(c: &mut Criterion) {
-    let data = chunk();
+    let data = pseudo_random(CHUNK);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

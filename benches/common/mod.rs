@@ -79,3 +79,17 @@ pub(crate) fn cpu() -> (f64, f64) {
 pub(crate) fn benchmarking() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
+
+/// `len` pseudo-random bytes (xorshift): incompressible enough, deterministic, no extra
+/// dependency.
+pub(crate) fn pseudo_random(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
