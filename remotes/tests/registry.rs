@@ -269,3 +269,42 @@ async fn credentials_from_a_docker_config_file_are_used_in_both_auth_modes() {
         assert!(desc.size() > 0, "{mode:?}");
     }
 }
+
+#[tokio::test]
+async fn credentials_from_a_docker_credential_helper_are_used_in_both_auth_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    for mode in [AuthMode::Htpasswd, AuthMode::Token] {
+        let reg = Registry::start(mode).unwrap();
+        populate(&reg);
+        let host = reg.host();
+        let (user, pass) = reg
+            .creds()
+            .unwrap()
+            .split_once(':')
+            .map(|(u, p)| (u.to_owned(), p.to_owned()))
+            .unwrap();
+        // A helper as `docker login` with `credsStore` would use: asked `get`, the server
+        // on stdin, JSON on stdout.
+        let dir = tempfile::tempdir().unwrap();
+        let helper = dir.path().join("docker-credential-test");
+        std::fs::write(
+            &helper,
+            format!(
+                "#!/bin/sh\nread -r server\n[ \"$1\" = get ] && [ \"$server\" = '{host}' ] || {{ echo 'credentials not found'; exit 1; }}\necho '{{\"ServerURL\":\"{host}\",\"Username\":\"{user}\",\"Secret\":\"{pass}\"}}'\n"
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = dir.path().join("config.json");
+        std::fs::write(&config, r#"{"credsStore": "test"}"#).unwrap();
+        let cfg = dist_remotes::DockerConfig::from_file(&config)
+            .unwrap()
+            .with_helper_dir(dir.path());
+        let opts = options_for(&reg, "ignored").with_credentials(std::sync::Arc::new(cfg));
+        let (_, desc) = DockerResolver::new(opts)
+            .resolve(&format!("{host}/test/img:v1"))
+            .await
+            .unwrap();
+        assert!(desc.size() > 0, "{mode:?}");
+    }
+}

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use serde::Deserialize;
@@ -140,20 +141,45 @@ impl Credentials for StaticCredentials {
     }
 }
 
-/// The `auths` section of Docker's `config.json`.
+/// Credentials from Docker's `config.json`, as `docker login` leaves them.
 ///
-/// Reads `$DOCKER_CONFIG/config.json`, or `~/.docker/config.json`; entries carry a base64
-/// `auth` (`user:password`), or `username` and `password`, or an `identitytoken`.
-/// Credential helpers (`credsStore`) are not run.
+/// Reads `$DOCKER_CONFIG/config.json`, or `~/.docker/config.json`. A host's credential
+/// comes from its credential helper (`credHelpers`, else `credsStore`: the program
+/// `docker-credential-<name>`, asked with `get`), else from `auths`, whose entries carry a
+/// base64 `auth` (`user:password`), or `username` and `password`, or an `identitytoken`.
+/// Each host's helper runs at most once per `DockerConfig` (synchronously, on the thread
+/// asking: helpers answer in milliseconds); a helper that fails or is missing is logged
+/// and the host falls back to `auths`.
 #[derive(Debug, Clone, Default)]
 pub struct DockerConfig {
     auths: HashMap<String, Credential>,
+    /// `credsStore`: the helper for hosts without one of their own.
+    creds_store: Option<String>,
+    /// `credHelpers`: per-host helpers, by normalised host.
+    cred_helpers: HashMap<String, String>,
+    /// Where helper programs are found instead of `PATH`.
+    helper_dir: Option<PathBuf>,
+    /// What each host's helper answered.
+    asked: Arc<Mutex<HashMap<String, Option<Credential>>>>,
 }
 
 #[derive(Debug, Deserialize)]
 struct ConfigFile {
     #[serde(default)]
     auths: HashMap<String, AuthEntry>,
+    #[serde(default, rename = "credsStore")]
+    creds_store: Option<String>,
+    #[serde(default, rename = "credHelpers")]
+    cred_helpers: HashMap<String, String>,
+}
+
+/// What `docker-credential-<name> get` prints.
+#[derive(Deserialize)]
+struct HelperAnswer {
+    #[serde(rename = "Username", default)]
+    username: String,
+    #[serde(rename = "Secret", default)]
+    secret: String,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -210,7 +236,111 @@ impl DockerConfig {
                 auths.insert(normalize_key(&key), cred);
             }
         }
-        Ok(DockerConfig { auths })
+        let helper = |key: &str, name: String| {
+            // A helper names a program in PATH, never a path.
+            if name.is_empty() || name.contains('/') {
+                return Err(format!("{key}: {name:?} is not a credential helper name"));
+            }
+            Ok(name)
+        };
+        let creds_store = file
+            .creds_store
+            .filter(|n| !n.is_empty())
+            .map(|n| helper("credsStore", n))
+            .transpose()?;
+        let cred_helpers = file
+            .cred_helpers
+            .into_iter()
+            .map(|(host, n)| {
+                Ok((
+                    normalize_key(&host),
+                    helper(&format!("credHelpers[{host:?}]"), n)?,
+                ))
+            })
+            .collect::<std::result::Result<_, String>>()?;
+        Ok(DockerConfig {
+            auths,
+            creds_store,
+            cred_helpers,
+            ..DockerConfig::default()
+        })
+    }
+
+    /// Looks for `docker-credential-*` programs in `dir` instead of `PATH`.
+    pub fn with_helper_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.helper_dir = Some(dir.into());
+        self
+    }
+
+    /// Asks helper `name` for `host`'s credential, once per host.
+    fn ask_helper(&self, name: &str, host: &str) -> Option<Credential> {
+        let mut asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(answer) = asked.get(host) {
+            return answer.clone();
+        }
+        let answer = self.run_helper(name, host);
+        asked.insert(host.to_owned(), answer.clone());
+        answer
+    }
+
+    fn run_helper(&self, name: &str, host: &str) -> Option<Credential> {
+        use std::io::Write as _;
+        let program = format!("docker-credential-{name}");
+        let program = match &self.helper_dir {
+            Some(dir) => dir.join(program),
+            None => PathBuf::from(program),
+        };
+        // Docker Hub's credentials are stored under its v1 index URL.
+        let server = if host == DOCKER_HUB {
+            "https://index.docker.io/v1/"
+        } else {
+            host
+        };
+        let child = std::process::Command::new(&program)
+            .arg("get")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(helper = %program.display(), %host, "credential helper: {e}");
+                return None;
+            }
+        };
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(server.as_bytes());
+        }
+        let out = match child.wait_with_output() {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(helper = %program.display(), %host, "credential helper: {e}");
+                return None;
+            }
+        };
+        if !out.status.success() {
+            let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+            if !said.contains("credentials not found") {
+                tracing::warn!(helper = %program.display(), %host, "credential helper failed: {}", said.trim());
+            }
+            return None;
+        }
+        match serde_json::from_slice::<HelperAnswer>(&out.stdout) {
+            Ok(a) if a.username == "<token>" => Some(Credential::RefreshToken {
+                username: String::new(),
+                token: a.secret,
+            }),
+            Ok(a) if a.username.is_empty() && a.secret.is_empty() => None,
+            Ok(a) => Some(Credential::Basic {
+                username: a.username,
+                password: a.secret,
+            }),
+            Err(e) => {
+                tracing::warn!(helper = %program.display(), %host, "credential helper answered something else than JSON credentials: {e}");
+                None
+            }
+        }
     }
 }
 
@@ -268,7 +398,11 @@ fn normalize_key(key: &str) -> String {
 
 impl Credentials for DockerConfig {
     fn credential(&self, host: &str) -> Option<Credential> {
-        self.auths.get(&normalize_key(host)).cloned()
+        let key = normalize_key(host);
+        let helper = self.cred_helpers.get(&key).or(self.creds_store.as_ref());
+        helper
+            .and_then(|name| self.ask_helper(name, &key))
+            .or_else(|| self.auths.get(&key).cloned())
     }
 }
 
@@ -344,5 +478,125 @@ mod tests {
             password: "secret".into(),
         };
         assert!(!format!("{c:?}").contains("secret"));
+    }
+
+    /// Writes an executable `docker-credential-<name>` into `dir` that answers from
+    /// `answers` (server URL -> JSON) and counts its runs in `<dir>/<name>.runs`.
+    fn helper(dir: &Path, name: &str, answers: &[(&str, &str)]) {
+        use std::os::unix::fs::PermissionsExt;
+        let mut script = format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 2\necho run >> '{}/{name}.runs'\nread -r server\ncase \"$server\" in\n",
+            dir.display()
+        );
+        for (server, json) in answers {
+            script.push_str(&format!("  '{server}') echo '{json}' ;;\n"));
+        }
+        script.push_str("  *) echo 'credentials not found in native keychain'; exit 1 ;;\nesac\n");
+        let path = dir.join(format!("docker-credential-{name}"));
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn runs(dir: &Path, name: &str) -> usize {
+        std::fs::read_to_string(dir.join(format!("{name}.runs")))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn credential_helpers_answer_before_auths_and_run_once_per_host() {
+        let dir = tempfile::tempdir().unwrap();
+        helper(
+            dir.path(),
+            "store",
+            &[
+                (
+                    "https://index.docker.io/v1/",
+                    r#"{"ServerURL":"x","Username":"hub-user","Secret":"hub-pass"}"#,
+                ),
+                (
+                    "tok.example",
+                    r#"{"ServerURL":"tok.example","Username":"<token>","Secret":"refresh"}"#,
+                ),
+            ],
+        );
+        helper(
+            dir.path(),
+            "ghcr",
+            &[(
+                "ghcr.io",
+                r#"{"ServerURL":"ghcr.io","Username":"gh","Secret":"gh-pat"}"#,
+            )],
+        );
+        let cfg = DockerConfig::parse(
+            r#"{"credsStore": "store",
+                "credHelpers": {"ghcr.io": "ghcr"},
+                "auths": {"fallback.example": {"auth": "dTpw"}, "ghcr.io": {"auth": "eDp5"}}}"#,
+        )
+        .unwrap()
+        .with_helper_dir(dir.path());
+        let basic = |u: &str, p: &str| Credential::Basic {
+            username: u.into(),
+            password: p.into(),
+        };
+        assert_eq!(
+            cfg.credential("registry-1.docker.io"),
+            Some(basic("hub-user", "hub-pass"))
+        );
+        assert_eq!(cfg.credential("ghcr.io"), Some(basic("gh", "gh-pat")));
+        assert_eq!(
+            cfg.credential("tok.example"),
+            Some(Credential::RefreshToken {
+                username: String::new(),
+                token: "refresh".into()
+            })
+        );
+        // The store has nothing for this host: the auths entry answers.
+        assert_eq!(cfg.credential("fallback.example"), Some(basic("u", "p")));
+        assert_eq!(cfg.credential("nowhere.example"), None);
+        // Asked again: answered from memory.
+        assert_eq!(cfg.credential("ghcr.io"), Some(basic("gh", "gh-pat")));
+        assert_eq!(
+            cfg.clone().credential("registry-1.docker.io"),
+            Some(basic("hub-user", "hub-pass"))
+        );
+        assert_eq!(runs(dir.path(), "ghcr"), 1);
+        assert_eq!(runs(dir.path(), "store"), 4, "one run per distinct host");
+    }
+
+    #[test]
+    fn a_missing_or_broken_helper_falls_back_to_auths() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docker-credential-broken");
+        std::fs::write(&path, "#!/bin/sh\necho not json\n").unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        for store in ["absent", "broken"] {
+            let cfg = DockerConfig::parse(&format!(
+                r#"{{"credsStore": "{store}", "auths": {{"reg.example": {{"auth": "dTpw"}}}}}}"#
+            ))
+            .unwrap()
+            .with_helper_dir(dir.path());
+            assert_eq!(
+                cfg.credential("reg.example"),
+                Some(Credential::Basic {
+                    username: "u".into(),
+                    password: "p".into()
+                }),
+                "{store}"
+            );
+        }
+    }
+
+    #[test]
+    fn helper_names_that_are_paths_are_rejected() {
+        for bad in [
+            r#"{"credsStore": "../../bin/sh"}"#,
+            r#"{"credHelpers": {"a.io": "x/y"}}"#,
+        ] {
+            assert!(DockerConfig::parse(bad).is_err(), "{bad}");
+        }
     }
 }
