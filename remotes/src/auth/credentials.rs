@@ -149,8 +149,9 @@ impl Credentials for StaticCredentials {
 /// base64 `auth` (`user:password`), or `username` and `password`, or an `identitytoken`.
 /// Each host's helper runs at most once per `DockerConfig` (synchronously, on the thread
 /// asking: helpers answer in milliseconds); a helper that fails or is missing is logged
-/// and the host falls back to `auths`.
-#[derive(Debug, Clone, Default)]
+/// and the host falls back to `auths`, as does one that takes longer than 30 s (see
+/// [`with_helper_timeout`](DockerConfig::with_helper_timeout)).
+#[derive(Debug, Clone)]
 pub struct DockerConfig {
     auths: HashMap<String, Credential>,
     /// `credsStore`: the helper for hosts without one of their own.
@@ -161,6 +162,21 @@ pub struct DockerConfig {
     helper_dir: Option<PathBuf>,
     /// What each host's helper answered.
     asked: Arc<Mutex<HashMap<String, Option<Credential>>>>,
+    /// How long a helper may take.
+    helper_timeout: std::time::Duration,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        DockerConfig {
+            auths: HashMap::new(),
+            creds_store: None,
+            cred_helpers: HashMap::new(),
+            helper_dir: None,
+            asked: Arc::default(),
+            helper_timeout: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -272,6 +288,13 @@ impl DockerConfig {
         self
     }
 
+    /// Gives up on a credential helper after `limit` (default 30 s); the host then falls
+    /// back to `auths`.
+    pub fn with_helper_timeout(mut self, limit: std::time::Duration) -> Self {
+        self.helper_timeout = limit;
+        self
+    }
+
     /// Asks helper `name` for `host`'s credential, once per host.
     fn ask_helper(&self, name: &str, host: &str) -> Option<Credential> {
         let mut asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
@@ -311,6 +334,27 @@ impl DockerConfig {
         };
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(server.as_bytes());
+        }
+        // A helper waiting for a locked keychain must not hang the pull: its answer is a
+        // few hundred bytes, which fit in the pipe until it exits.
+        let deadline = std::time::Instant::now() + self.helper_timeout;
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Ok(None) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    tracing::warn!(helper = %program.display(), %host, "credential helper timed out after {:?}", self.helper_timeout);
+                    return None;
+                }
+                Err(e) => {
+                    tracing::warn!(helper = %program.display(), %host, "credential helper: {e}");
+                    return None;
+                }
+            }
         }
         let out = match child.wait_with_output() {
             Ok(o) => o,
@@ -588,6 +632,30 @@ mod tests {
                 "{store}"
             );
         }
+    }
+
+    #[test]
+    fn a_hanging_helper_is_killed_after_the_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docker-credential-hang");
+        std::fs::write(&path, "#!/bin/sh\nexec sleep 600\n").unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let cfg = DockerConfig::parse(
+            r#"{"credsStore": "hang", "auths": {"reg.example": {"auth": "dTpw"}}}"#,
+        )
+        .unwrap()
+        .with_helper_dir(dir.path())
+        .with_helper_timeout(std::time::Duration::from_millis(200));
+        assert!(
+            matches!(
+                cfg.credential("reg.example"),
+                Some(Credential::Basic { .. })
+            ),
+            "falls back to auths"
+        );
     }
 
     #[test]
