@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::{Info, Kind};
+use super::{Info, Kind, Usage};
 use crate::{Error, Result};
 
 /// One snapshot's record.
@@ -338,6 +338,52 @@ impl Store {
             }
         }
         Ok(n)
+    }
+}
+
+/// The async side every snapshotter on this store shares: each call runs the store's
+/// blocking work off the runtime.
+impl Store {
+    /// [`Snapshotter::stat`](super::Snapshotter::stat).
+    pub(crate) async fn stat_async(&self, key: &str) -> Result<Info> {
+        let (store, key) = (self.clone(), key.to_owned());
+        blocking(move || store.must(&key).map(|r| r.info())).await
+    }
+
+    /// [`Snapshotter::usage`](super::Snapshotter::usage): the snapshot's own `fs` directory.
+    pub(crate) async fn usage_async(&self, key: &str) -> Result<Usage> {
+        let (store, key) = (self.clone(), key.to_owned());
+        blocking(move || {
+            let r = store.must(&key)?;
+            let (size, inodes) = super::copy::usage(&store.dir(&r.id).join("fs"))
+                .map_err(|e| Error::io("usage", e))?;
+            Ok(Usage { size, inodes })
+        })
+        .await
+    }
+
+    /// [`Snapshotter::commit`](super::Snapshotter::commit).
+    pub(crate) async fn commit_async(&self, name: &str, key: &str) -> Result<()> {
+        let (store, name, key) = (self.clone(), name.to_owned(), key.to_owned());
+        blocking(move || store.commit(&name, &key)).await
+    }
+
+    /// [`Snapshotter::remove`](super::Snapshotter::remove).
+    pub(crate) async fn remove_async(&self, key: &str) -> Result<()> {
+        let (store, key) = (self.clone(), key.to_owned());
+        blocking(move || store.remove(&key)).await
+    }
+
+    /// [`Snapshotter::walk`](super::Snapshotter::walk).
+    pub(crate) async fn walk_async(
+        &self,
+        f: &mut (dyn FnMut(Info) -> Result<()> + Send),
+    ) -> Result<()> {
+        let store = self.clone();
+        for r in blocking(move || store.all()).await? {
+            f(r.info())?;
+        }
+        Ok(())
     }
 }
 

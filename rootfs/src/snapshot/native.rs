@@ -100,19 +100,11 @@ impl NativeSnapshotter {
 #[async_trait]
 impl Snapshotter for NativeSnapshotter {
     async fn stat(&self, key: &str) -> Result<Info> {
-        let (store, key) = (self.store.clone(), key.to_owned());
-        blocking(move || store.must(&key).map(|r| r.info())).await
+        self.store.stat_async(key).await
     }
 
     async fn usage(&self, key: &str) -> Result<Usage> {
-        let (store, key) = (self.store.clone(), key.to_owned());
-        blocking(move || {
-            let r = store.must(&key)?;
-            let (size, inodes) =
-                copy::usage(&Self::fs(&store, &r.id)).map_err(|e| Error::io("usage", e))?;
-            Ok(Usage { size, inodes })
-        })
-        .await
+        self.store.usage_async(key).await
     }
 
     async fn mounts(&self, key: &str) -> Result<Vec<Mount>> {
@@ -136,20 +128,14 @@ impl Snapshotter for NativeSnapshotter {
     }
 
     async fn commit(&self, name: &str, key: &str) -> Result<()> {
-        let (store, name, key) = (self.store.clone(), name.to_owned(), key.to_owned());
-        blocking(move || store.commit(&name, &key)).await
+        self.store.commit_async(name, key).await
     }
 
     async fn remove(&self, key: &str) -> Result<()> {
-        let (store, key) = (self.store.clone(), key.to_owned());
-        blocking(move || store.remove(&key)).await
+        self.store.remove_async(key).await
     }
 
     async fn walk(&self, f: &mut (dyn FnMut(Info) -> Result<()> + Send)) -> Result<()> {
-        let store = self.store.clone();
-        for r in blocking(move || store.all()).await? {
-            f(r.info())?;
-        }
-        Ok(())
+        self.store.walk_async(f).await
     }
 }
