@@ -78,23 +78,31 @@ pub async fn reader(
 /// How much one underlying `read_at` asks for.
 const READ_CHUNK: usize = 1 << 20;
 
-type ReadFuture = Pin<Box<dyn Future<Output = (Box<dyn ReaderAt>, Vec<u8>, Result<usize>)> + Send>>;
+type ReadFuture = Pin<Box<dyn Future<Output = (Vec<u8>, Result<usize>)> + Send>>;
 
-enum State {
-    Idle(Box<dyn ReaderAt>, Vec<u8>),
+/// The read after the one being handed out.
+enum Ahead {
+    /// None in flight; a spare buffer for the next one.
+    Idle(Vec<u8>),
+    /// In flight (its work started when it was first polled).
     Reading(ReadFuture),
-    Broken,
+    /// Finished before it was needed.
+    Done(Vec<u8>, Result<usize>),
 }
 
-/// Adapts a [`ReaderAt`] into a sequential [`AsyncRead`], reading ahead in large chunks
-/// whatever size of buffer the caller polls with.
+/// Adapts a [`ReaderAt`] into a sequential [`AsyncRead`], reading 1 MiB chunks whatever
+/// size of buffer the caller polls with, and keeping the next chunk's read in flight while
+/// the caller consumes the current one (so a caller that hashes or decompresses overlaps
+/// with the reading).
 pub struct ReaderAtReader {
-    state: State,
-    /// Position of the next `read_at`.
+    ra: std::sync::Arc<dyn ReaderAt>,
+    /// Offset of the next `read_at` to start.
     pos: u64,
-    /// Bytes read but not yet handed out: `buf[start..end]` of the idle buffer.
+    /// Bytes read but not yet handed out: `buf[start..end]`.
+    buf: Vec<u8>,
     start: usize,
     end: usize,
+    ahead: Ahead,
 }
 
 impl std::fmt::Debug for ReaderAtReader {
@@ -114,11 +122,36 @@ impl ReaderAtReader {
     /// Reads `ra` from `offset` (for example to resume a copy).
     pub fn at(ra: Box<dyn ReaderAt>, offset: u64) -> Self {
         ReaderAtReader {
-            state: State::Idle(ra, vec![0u8; READ_CHUNK]),
+            ra: ra.into(),
             pos: offset,
+            buf: Vec::new(),
             start: 0,
             end: 0,
+            ahead: Ahead::Idle(vec![0u8; READ_CHUNK]),
         }
+    }
+
+    /// Starts the read at `pos` (if there is anything left) and polls it once, so work a
+    /// `ReaderAt` hands to another thread starts now.
+    fn start_ahead(&mut self, cx: &mut Context<'_>) {
+        let Ahead::Idle(mut buf) = std::mem::replace(&mut self.ahead, Ahead::Idle(Vec::new()))
+        else {
+            return;
+        };
+        if self.pos >= self.ra.size() {
+            self.ahead = Ahead::Idle(buf);
+            return;
+        }
+        buf.resize(READ_CHUNK, 0);
+        let (ra, pos) = (std::sync::Arc::clone(&self.ra), self.pos);
+        let mut fut: ReadFuture = Box::pin(async move {
+            let res = ra.read_at(&mut buf, pos).await;
+            (buf, res)
+        });
+        self.ahead = match fut.as_mut().poll(cx) {
+            Poll::Ready((buf, res)) => Ahead::Done(buf, res),
+            Poll::Pending => Ahead::Reading(fut),
+        };
     }
 }
 
@@ -130,54 +163,54 @@ impl AsyncRead for ReaderAtReader {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            match std::mem::replace(&mut this.state, State::Broken) {
-                State::Idle(ra, buf) => {
-                    if this.start < this.end {
-                        let n = (this.end - this.start).min(out.remaining());
-                        out.put_slice(&buf[this.start..this.start + n]);
-                        this.start += n;
-                        this.state = State::Idle(ra, buf);
-                        return Poll::Ready(Ok(()));
-                    }
-                    if this.pos >= ra.size() || out.remaining() == 0 {
-                        this.state = State::Idle(ra, buf);
-                        return Poll::Ready(Ok(()));
-                    }
-                    let pos = this.pos;
-                    this.state = State::Reading(Box::pin(async move {
-                        let mut buf = buf;
-                        let res = ra.read_at(&mut buf, pos).await;
-                        (ra, buf, res)
-                    }));
+            if this.start < this.end {
+                let n = (this.end - this.start).min(out.remaining());
+                out.put_slice(&this.buf[this.start..this.start + n]);
+                this.start += n;
+                return Poll::Ready(Ok(()));
+            }
+            if out.remaining() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            if matches!(this.ahead, Ahead::Idle(_)) {
+                if this.pos >= this.ra.size() {
+                    return Poll::Ready(Ok(()));
                 }
-                State::Reading(mut fut) => match fut.as_mut().poll(cx) {
+                this.start_ahead(cx);
+            }
+            let (buf, res) = match std::mem::replace(&mut this.ahead, Ahead::Idle(Vec::new())) {
+                Ahead::Done(buf, res) => (buf, res),
+                Ahead::Reading(mut fut) => match fut.as_mut().poll(cx) {
+                    Poll::Ready(done) => done,
                     Poll::Pending => {
-                        this.state = State::Reading(fut);
+                        this.ahead = Ahead::Reading(fut);
                         return Poll::Pending;
                     }
-                    Poll::Ready((ra, buf, res)) => {
-                        let n = match res {
-                            Ok(n) => n,
-                            Err(e) => {
-                                this.state = State::Idle(ra, buf);
-                                return Poll::Ready(Err(io::Error::other(e)));
-                            }
-                        };
-                        if n == 0 {
-                            // The blob is shorter than its size said: report, don't spin.
-                            this.state = State::Idle(ra, buf);
-                            return Poll::Ready(Err(io::Error::from(io::ErrorKind::UnexpectedEof)));
-                        }
-                        this.pos += n as u64;
-                        this.start = 0;
-                        this.end = n;
-                        this.state = State::Idle(ra, buf);
-                    }
                 },
-                State::Broken => {
-                    return Poll::Ready(Err(io::Error::other("reader used after a panic")));
+                Ahead::Idle(buf) => {
+                    this.ahead = Ahead::Idle(buf);
+                    return Poll::Ready(Ok(()));
                 }
-            }
+            };
+            let n = match res {
+                Ok(0) => {
+                    // The blob is shorter than its size said: report, don't spin.
+                    this.ahead = Ahead::Idle(buf);
+                    return Poll::Ready(Err(io::Error::from(io::ErrorKind::UnexpectedEof)));
+                }
+                Ok(n) => n,
+                Err(e) => {
+                    this.ahead = Ahead::Idle(buf);
+                    return Poll::Ready(Err(io::Error::other(e)));
+                }
+            };
+            // The finished buffer is handed out; the one just emptied carries the next read.
+            let spare = std::mem::replace(&mut this.buf, buf);
+            this.pos += n as u64;
+            this.start = 0;
+            this.end = n;
+            this.ahead = Ahead::Idle(spare);
+            this.start_ahead(cx);
         }
     }
 }
@@ -234,6 +267,31 @@ mod tests {
             back.extend_from_slice(&small[..n]);
         }
         assert!(back == data, "streamed bytes differ");
+    }
+
+    #[tokio::test]
+    async fn reader_follows_short_reads_and_reports_a_blob_shorter_than_its_size() {
+        /// Answers at most 1000 bytes per call, and claims 10 bytes more than it has.
+        struct Stingy(Vec<u8>);
+        #[async_trait::async_trait]
+        impl ReaderAt for Stingy {
+            fn size(&self) -> u64 {
+                self.0.len() as u64 + 10
+            }
+            async fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+                let start = (offset as usize).min(self.0.len());
+                let n = buf.len().min(1000).min(self.0.len() - start);
+                buf[..n].copy_from_slice(&self.0[start..start + n]);
+                Ok(n)
+            }
+        }
+        let data: Vec<u8> = (0..5555u32).map(|i| (i % 251) as u8).collect();
+        let mut r = ReaderAtReader::new(Box::new(Stingy(data.clone())));
+        let mut got = vec![0u8; data.len()];
+        r.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, data);
+        let err = r.read_u8().await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[tokio::test]
