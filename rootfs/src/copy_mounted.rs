@@ -1,16 +1,10 @@
 //! `copy_mounted`: the tree a snapshot's mounts show, copied into a plain directory
 //! without mounting anything (no privileges, no mount namespace).
 
-use std::collections::HashSet;
-use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, Mode, Stat};
-
-use crate::apply::root;
-use crate::snapshot::copy::{Copier, open_dir, open_dir_at, with_copier};
+use crate::snapshot::copy::{open_dir, with_copier};
 use crate::{Error, Mount, Result};
 
 /// Copies the file tree that `mounts` (from [`Snapshotter::view`](crate::Snapshotter::view),
@@ -28,7 +22,7 @@ use crate::{Error, Mount, Result};
 /// Turning an unpacked snapshot into a directory this way costs a file copy instead of
 /// decompressing and applying every layer again.
 pub fn copy_mounted(mounts: &[Mount], target: &Path) -> Result<()> {
-    let layers = layer_dirs(mounts)?;
+    let (layers, overlay) = layer_dirs(mounts)?;
     let io = |what: String| move |e: io::Error| Error::io(what, e);
     let dst = open_dir(target).map_err(io(format!("open {}", target.display())))?;
     let srcs = layers
@@ -40,15 +34,15 @@ pub fn copy_mounted(mounts: &[Mount], target: &Path) -> Result<()> {
     let root = dst
         .try_clone()
         .map_err(io(format!("open {}", target.display())))?;
-    with_copier(root, false, srcs.len() > 1, |copier| {
-        merge(copier, &srcs, &dst, Path::new(""))?;
+    with_copier(root, false, overlay, |copier| {
+        copier.merge(&srcs, &dst, Path::new(""))?;
         copier.dir_metadata(&srcs[0], &dst, &top)
     })
     .map_err(io(format!("copy into {}", target.display())))
 }
 
-/// The directories a mount stacks, top first.
-fn layer_dirs(mounts: &[Mount]) -> Result<Vec<PathBuf>> {
+/// The directories a mount stacks, top first, and whether they are overlay layers.
+fn layer_dirs(mounts: &[Mount]) -> Result<(Vec<PathBuf>, bool)> {
     let [m] = mounts else {
         return Err(Error::InvalidArgument(format!(
             "expected one mount, got {}",
@@ -56,7 +50,7 @@ fn layer_dirs(mounts: &[Mount]) -> Result<Vec<PathBuf>> {
         )));
     };
     match m.kind.as_str() {
-        "bind" => Ok(vec![m.source.clone()]),
+        "bind" => Ok((vec![m.source.clone()], false)),
         "overlay" => {
             let option = |key: &str| m.options.iter().find_map(|o| o.strip_prefix(key));
             let mut dirs: Vec<PathBuf> =
@@ -73,67 +67,10 @@ fn layer_dirs(mounts: &[Mount]) -> Result<Vec<PathBuf>> {
                     "overlay mount without upperdir or lowerdir".into(),
                 ));
             }
-            Ok(dirs)
+            Ok((dirs, true))
         }
         other => Err(Error::InvalidArgument(format!(
             "cannot copy a {other:?} mount"
         ))),
     }
-}
-
-/// Copies the merge of `srcs` (the same directory in each layer, top first) into `dst`.
-fn merge(copier: &mut Copier<'_>, srcs: &[OwnedFd], dst: &OwnedFd, rel: &Path) -> io::Result<()> {
-    let mut seen: HashSet<OsString> = HashSet::new();
-    for (i, src) in srcs.iter().enumerate() {
-        for name in root::list(src.as_fd())? {
-            // The highest layer holding a name decides what it is, whiteouts included.
-            if !seen.insert(name.clone()) {
-                continue;
-            }
-            let st = rustix::fs::statat(src, &name, AtFlags::SYMLINK_NOFOLLOW)?;
-            if is_whiteout(&st) {
-                continue;
-            }
-            let rel = rel.join(&name);
-            if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-                copier.entry(src, &name, &st, dst, rel)?;
-                continue;
-            }
-            let mut dirs = vec![open_dir_at(src, &name)?];
-            if !is_opaque(&dirs[0]) {
-                for lower in &srcs[i + 1..] {
-                    match root::lstat(lower.as_fd(), &name)? {
-                        None => continue,
-                        Some(l) if root::is_dir(&l) => {
-                            let fd = open_dir_at(lower, &name)?;
-                            let opaque = is_opaque(&fd);
-                            dirs.push(fd);
-                            if opaque {
-                                break;
-                            }
-                        }
-                        // A file or whiteout here hides this name in every lower layer.
-                        Some(_) => break,
-                    }
-                }
-            }
-            rustix::fs::mkdirat(dst, &name, Mode::from_raw_mode(0o700))?;
-            let d = open_dir_at(dst, &name)?;
-            merge(copier, &dirs, &d, &rel)?;
-            copier.dir_metadata(&dirs[0], &d, &st)?;
-        }
-    }
-    Ok(())
-}
-
-fn is_whiteout(st: &Stat) -> bool {
-    FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
-}
-
-fn is_opaque(dir: &OwnedFd) -> bool {
-    let mut val = [0u8; 2];
-    matches!(
-        rustix::fs::fgetxattr(dir, "trusted.overlay.opaque", &mut val),
-        Ok(1) if val[0] == b'y'
-    )
 }

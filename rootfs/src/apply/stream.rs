@@ -143,9 +143,8 @@ pub(crate) fn inflate<R: BufRead>(
     };
     loop {
         // Reuse buffers the reader is done with: fresh ones cost page faults and frees
-        // across threads.
-        // Recycled buffers come back full length, so this zeroes only a new buffer (or
-        // the tail of the one that carried the last short chunk), not every chunk.
+        // across threads. They come back full length, so this zeroes only a new buffer
+        // (or the tail of the one that carried the last short chunk), not every chunk.
         let mut buf = spare.try_recv().unwrap_or_default();
         buf.resize(chunk, 0);
         let mut filled = 0;

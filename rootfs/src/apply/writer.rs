@@ -38,7 +38,12 @@ struct PathSet(HashSet<Box<[u8]>>);
 
 impl PathSet {
     fn key(path: &[OsString]) -> Vec<u8> {
-        let mut key = Vec::with_capacity(path.iter().map(|c| c.len() + 1).sum());
+        let len = path
+            .iter()
+            .map(|c| c.len() + 1)
+            .sum::<usize>()
+            .saturating_sub(1);
+        let mut key = Vec::with_capacity(len);
         for (i, c) in path.iter().enumerate() {
             if i > 0 {
                 key.push(b'/');
@@ -50,11 +55,8 @@ impl PathSet {
 
     /// Adds `path`; false if it was there already.
     fn insert(&mut self, path: &[OsString]) -> bool {
-        let key = Self::key(path);
-        if self.0.contains(key.as_slice()) {
-            return false;
-        }
-        self.0.insert(key.into_boxed_slice())
+        // The key is built at its exact length, so boxing it does not reallocate.
+        self.0.insert(Self::key(path).into_boxed_slice())
     }
 
     fn contains(&self, path: &[OsString]) -> bool {

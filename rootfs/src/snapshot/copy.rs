@@ -1,7 +1,7 @@
 //! Copying a snapshot's tree for the native snapshotter, never following symlinks, and
 //! sharing file data cheaply where the filesystem allows.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
@@ -39,7 +39,7 @@ pub enum Share {
     Hardlink,
 }
 
-pub(crate) fn open_dir_at(dir: impl AsFd, name: &OsStr) -> io::Result<OwnedFd> {
+fn open_dir_at(dir: impl AsFd, name: &OsStr) -> io::Result<OwnedFd> {
     Ok(rustix::fs::openat(
         dir,
         name,
@@ -126,48 +126,12 @@ fn copy_data(src: &File, dst: &File, len: u64) -> io::Result<()> {
 pub(crate) fn copy_tree(src: &Path, dst: &Path, hardlink: bool) -> io::Result<()> {
     let src_root = open_dir(src)?;
     let dst_root = open_dir(dst)?;
+    let top = rustix::fs::fstat(&src_root)?;
     with_copier(dst_root.try_clone()?, hardlink, false, |copier| {
-        struct Level {
-            src: OwnedFd,
-            dst: OwnedFd,
-            rel: PathBuf,
-            names: Vec<OsString>,
-            stat: Stat,
-        }
-        let st = rustix::fs::fstat(&src_root)?;
-        let names = root::list(src_root.as_fd())?;
-        let mut stack = vec![Level {
-            src: src_root,
-            dst: dst_root,
-            rel: PathBuf::new(),
-            names,
-            stat: st,
-        }];
-        while let Some(level) = stack.last_mut() {
-            let Some(name) = level.names.pop() else {
-                let done = stack.pop().ok_or_else(|| io::Error::other("empty stack"))?;
-                copier.dir_metadata(&done.src, &done.dst, &done.stat)?;
-                continue;
-            };
-            let st = rustix::fs::statat(&level.src, &name, AtFlags::SYMLINK_NOFOLLOW)?;
-            let rel = level.rel.join(&name);
-            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-                rustix::fs::mkdirat(&level.dst, &name, Mode::from_raw_mode(0o700))?;
-                let s = open_dir_at(&level.src, &name)?;
-                let d = open_dir_at(&level.dst, &name)?;
-                let names = root::list(s.as_fd())?;
-                stack.push(Level {
-                    src: s,
-                    dst: d,
-                    rel,
-                    names,
-                    stat: st,
-                });
-            } else {
-                copier.entry(&level.src, &name, &st, &level.dst, rel)?;
-            }
-        }
-        Ok(())
+        // A plain copy is the merge of a single layer.
+        let srcs = [src_root];
+        copier.merge(&srcs, &dst_root, Path::new(""))?;
+        copier.dir_metadata(&srcs[0], &dst_root, &top)
     })
 }
 
@@ -187,8 +151,9 @@ pub(crate) struct Copier<'a> {
     dst_root: OwnedFd,
     links: HashMap<(u64, u64), PathBuf>,
     hardlink: bool,
-    /// Skip `trusted.overlay.*` xattrs (overlay bookkeeping, not part of the tree).
-    skip_overlay_xattrs: bool,
+    /// The sources are overlay layers: whiteouts and opaque directories hide what is
+    /// below them, and `trusted.overlay.*` xattrs are bookkeeping, not part of the tree.
+    overlay: bool,
     jobs: mpsc::SyncSender<FileJob>,
     failed: &'a Mutex<Option<io::Error>>,
 }
@@ -201,12 +166,12 @@ struct FileJob {
 }
 
 impl FileJob {
-    fn run(self, skip_overlay_xattrs: bool) -> io::Result<()> {
+    fn run(self, overlay: bool) -> io::Result<()> {
         let st = &self.stat;
         copy_data(&self.src, &self.dst, u64::try_from(st.st_size).unwrap_or(0))?;
         let (u, g) = owner(st);
         rustix::fs::fchown(&self.dst, u, g)?;
-        copy_xattrs(&self.src, &self.dst, skip_overlay_xattrs)?;
+        copy_xattrs(&self.src, &self.dst, overlay)?;
         rustix::fs::fchmod(&self.dst, mode(st))?;
         rustix::fs::futimens(&self.dst, &ts(st))?;
         Ok(())
@@ -216,13 +181,13 @@ impl FileJob {
 /// File jobs queued between the walk and the workers.
 const QUEUED_FILES: usize = 64;
 
-/// Runs `walk` with a [`Copier`] into the tree rooted at `dst_root`, with worker threads
-/// filling the files it creates; returns once every file is complete, with the first
-/// error of the walk or of any worker.
+/// Runs `walk` with a [`Copier`] into the tree rooted at `dst_root` (from overlay layers
+/// when `overlay`), with worker threads filling the files it creates; returns once every
+/// file is complete, with the first error of the walk or of any worker.
 pub(crate) fn with_copier(
     dst_root: OwnedFd,
     hardlink: bool,
-    skip_overlay_xattrs: bool,
+    overlay: bool,
     walk: impl FnOnce(&mut Copier<'_>) -> io::Result<()>,
 ) -> io::Result<()> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
@@ -237,7 +202,7 @@ pub(crate) fn with_copier(
                     loop {
                         let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
                         let Ok(job) = job else { return };
-                        if let Err(e) = job.run(skip_overlay_xattrs) {
+                        if let Err(e) = job.run(overlay) {
                             failed
                                 .lock()
                                 .unwrap_or_else(PoisonError::into_inner)
@@ -250,7 +215,7 @@ pub(crate) fn with_copier(
             dst_root,
             links: HashMap::new(),
             hardlink,
-            skip_overlay_xattrs,
+            overlay,
             jobs: tx,
             failed: &failed,
         };
@@ -270,15 +235,63 @@ impl Copier<'_> {
     pub(crate) fn dir_metadata(&self, src: &OwnedFd, dst: &OwnedFd, st: &Stat) -> io::Result<()> {
         let (u, g) = owner(st);
         rustix::fs::fchown(dst, u, g)?;
-        copy_xattrs(src, dst, self.skip_overlay_xattrs)?;
+        copy_xattrs(src, dst, self.overlay)?;
         rustix::fs::fchmod(dst, mode(st))?;
         rustix::fs::futimens(dst, &ts(st))?;
         Ok(())
     }
 
+    /// Copies the merge of `srcs` (the same directory in each layer, top first) into
+    /// `dst`; `rel` is its path below the destination root. The highest layer holding a
+    /// name decides what it is; with `overlay`, a whiteout (a 0/0 character device) hides
+    /// the name below it and an opaque directory everything below it, as the kernel's
+    /// overlayfs shows them.
+    pub(crate) fn merge(&mut self, srcs: &[OwnedFd], dst: &OwnedFd, rel: &Path) -> io::Result<()> {
+        let mut seen: HashSet<OsString> = HashSet::new();
+        for (i, src) in srcs.iter().enumerate() {
+            for name in root::list(src.as_fd())? {
+                if srcs.len() > 1 && !seen.insert(name.clone()) {
+                    continue;
+                }
+                let st = rustix::fs::statat(src, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+                if self.overlay && is_whiteout(&st) {
+                    continue;
+                }
+                let rel = rel.join(&name);
+                if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                    self.entry(src, &name, &st, dst, rel)?;
+                    continue;
+                }
+                let mut dirs = vec![open_dir_at(src, &name)?];
+                if !(self.overlay && is_opaque(&dirs[0])) {
+                    for lower in &srcs[i + 1..] {
+                        match root::lstat(lower.as_fd(), &name)? {
+                            None => continue,
+                            Some(l) if root::is_dir(&l) => {
+                                let fd = open_dir_at(lower, &name)?;
+                                let opaque = self.overlay && is_opaque(&fd);
+                                dirs.push(fd);
+                                if opaque {
+                                    break;
+                                }
+                            }
+                            // A file or whiteout here hides this name in every lower layer.
+                            Some(_) => break,
+                        }
+                    }
+                }
+                rustix::fs::mkdirat(dst, &name, Mode::from_raw_mode(0o700))?;
+                let d = open_dir_at(dst, &name)?;
+                self.merge(&dirs, &d, &rel)?;
+                self.dir_metadata(&dirs[0], &d, &st)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Copies the non-directory `name` (stat `st`) of `src` into `dst` as `name`; `rel` is
     /// its path below the destination root. Sockets are skipped.
-    pub(crate) fn entry(
+    fn entry(
         &mut self,
         src: &OwnedFd,
         name: &OsStr,
@@ -371,6 +384,18 @@ impl Copier<'_> {
         }
         Ok(())
     }
+}
+
+fn is_whiteout(st: &Stat) -> bool {
+    FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
+}
+
+fn is_opaque(dir: &OwnedFd) -> bool {
+    let mut val = [0u8; 2];
+    matches!(
+        rustix::fs::fgetxattr(dir, "trusted.overlay.opaque", &mut val),
+        Ok(1) if val[0] == b'y'
+    )
 }
 
 /// Removes `path` and everything below it without following symlinks.

@@ -257,6 +257,22 @@ impl Store {
         if name.is_empty() {
             return Err(Error::InvalidArgument("empty snapshot name".into()));
         }
+        // Nothing was fsynced while the layer was applied: one syncfs makes all of the
+        // snapshot's data durable before its record says it is committed. It can take a
+        // while on a disk, so it runs before the store lock is taken.
+        if let Some(rec) = self.get(key)? {
+            let dir = self.dir(&rec.id);
+            let fd = rustix::fs::open(
+                &dir,
+                rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::RDONLY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| Error::io(format!("open {}", dir.display()), e.into()))?;
+            rustix::fs::syncfs(&fd)
+                .map_err(|e| Error::io(format!("syncfs {}", dir.display()), e.into()))?;
+        }
         let _lock = self.lock()?;
         let rec = self.must(key)?;
         if rec.kind != Kind::Active {
@@ -267,19 +283,6 @@ impl Store {
         if self.get(name)?.is_some() {
             return Err(Error::AlreadyExists(name.to_owned()));
         }
-        // Nothing was fsynced while the layer was applied: one syncfs makes all of the
-        // snapshot's data durable before its record says it is committed.
-        let dir = self.dir(&rec.id);
-        let fd = rustix::fs::open(
-            &dir,
-            rustix::fs::OFlags::DIRECTORY
-                | rustix::fs::OFlags::RDONLY
-                | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(|e| Error::io(format!("open {}", dir.display()), e.into()))?;
-        rustix::fs::syncfs(&fd)
-            .map_err(|e| Error::io(format!("syncfs {}", dir.display()), e.into()))?;
         let committed = Record {
             key: name.to_owned(),
             kind: Kind::Committed,

@@ -11,8 +11,8 @@ use crate::{Error, Result};
 
 /// A directory per snapshot under a root directory; a prepared snapshot starts as a copy
 /// of its parent ([`Share`] says how file data is shared), a view is its committed parent's
-/// directory mounted read-only. Works on any filesystem and
-/// needs no privileges; costs a tree copy per layer.
+/// directory mounted read-only. Works on any filesystem and needs no privileges; costs a
+/// walk of the parent tree per layer (a link per file while extracting, by default).
 #[derive(Debug, Clone)]
 pub struct NativeSnapshotter {
     store: Store,
