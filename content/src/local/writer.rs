@@ -8,9 +8,8 @@
 //!
 //! Up to [`DEPTH`] chunks may be in flight; a chunk counts as done only once it is both
 //! written and hashed, which bounds the hashing queue too. Writes happen in order and none
-//! after one failed, so whatever a crash or error leaves
-//! in `data` is always a prefix of the stream: a resuming writer can trust the file's
-//! length and re-hash it.
+//! after one failed, so whatever a crash or error leaves in `data` is always a prefix of
+//! the stream: a resuming writer can trust the file's length and re-hash it.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -18,8 +17,8 @@ use std::io;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::SystemTime;
 
@@ -55,7 +54,7 @@ enum HashMsg {
 /// The thread hashing one ingest's chunks in stream order; it ends when the writer is
 /// dropped.
 #[derive(Debug)]
-pub(super) struct HashThread(Mutex<std::sync::mpsc::Sender<HashMsg>>);
+pub(super) struct HashThread(std::sync::mpsc::Sender<HashMsg>);
 
 impl HashThread {
     /// Starts hashing from `state`.
@@ -79,15 +78,11 @@ impl HashThread {
                     }
                 }
             })?;
-        Ok(HashThread(Mutex::new(tx)))
+        Ok(HashThread(tx))
     }
 
     fn send(&self, msg: HashMsg) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .send(msg)
-            .is_ok()
+        self.0.send(msg).is_ok()
     }
 
     /// Queues `chunk`; the receiver hears once it is hashed (or is dropped if the thread
@@ -132,7 +127,7 @@ enum WriteMsg {
 /// failed one (so `data` is always a prefix of the stream); it ends when the writer is
 /// dropped.
 #[derive(Debug)]
-pub(super) struct WriteThread(Mutex<std::sync::mpsc::Sender<WriteMsg>>);
+pub(super) struct WriteThread(std::sync::mpsc::Sender<WriteMsg>);
 
 impl WriteThread {
     pub(super) fn spawn() -> io::Result<WriteThread> {
@@ -168,12 +163,12 @@ impl WriteThread {
                         .send(res.map(|()| Arc::try_unwrap(buf).unwrap_or_default()));
                 }
             })?;
-        Ok(WriteThread(Mutex::new(tx)))
+        Ok(WriteThread(tx))
     }
 
     fn send(&self, msg: WriteMsg) {
         // If the thread is gone the job's `done` is dropped: its receiver reports an error.
-        let _ = self.0.lock().unwrap_or_else(|e| e.into_inner()).send(msg);
+        let _ = self.0.send(msg);
     }
 }
 
@@ -186,7 +181,7 @@ pub(crate) struct LocalWriter {
     pub(super) reference: String,
     pub(super) lock: Option<IngestLock>,
     pub(super) file: Arc<File>,
-    /// Hashes every byte handed to a chunk task (not `buf`).
+    /// Hashes every dispatched chunk (not `buf`).
     pub(super) hash: HashThread,
     /// Bytes accepted so far (in `buf`, queued, or written).
     pub(super) offset: u64,
@@ -249,9 +244,9 @@ impl LocalWriter {
     }
 
     /// Hands `buf` to the hashing and writing threads.
-    fn dispatch(&mut self) -> io::Result<()> {
+    fn dispatch(&mut self) {
         if self.buf.is_empty() {
-            return Ok(());
+            return;
         }
         let next = self
             .spare
@@ -269,7 +264,6 @@ impl LocalWriter {
             done,
         }));
         self.inflight.push_back(finished);
-        Ok(())
     }
 
     fn status_now(&self) -> Status {
@@ -326,7 +320,7 @@ impl AsyncWrite for LocalWriter {
         }
         if this.poisoned || this.buf.len() >= CHUNK {
             ready!(this.poll_inflight(cx, DEPTH - 1))?;
-            this.dispatch()?;
+            this.dispatch();
         }
         let n = data.len().min(CHUNK - this.buf.len());
         this.buf.extend_from_slice(&data[..n]);
@@ -343,7 +337,7 @@ impl AsyncWrite for LocalWriter {
                 return Poll::Ready(Ok(()));
             }
             ready!(this.poll_inflight(cx, DEPTH - 1))?;
-            this.dispatch()?;
+            this.dispatch();
         }
     }
 
