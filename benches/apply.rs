@@ -14,7 +14,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput};
+use criterion::Throughput;
 
 fn fresh(base: &Path, name: &str) -> PathBuf {
     let d = base.join(name);
@@ -97,11 +97,7 @@ fn main() {
         cpu_ratio
     );
 
-    let mut c = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(1))
-        .measurement_time(Duration::from_secs(1))
-        .configure_from_args();
+    let mut c = common::few_long_runs(Duration::from_secs(1));
     let mut g = c.benchmark_group("apply_gzip_layer");
     g.throughput(Throughput::Bytes(size));
     g.bench_function("dist_rootfs_apply", |bch| {

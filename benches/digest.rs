@@ -11,7 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{bench_dir, benchmarking, pseudo_random};
-use criterion::{Criterion, Throughput};
+use criterion::Throughput;
 use dist_content::{LocalStore, write_blob};
 use oci_spec::image::{Descriptor, DescriptorBuilder, Digest, MediaType};
 use sha2::{Digest as _, Sha256};
@@ -82,11 +82,7 @@ fn main() {
         a[2].as_secs_f64() / b[2].as_secs_f64()
     );
 
-    let mut c = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(1))
-        .measurement_time(Duration::from_secs(2))
-        .configure_from_args();
+    let mut c = common::few_long_runs(Duration::from_secs(2));
     let mut g = c.benchmark_group("digest_512MiB_blob");
     g.throughput(Throughput::Bytes(len as u64));
     g.bench_function("store_reader_sha2", |bch| {

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{bench_dir, build_layer, layer_mb};
-use criterion::{Criterion, Throughput};
+use criterion::Throughput;
 
 /// Decodes `blob` as `apply`'s inflate stage does (multi-member gzip, 256 KiB reads).
 fn ours(blob: &Path) -> (Duration, u64) {
@@ -74,11 +74,7 @@ fn main() {
         tar as f64 / 1e6 / a[2].as_secs_f64()
     );
 
-    let mut c = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(1))
-        .measurement_time(Duration::from_secs(1))
-        .configure_from_args();
+    let mut c = common::few_long_runs(Duration::from_secs(1));
     let mut g = c.benchmark_group("inflate_gzip_layer");
     g.throughput(Throughput::Bytes(tar));
     g.bench_function("flate2_zlib_rs", |bch| {

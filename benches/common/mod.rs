@@ -5,6 +5,9 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use criterion::Criterion;
 
 /// `DIST_BENCH_DIR`, else `/dev/shm/<name>`: on tmpfs, so disk noise stays out.
 pub(crate) fn bench_dir(name: &str) -> PathBuf {
@@ -92,4 +95,14 @@ pub(crate) fn pseudo_random(len: usize) -> Vec<u8> {
             (x >> 32) as u8
         })
         .collect()
+}
+
+/// Criterion for runs of seconds each: 10 samples, no warm-up to speak of (every run starts
+/// cold anyway), `measure` of measurement, then the command line's options.
+pub(crate) fn few_long_runs(measure: Duration) -> Criterion {
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(measure)
+        .configure_from_args()
 }

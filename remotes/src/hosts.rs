@@ -369,6 +369,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn host_and_tls_builders_set_what_they_name() {
+        let tls = TlsOptions::default()
+            .with_ca_file("/etc/ca-a.pem")
+            .with_ca_file("/etc/ca-b.pem")
+            .with_skip_verify(true);
+        assert_eq!(
+            tls.ca_files,
+            vec![
+                PathBuf::from("/etc/ca-a.pem"),
+                PathBuf::from("/etc/ca-b.pem")
+            ]
+        );
+        assert!(tls.skip_verify);
+        let host = RegistryHost::new("mirror.example:5000")
+            .with_path("/registry/v2")
+            .with_plain_http_fallback(true)
+            .with_tls(tls.clone());
+        assert_eq!(host.path, "/registry/v2");
+        assert!(host.plain_http_fallback);
+        assert_eq!(host.tls, tls);
+        assert_eq!(
+            host.scheme,
+            Scheme::Https,
+            "other fields keep their defaults"
+        );
+    }
+
+    #[test]
     fn docker_hub_is_served_by_registry_1() {
         let hosts = HostsConfig::new().hosts("docker.io").unwrap();
         assert_eq!(hosts.len(), 1);

@@ -261,13 +261,18 @@ async fn credentials_from_a_docker_config_file_are_used_in_both_auth_modes() {
         )
         .unwrap();
         let cfg = dist_remotes::DockerConfig::from_file(&path).unwrap();
-        let opts = options_for(&reg, "ignored").with_credentials(std::sync::Arc::new(cfg));
-        let (_, desc) = DockerResolver::new(opts)
-            .resolve(&format!("{host}/test/img:v1"))
-            .await
-            .unwrap();
-        assert!(desc.size() > 0, "{mode:?}");
+        resolves_with(&reg, cfg).await;
     }
+}
+
+/// Resolves a tag of `reg` with credentials from `cfg` only.
+async fn resolves_with(reg: &Registry, cfg: dist_remotes::DockerConfig) {
+    let opts = options_for(reg, "ignored").with_credentials(std::sync::Arc::new(cfg));
+    let (_, desc) = DockerResolver::new(opts)
+        .resolve(&format!("{}/test/img:v1", reg.host()))
+        .await
+        .unwrap();
+    assert!(desc.size() > 0, "{:?}", reg.host());
 }
 
 #[tokio::test]
@@ -300,11 +305,6 @@ async fn credentials_from_a_docker_credential_helper_are_used_in_both_auth_modes
         let cfg = dist_remotes::DockerConfig::from_file(&config)
             .unwrap()
             .with_helper_dir(dir.path());
-        let opts = options_for(&reg, "ignored").with_credentials(std::sync::Arc::new(cfg));
-        let (_, desc) = DockerResolver::new(opts)
-            .resolve(&format!("{host}/test/img:v1"))
-            .await
-            .unwrap();
-        assert!(desc.size() > 0, "{mode:?}");
+        resolves_with(&reg, cfg).await;
     }
 }
