@@ -527,7 +527,6 @@ mod tests {
     /// Writes an executable `docker-credential-<name>` into `dir` that answers from
     /// `answers` (server URL -> JSON) and counts its runs in `<dir>/<name>.runs`.
     fn helper(dir: &Path, name: &str, answers: &[(&str, &str)]) {
-        use std::os::unix::fs::PermissionsExt;
         let mut script = format!(
             "#!/bin/sh\n[ \"$1\" = get ] || exit 2\necho run >> '{}/{name}.runs'\nread -r server\ncase \"$server\" in\n",
             dir.display()
@@ -536,6 +535,12 @@ mod tests {
             script.push_str(&format!("  '{server}') echo '{json}' ;;\n"));
         }
         script.push_str("  *) echo 'credentials not found in native keychain'; exit 1 ;;\nesac\n");
+        executable(dir, name, &script);
+    }
+
+    /// Writes `script` as the executable `docker-credential-<name>` in `dir`.
+    fn executable(dir: &Path, name: &str, script: &str) {
+        use std::os::unix::fs::PermissionsExt;
         let path = dir.join(format!("docker-credential-{name}"));
         std::fs::write(&path, script).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -611,12 +616,7 @@ mod tests {
     #[test]
     fn a_missing_or_broken_helper_falls_back_to_auths() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("docker-credential-broken");
-        std::fs::write(&path, "#!/bin/sh\necho not json\n").unwrap();
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        executable(dir.path(), "broken", "#!/bin/sh\necho not json\n");
         for store in ["absent", "broken"] {
             let cfg = DockerConfig::parse(&format!(
                 r#"{{"credsStore": "{store}", "auths": {{"reg.example": {{"auth": "dTpw"}}}}}}"#
@@ -637,12 +637,7 @@ mod tests {
     #[test]
     fn a_hanging_helper_is_killed_after_the_timeout() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("docker-credential-hang");
-        std::fs::write(&path, "#!/bin/sh\nexec sleep 600\n").unwrap();
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        executable(dir.path(), "hang", "#!/bin/sh\nexec sleep 600\n");
         let cfg = DockerConfig::parse(
             r#"{"credsStore": "hang", "auths": {"reg.example": {"auth": "dTpw"}}}"#,
         )
