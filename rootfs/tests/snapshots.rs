@@ -635,3 +635,37 @@ fn copy_mounted_rejects_what_it_cannot_read() {
     let err = dist_rootfs::copy_mounted(&[], tmp.path()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
 }
+
+#[tokio::test]
+async fn copy_mounted_of_a_bind_mount_copies_device_nodes_verbatim() {
+    if !is_root() {
+        eprintln!("SKIPPED: creating a device node needs root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let sn = NativeSnapshotter::new(tmp.path().join("sn")).unwrap();
+    let m = sn.prepare("base-active", None).await.unwrap();
+    let fs = bind_source(&m);
+    // A 0/0 character device means "whiteout" only inside overlay layers; a bind mount
+    // shows it as it is.
+    let dir = rustix::fs::open(
+        &fs,
+        rustix::fs::OFlags::DIRECTORY,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
+    rustix::fs::mknodat(
+        &dir,
+        "null-dev",
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        rustix::fs::makedev(0, 0),
+    )
+    .unwrap();
+    sn.commit("base", "base-active").await.unwrap();
+    let out = export_view(&sn, "base", tmp.path()).await;
+    let st = std::fs::symlink_metadata(out.join("null-dev")).unwrap();
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+        &st.file_type()
+    ));
+}
