@@ -13,12 +13,14 @@ mod local;
 // Helpers over any store: reading, copying, digests.
 mod copy;
 mod digest;
+mod elide;
 mod read;
 
 // A conformance suite for any `Store` implementation.
 pub mod testsuite;
 
 pub use copy::{copy, write_blob};
+pub use elide::{ELIDE_LIMIT, Elided, elide};
 pub use error::{Error, ErrorKind, Result};
 pub use filter::Filter;
 pub use local::{LocalReaderAt, LocalStore};
