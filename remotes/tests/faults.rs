@@ -299,7 +299,7 @@ async fn a_server_that_never_answers_times_out_instead_of_hanging() {
     assert!(err.to_string().contains("no response"), "{err}");
 }
 
-/// The fault options with a 300 ms stall bound, for the tests that stall on purpose.
+/// The fault options with 300 ms header and stall bounds, for the tests that stall on purpose.
 fn short_stall(host: &str) -> dist_remotes::ResolverOptions {
-    options(host).with_timeouts(Duration::from_secs(5), Duration::from_millis(300))
+    options(host).with_request_timeout(Duration::from_millis(300))
 }
