@@ -375,12 +375,20 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 /// The error once `watch`'s stall budget is spent: one line naming the host (and, in
 /// `last`, the URL with the digest).
 pub(crate) fn gave_up(host: &str, watch: &Watch, last: &str) -> Error {
+    let stalls = watch.stalls();
     Error::unavailable(
         host,
         format!(
-            "gave up after {} stalled attempts; last: {}",
-            watch.stalls(),
+            "{GAVE_UP} {stalls} stalled attempts; last: {}",
             Elided(last)
         ),
     )
+}
+
+/// How [`gave_up`] reasons start.
+const GAVE_UP: &str = "gave up after";
+
+/// Whether `e` came from [`gave_up`] (so it is final, not wrapped again).
+pub(crate) fn is_gave_up(e: &Error) -> bool {
+    matches!(e, Error::Unavailable { reason, .. } if reason.starts_with(GAVE_UP))
 }

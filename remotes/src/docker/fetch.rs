@@ -11,7 +11,7 @@ use oci_spec::image::Descriptor;
 use reqwest::header::CONTENT_RANGE;
 use reqwest::{Method, StatusCode};
 
-use super::client::{Repository, Request, error_chain, gave_up};
+use super::client::{Repository, Request, error_chain, gave_up, is_gave_up};
 use super::range::check_partial;
 use super::resolve::{content_length, header_digest};
 use super::watch::Watch;
@@ -227,8 +227,8 @@ pub(super) async fn open(
 }
 
 /// Maps the body's errors and ends it with an `Unavailable` error when no chunk arrives
-/// for the stall timeout. A stall counts against the descriptor's budget; once that is
-/// spent, the error says so and no further attempt is made. `pos` is the content offset
+/// for the stall timeout. A stall counts against the descriptor's budget, which
+/// [`resuming`] checks before another attempt. `pos` is the content offset
 /// of the body's first byte, for events and messages.
 fn with_stall_timeout(
     inner: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
@@ -271,11 +271,9 @@ fn with_stall_timeout(
             Ok(Some(Err(_))) | Err(_) => st.stall,
         };
         let reason = format!("{}: no data for {stalled:?} at byte {}", st.what, st.pos);
-        let err = if st.watch.stalled(&st.host, st.pos, stalled) {
-            Error::unavailable(&st.host, Elided(&reason).to_string())
-        } else {
-            gave_up(&st.host, &st.watch, &reason)
-        };
+        // Counted here; `resuming` decides whether the budget allows another attempt.
+        st.watch.stalled(&st.host, st.pos, stalled);
+        let err = Error::unavailable(&st.host, Elided(&reason).to_string());
         Some((Err(err), None))
     }))
 }
@@ -364,7 +362,18 @@ pub(super) fn resuming(t: Target, first: ByteStream, pos: u64, end: u64) -> Byte
                 Some(c) => c,
                 None => {
                     let max = st.t.repo.shared.opts.max_resumes_without_progress;
-                    if st.fruitless >= max || st.t.watch.exhausted() {
+                    if st.t.watch.exhausted() {
+                        st.done = true;
+                        let e = match st.last.take() {
+                            Some(e) if is_gave_up(&e) => e,
+                            last => {
+                                let last = last.map_or_else(String::new, |e| reason_of(&e));
+                                gave_up(&st.t.repo.registry, &st.t.watch, &last)
+                            }
+                        };
+                        return Some((Err(e), st));
+                    }
+                    if st.fruitless >= max {
                         st.done = true;
                         let e = st.last.take().unwrap_or_else(|| {
                             Error::unavailable(&st.t.repo.registry, "body kept breaking")
@@ -420,4 +429,12 @@ pub(super) fn resuming(t: Target, first: ByteStream, pos: u64, end: u64) -> Byte
             }
         }
     }))
+}
+
+/// The part of an error that says what went wrong, without the host it already names.
+fn reason_of(e: &Error) -> String {
+    match e {
+        Error::Unavailable { reason, .. } => reason.clone(),
+        e => e.to_string(),
+    }
 }
