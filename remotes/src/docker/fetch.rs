@@ -384,7 +384,7 @@ pub(super) fn resuming(t: Target, first: ByteStream, pos: u64, end: u64) -> Byte
                     tracing::debug!(what = st.t.what, pos = st.pos, "reopening body with Range");
                     if let Some(last) = &st.last {
                         let registry = &st.t.repo.registry;
-                        let reason = last.to_string();
+                        let reason = reason_of(last);
                         st.t.watch
                             .retrying(registry, st.pos, Duration::ZERO, &reason);
                     }
