@@ -268,3 +268,44 @@ fn the_default_budget_fails_a_stalling_registry_within_three_minutes() {
     assert!(o.stall_timeout * o.max_stalls <= Duration::from_secs(90));
     assert!((o.header_timeout + o.stall_timeout) * o.max_stalls <= Duration::from_secs(180));
 }
+
+#[tokio::test]
+async fn failures_without_a_byte_stop_after_max_elapsed_across_reopenings() {
+    let blob = data(10_000);
+    let d = desc(&blob, MediaType::ImageLayerGzip);
+    let b = blob.clone();
+    // Some bytes, a cut, then 503 for ever: each reopening's retries would restart the
+    // clock if it were per request.
+    let srv = FaultServer::start(move |_, i| {
+        if i == 0 {
+            Reply::Cut {
+                status: 200,
+                headers: vec![],
+                body: b[..1000].to_vec(),
+                announced: b.len(),
+            }
+        } else {
+            Reply::status(503)
+        }
+    })
+    .unwrap();
+    let host = srv.host();
+    let max_elapsed = Duration::from_secs(1);
+    let opts = options(&host).with_max_resumes(1000).with_retry(
+        dist_remotes::RetryPolicy::default()
+            .with_max_attempts(1000)
+            .with_delays(Duration::from_millis(10), Duration::from_millis(20))
+            .with_max_elapsed(max_elapsed),
+    );
+    let f = fetcher(opts, &host).await;
+    let start = Instant::now();
+    let err = collect(f.as_ref(), &d, 0).await.unwrap_err();
+    assert!(
+        start.elapsed() < max_elapsed + SLACK,
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("503"), "{err}");
+    assert_one_bounded_line(&err);
+}

@@ -197,7 +197,8 @@ impl Repository {
     ///
     /// An attempt whose headers do not arrive within the header timeout counts against the
     /// request's stall budget (its descriptor's when it has one, else a fresh one); once
-    /// that is spent, the request fails without further tries.
+    /// that is spent, the request fails without further tries. Other failures are retried
+    /// until `max_elapsed` has passed without a byte of the descriptor.
     async fn send_one(&self, ep: &Endpoint, req: &Request, attempts: u32) -> Result<Response> {
         let policy = &self.shared.opts.retry;
         let scope = self.scope();
@@ -282,7 +283,10 @@ impl Repository {
                 }
             };
             let (reason, delay) = failure;
-            if !policy.may_retry(attempt, attempts, start.elapsed(), delay) {
+            // Time without a byte of the descriptor, across reopenings (for a request
+            // without one, since this request began).
+            let idle = watch.since_progress().max(start.elapsed());
+            if !policy.may_retry(attempt, attempts, idle, delay) {
                 return Err(Error::unavailable(host, elide(&reason)));
             }
             tracing::debug!(host, attempt, ?delay, reason, "retrying");

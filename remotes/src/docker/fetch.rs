@@ -256,6 +256,9 @@ fn with_stall_timeout(
         let mut st = st?;
         let stalled = match tokio::time::timeout(st.stall, st.inner.next()).await {
             Ok(Some(Ok(b))) => {
+                if !b.is_empty() {
+                    st.watch.progressed();
+                }
                 st.pos = st.pos.saturating_add(b.len() as u64);
                 return Some((Ok(b), Some(st)));
             }
@@ -332,8 +335,9 @@ fn take(inner: ByteStream, n: u64) -> ByteStream {
 
 /// Streams bytes `pos..end` starting from the already-open `first`; when the body breaks,
 /// stalls or ends early, reopens it at the current position, giving up after the
-/// configured number of reopenings that brought no byte, or once the descriptor's stall
-/// budget is spent (stalls count even when the attempt delivered bytes).
+/// configured number of reopenings that brought no byte, once the retry policy's
+/// `max_elapsed` has passed without a byte, or once the descriptor's stall budget is spent
+/// (stalls count even when the attempt delivered bytes).
 pub(super) fn resuming(t: Target, first: ByteStream, pos: u64, end: u64) -> ByteStream {
     struct State {
         t: Target,
@@ -373,7 +377,8 @@ pub(super) fn resuming(t: Target, first: ByteStream, pos: u64, end: u64) -> Byte
                         };
                         return Some((Err(e), st));
                     }
-                    if st.fruitless >= max {
+                    let idle = st.t.watch.since_progress();
+                    if st.fruitless >= max || idle > st.t.repo.shared.opts.retry.max_elapsed {
                         st.done = true;
                         let e = st.last.take().unwrap_or_else(|| {
                             Error::unavailable(&st.t.repo.registry, "body kept breaking")

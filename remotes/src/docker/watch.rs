@@ -7,10 +7,16 @@
 //! every attempt exhausts the budget instead of being retried for as long as each attempt
 //! makes "progress". Each stalled attempt lasts at most `header_timeout + stall_timeout`,
 //! so the stalls of one descriptor cost at most `max_stalls` times that.
+//!
+//! The watch also remembers when the descriptor's last byte arrived: retries of failed
+//! requests (5xx, 429, connection errors) stop once [`RetryPolicy::max_elapsed`] has passed
+//! without a byte of this descriptor, however many reopenings that spans.
+//!
+//! [`RetryPolicy::max_elapsed`]: crate::RetryPolicy::max_elapsed
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::fetcher::{FetchEvent, FetchObserver};
 
@@ -19,6 +25,9 @@ use crate::fetcher::{FetchEvent, FetchObserver};
 pub(crate) struct Watch {
     stalls: Arc<AtomicU32>,
     max_stalls: u32,
+    born: Instant,
+    /// Milliseconds after `born` at which the last byte arrived (0: none yet).
+    progress_at: Arc<AtomicU64>,
     observer: Option<Arc<dyn FetchObserver>>,
 }
 
@@ -37,6 +46,8 @@ impl Watch {
         Watch {
             stalls: Arc::new(AtomicU32::new(0)),
             max_stalls: max_stalls.max(1),
+            born: Instant::now(),
+            progress_at: Arc::new(AtomicU64::new(0)),
             observer,
         }
     }
@@ -58,6 +69,18 @@ impl Watch {
             budget: self.max_stalls,
         });
         stalls < self.max_stalls
+    }
+
+    /// Bytes arrived just now.
+    pub(crate) fn progressed(&self) {
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.progress_at.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// How long ago the last byte arrived (or the fetch began, before any byte).
+    pub(crate) fn since_progress(&self) -> Duration {
+        let at = Duration::from_millis(self.progress_at.load(Ordering::Relaxed));
+        self.born.elapsed().saturating_sub(at)
     }
 
     /// Whether the stall budget is spent.
@@ -121,6 +144,15 @@ mod tests {
             FetchEvent::Retrying { reason, .. } => assert!(reason.len() < 300),
             e => panic!("unexpected {e:?}"),
         }
+    }
+
+    #[test]
+    fn progress_resets_the_time_since_the_last_byte() {
+        let w = Watch::new(3, None);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(w.since_progress() >= Duration::from_millis(20));
+        w.clone().progressed();
+        assert!(w.since_progress() < Duration::from_millis(20));
     }
 
     #[test]
