@@ -333,9 +333,12 @@ fn take(inner: ByteStream, n: u64) -> ByteStream {
     ))
 }
 
+/// How many bytes one attempt must deliver to reset the count of fruitless reopenings.
+const MIN_PROGRESS: u64 = 64 << 10;
+
 /// Streams bytes `pos..end` starting from the already-open `first`; when the body breaks,
 /// stalls or ends early, reopens it at the current position, giving up after the
-/// configured number of reopenings that brought no byte, once the retry policy's
+/// configured number of reopenings in a row that each brought less than 64 KiB, once the retry policy's
 /// `max_elapsed` has passed without a byte, or once the descriptor's stall budget is spent
 /// (stalls count even when the attempt delivered bytes).
 pub(super) fn resuming(t: Target, first: ByteStream, pos: u64, end: u64) -> ByteStream {
@@ -345,6 +348,8 @@ pub(super) fn resuming(t: Target, first: ByteStream, pos: u64, end: u64) -> Byte
         pos: u64,
         end: u64,
         fruitless: u32,
+        /// Bytes the current attempt delivered.
+        got: u64,
         last: Option<Error>,
         done: bool,
     }
@@ -354,6 +359,7 @@ pub(super) fn resuming(t: Target, first: ByteStream, pos: u64, end: u64) -> Byte
         pos,
         end,
         fruitless: 0,
+        got: 0,
         last: None,
         done: false,
     };
@@ -386,6 +392,7 @@ pub(super) fn resuming(t: Target, first: ByteStream, pos: u64, end: u64) -> Byte
                         return Some((Err(e), st));
                     }
                     st.fruitless = st.fruitless.saturating_add(1);
+                    st.got = 0;
                     tracing::debug!(what = st.t.what, pos = st.pos, "reopening body with Range");
                     if let Some(last) = &st.last {
                         let registry = &st.t.repo.registry;
@@ -409,7 +416,11 @@ pub(super) fn resuming(t: Target, first: ByteStream, pos: u64, end: u64) -> Byte
             };
             match cur.next().await {
                 Some(Ok(b)) => {
-                    if !b.is_empty() {
+                    // An attempt counts as progress once it brought a useful amount, so
+                    // a server cutting every connection after a few bytes cannot keep the
+                    // fetch crawling for ever.
+                    st.got = st.got.saturating_add(b.len() as u64);
+                    if st.got >= MIN_PROGRESS {
                         st.fruitless = 0;
                     }
                     st.pos = st.pos.saturating_add(b.len() as u64);
