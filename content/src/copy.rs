@@ -1,5 +1,9 @@
-//! Writing helpers over any [`Ingester`]: copy a stream into a writer and commit it, the way
-//! containerd's `content.Copy` and `content.WriteBlob` do.
+//! Writing helpers over any [`Ingester`]: open a writer waiting out a busy ref, copy a
+//! stream into it and commit it, the way containerd's `content.OpenWriter`,
+//! `content.Copy` and `content.WriteBlob` do.
+
+use std::hash::BuildHasher;
+use std::time::{Duration, Instant};
 
 use oci_spec::image::{Descriptor, Digest};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -8,6 +12,77 @@ use crate::{Error, ErrorKind, Ingester, Result, Writer, WriterOpts};
 
 /// The buffer each copy reads into.
 const COPY_BUF: usize = 1 << 20;
+
+/// How long [`write_blob`] waits for another writer of the same ref.
+///
+/// The usual holder is a concurrent download of the same content (the seed's
+/// `xargs -P10` pipeline, two pulls sharing a layer), which either finishes or fails within
+/// the fetcher's own 30 s stall limits; a minute covers that with room to spare, while a
+/// holder that is wedged (a stopped process, a hung disk) cannot park a daemon's task
+/// forever. containerd's `OpenWriter` waits as long as its context allows; pass a longer
+/// bound to [`open_writer`] to get closer to that.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// The first and the largest pause between attempts of [`open_writer`].
+const FIRST_PAUSE: Duration = Duration::from_millis(10);
+const MAX_PAUSE: Duration = Duration::from_millis(500);
+
+/// Opens a writer like [`Ingester::writer`], but while the ref is held by another writer
+/// (`Unavailable`) retries with jittered exponential backoff (10 ms doubling to 0.5 s) for
+/// up to `wait`, as containerd's `content.OpenWriter` does. The waiting is asynchronous:
+/// no thread is blocked. Other errors, `AlreadyExists` included, return at once; after
+/// `wait` the last `Unavailable` error is returned.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use dist_content::{Ingester, LocalStore, WriterOpts, open_writer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let store = LocalStore::open(dir.path())?;
+/// let first = store.writer(WriterOpts::new("layer")).await?;
+/// // Busy: a bounded wait gives up with `Unavailable`.
+/// let busy = open_writer(&store, WriterOpts::new("layer"), Duration::from_millis(50)).await;
+/// assert!(busy.is_err());
+/// drop(first);
+/// // Free again: the next writer gets it (and resumes the first one's data).
+/// open_writer(&store, WriterOpts::new("layer"), Duration::from_secs(5)).await?;
+/// # Ok(())
+/// # }
+/// ```
+pub async fn open_writer(
+    ingester: &(impl Ingester + ?Sized),
+    opts: WriterOpts,
+    wait: Duration,
+) -> Result<Box<dyn Writer>> {
+    let start = Instant::now();
+    let jitter = std::collections::hash_map::RandomState::new();
+    let mut pause = FIRST_PAUSE;
+    let mut attempt = 0u64;
+    loop {
+        let err = match ingester.writer(opts.clone()).await {
+            Err(e) if e.kind() == ErrorKind::Unavailable => e,
+            other => return other,
+        };
+        let waited = start.elapsed();
+        if waited >= wait {
+            tracing::debug!(reference = %crate::Elided(&opts.reference), ?waited,
+                "ingest ref still busy, giving up");
+            return Err(err);
+        }
+        // Between half and all of `pause`, so that waiters spread out.
+        attempt += 1;
+        let half = pause / 2;
+        let spread = u32::try_from(half.as_micros()).unwrap_or(u32::MAX).max(1);
+        let extra = u32::try_from(jitter.hash_one(attempt) % u64::from(spread)).unwrap_or(0);
+        let sleep = (half + Duration::from_micros(u64::from(extra))).min(wait - waited);
+        tracing::trace!(reference = %crate::Elided(&opts.reference), ?sleep, "ingest ref busy");
+        tokio::time::sleep(sleep).await;
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
 
 /// Copies `reader` into `writer` and commits it as `size` bytes hashing to `expected`.
 ///
@@ -63,7 +138,7 @@ pub async fn copy(
             });
         }
     }
-    let actual = writer.digest();
+    let actual = writer.digest().await?;
     if copied == size && actual != *expected {
         // Right length, wrong bytes (typically a resumed prefix written from other data):
         // drop them, so that a retry starts clean instead of failing the same way forever.
@@ -82,17 +157,18 @@ pub async fn copy(
 
 /// Writes the blob `desc` describes under `reference`, reading it from `reader` (which
 /// yields the content from its first byte). Resumes a partial ingest left under the same
-/// ref by skipping what is already stored; returns `Ok` when the blob already exists.
+/// ref by skipping what is already stored; returns `Ok` when the blob already exists
+/// (containerd's `WriteBlob`), also when it appeared while this call waited up to
+/// [`DEFAULT_LOCK_WAIT`] for another writer of the same ref. For another bound, call
+/// [`open_writer`] and [`copy`] (which is all this does).
 pub async fn write_blob(
     ingester: &(impl Ingester + ?Sized),
     reference: &str,
     desc: &Descriptor,
     mut reader: impl AsyncRead + Unpin,
 ) -> Result<()> {
-    let writer = match ingester
-        .writer(WriterOpts::new(reference).expected(desc.clone()))
-        .await
-    {
+    let opts = WriterOpts::new(reference).expected(desc.clone());
+    let writer = match open_writer(ingester, opts, DEFAULT_LOCK_WAIT).await {
         Ok(w) => w,
         Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(e),

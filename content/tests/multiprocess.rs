@@ -299,8 +299,9 @@ fn second_writer_in_another_process_is_unavailable_at_once() -> TestResult {
     let w = rt
         .block_on(store.writer(WriterOpts::new("shared-ref")))
         .map_err(|e| format!("writer after the holder died: {e}"))?;
-    if w.offset() != 4 || w.digest() != digest_of(b"held") {
-        return Err(format!("resumed at {} with {}", w.offset(), w.digest()));
+    let resumed = rt.block_on(w.digest()).map_err(|e| e.to_string())?;
+    if w.offset() != 4 || resumed != digest_of(b"held") {
+        return Err(format!("resumed at {} with {resumed}", w.offset()));
     }
     Ok(())
 }
@@ -317,6 +318,9 @@ fn writer_in_another_process_is_refused_while_we_hold_the_ref() -> TestResult {
         return Err(format!("child while held: {text:?}"));
     }
     drop(held);
+    // The drop hands the release to the writer's own thread; a status call in this
+    // process waits for it to finish.
+    rt.block_on(store.status("mine")).unwrap();
     let out = spawn_child("try-writer", &[root, "mine"]).output();
     let text = String::from_utf8_lossy(&out.stdout);
     if !text.contains("RESULT ok") {
@@ -358,7 +362,7 @@ fn resumes_after_writer_process_is_killed() -> TestResult {
         if off < partial.offset as usize || off >= size {
             return Err(format!("resumed at {off}, status said {}", partial.offset));
         }
-        if w.digest() != digest_of(&data[..off]) {
+        if w.digest().await.map_err(|e| e.to_string())? != digest_of(&data[..off]) {
             return Err("the resumed digest is not the digest of the stored prefix".into());
         }
         w.write_all(&data[off..]).await.map_err(|e| e.to_string())?;

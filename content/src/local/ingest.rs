@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use oci_spec::image::Digest;
 use sha2::{Digest as _, Sha256};
 
+use super::atomic;
 use crate::{Error, Result, Status};
 
 pub(crate) const DATA: &str = "data";
@@ -37,11 +38,6 @@ pub(crate) struct Meta {
 
 fn ctx(path: &Path, what: &str) -> String {
     format!("{what} {}", path.display())
-}
-
-fn write_small(dir: &Path, name: &str, contents: &str) -> Result<()> {
-    let path = dir.join(name);
-    std::fs::write(&path, contents).map_err(|e| Error::io(ctx(&path, "write"), e))
 }
 
 /// Reads a small metadata file; `None` when it does not exist.
@@ -72,25 +68,30 @@ fn read_time(dir: &Path, name: &str) -> Result<Option<SystemTime>> {
     Ok(md.modified().ok())
 }
 
-/// Records a new ingest's metadata (overwriting any left from a discarded attempt).
+/// Records a new ingest's metadata (overwriting any left from a discarded attempt). Each
+/// file is replaced atomically and synced, so a crash leaves every file whole.
 pub(crate) fn write_meta(dir: &Path, meta: &Meta) -> Result<()> {
-    write_small(dir, REF, &meta.reference)?;
-    write_small(dir, STARTED_AT, &format_time(meta.started_at))?;
-    touch_updated(dir, meta.started_at)?;
-    match meta.total {
-        Some(total) => write_small(dir, TOTAL, &total.to_string())?,
+    let started = format_time(meta.started_at);
+    let total = meta.total.map(|t| t.to_string());
+    let mut files: Vec<(&str, &[u8])> = vec![
+        (REF, meta.reference.as_bytes()),
+        (STARTED_AT, started.as_bytes()),
+        (UPDATED_AT, started.as_bytes()),
+    ];
+    match &total {
+        Some(total) => files.push((TOTAL, total.as_bytes())),
         None => remove_if_exists(&dir.join(TOTAL))?,
     }
     match &meta.expected {
-        Some(d) => write_small(dir, EXPECTED, d.as_ref())?,
+        Some(d) => files.push((EXPECTED, d.as_ref().as_bytes())),
         None => remove_if_exists(&dir.join(EXPECTED))?,
     }
-    Ok(())
+    atomic::write_files(dir, &files)
 }
 
-/// Records that the ingest was touched at `now`.
+/// Records that the ingest was touched at `now` (atomically, like [`write_meta`]).
 pub(crate) fn touch_updated(dir: &Path, now: SystemTime) -> Result<()> {
-    write_small(dir, UPDATED_AT, &format_time(now))
+    atomic::write_files(dir, &[(UPDATED_AT, format_time(now).as_bytes())])
 }
 
 pub(crate) fn remove_if_exists(path: &Path) -> Result<()> {

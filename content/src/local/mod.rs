@@ -15,7 +15,9 @@
 //! `/var/lib/containerd/io.containerd.content.v1.content`; opening that directory gives
 //! read access to everything containerd has fetched.
 
+mod atomic;
 mod blobs;
+mod closing;
 mod ingest;
 mod lock;
 mod writer;
@@ -91,6 +93,7 @@ impl LocalStore {
     /// The ingests whose last activity is older than `max_age` (for example abandoned by a
     /// crashed puller).
     pub async fn stale_ingests(&self, max_age: Duration) -> Result<Vec<Status>> {
+        closing::wait(&self.ingest_root()).await;
         let store = self.clone();
         blocking(move || store.stale_blocking(max_age)).await
     }
@@ -100,6 +103,7 @@ impl LocalStore {
     /// re-checked under the lock, so an ingest resumed meanwhile is kept. Directories a
     /// crashed writer left before recording its ref are removed too (not returned).
     pub async fn prune_stale_ingests(&self, max_age: Duration) -> Result<Vec<Status>> {
+        closing::wait(&self.ingest_root()).await;
         let store = self.clone();
         blocking(move || store.prune_blocking(max_age)).await
     }
@@ -210,6 +214,17 @@ impl LocalStore {
         let dir = self.ingest_dir(&reference);
         let lock = IngestLock::acquire(&dir, &reference)?;
         let old = ingest::read_meta(&dir)?;
+        // Checked again under the lock: a writer we waited for may have just committed it.
+        if let Some(d) = &expected
+            && self.blob_path(d).exists()
+        {
+            if old.is_none() {
+                // The directory is only the one our lock created: leave nothing behind.
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            drop(lock);
+            return Err(Error::AlreadyExists(d.to_string()));
+        }
         if let Some(old) = &old
             && old.reference != reference
         {
@@ -324,6 +339,9 @@ fn rehash(file: &File, len: u64, path: &Path) -> Result<Sha256> {
 #[async_trait]
 impl Ingester for LocalStore {
     async fn writer(&self, opts: WriterOpts) -> Result<Box<dyn Writer>> {
+        // A writer of ours on this ref that was just dropped may still be storing its
+        // last bytes: wait for it rather than report the ref busy.
+        closing::wait(&self.ingest_dir(&opts.reference)).await;
         let store = self.clone();
         let w = blocking(move || store.open_writer(opts)).await?;
         Ok(Box::new(w))
@@ -334,6 +352,7 @@ impl Ingester for LocalStore {
 impl IngestManager for LocalStore {
     async fn status(&self, reference: &str) -> Result<Status> {
         let dir = self.ingest_dir(reference);
+        closing::wait(&dir).await;
         let reference = reference.to_owned();
         blocking(move || match ingest::read_status(&dir)? {
             Some(s) if s.reference == reference => Ok(s),
@@ -343,12 +362,14 @@ impl IngestManager for LocalStore {
     }
 
     async fn list_statuses(&self, filter: &Filter) -> Result<Vec<Status>> {
+        closing::wait(&self.ingest_root()).await;
         let store = self.clone();
         let filter = filter.clone();
         blocking(move || store.statuses_blocking(&filter)).await
     }
 
     async fn abort(&self, reference: &str) -> Result<()> {
+        closing::wait(&self.ingest_dir(reference)).await;
         let store = self.clone();
         let reference = reference.to_owned();
         blocking(move || store.abort_blocking(&reference)).await

@@ -69,7 +69,7 @@ async fn large_blob_streams_through_several_chunks() {
     for part in data.chunks(7919) {
         w.write_all(part).await.unwrap();
     }
-    assert_eq!(w.digest(), digest_of(&data));
+    assert_eq!(w.digest().await.unwrap(), digest_of(&data));
     w.commit(data.len() as u64, Some(&digest_of(&data)))
         .await
         .unwrap();
@@ -102,7 +102,7 @@ async fn dropped_writer_keeps_buffered_bytes_and_releases_the_ref() {
     drop(w);
     let mut w = store.writer(WriterOpts::new("r")).await.unwrap();
     assert_eq!(w.offset(), 8);
-    assert_eq!(w.digest(), digest_of(b"partial "));
+    assert_eq!(w.digest().await.unwrap(), digest_of(b"partial "));
     w.write_all(b"content").await.unwrap();
     w.commit(15, Some(&digest_of(b"partial content")))
         .await
@@ -156,6 +156,8 @@ async fn resume_rehashes_the_data_file_rather_than_trusting_memory() {
     let mut w = store.writer(WriterOpts::new("r")).await.unwrap();
     w.write_all(b"abc").await.unwrap();
     drop(w);
+    // The drop finishes on the writer's thread; status waits for it.
+    store.status("r").await.unwrap();
     // A torn tail: only what is in `data` counts.
     let path = store
         .root()
@@ -170,7 +172,7 @@ async fn resume_rehashes_the_data_file_rather_than_trusting_memory() {
         .unwrap();
     let w = store.writer(WriterOpts::new("r")).await.unwrap();
     assert_eq!(w.offset(), 2);
-    assert_eq!(w.digest(), digest_of(b"ab"));
+    assert_eq!(w.digest().await.unwrap(), digest_of(b"ab"));
 }
 
 #[tokio::test]
@@ -182,6 +184,8 @@ async fn stale_ingests_are_listed_and_pruned_but_live_ones_kept() {
         drop(w);
     }
     let held = store.writer(WriterOpts::new("held")).await.unwrap();
+    // The drops finish on the writers' threads; listing waits for them.
+    store.list_statuses(&Filter::all()).await.unwrap();
     // Age them: every timestamp the status is derived from goes back an hour.
     let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
     for r in ["old-1", "old-2", "held"] {
@@ -250,7 +254,7 @@ async fn truncate_to_a_prefix_rehashes_and_continues() {
     w.write_all(b"keep this, drop that").await.unwrap();
     w.truncate(10).await.unwrap();
     assert_eq!(w.offset(), 10);
-    assert_eq!(w.digest(), digest_of(b"keep this,"));
+    assert_eq!(w.digest().await.unwrap(), digest_of(b"keep this,"));
     w.write_all(b" and this").await.unwrap();
     let err = w.truncate(1000).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
@@ -347,6 +351,7 @@ async fn chunks_queued_after_a_failed_one_are_never_written() {
     results.push(w.flush().await.is_ok());
     assert!(results.contains(&false), "the failed chunk must surface");
     drop(w);
+    store.status("q").await.unwrap(); // waits for the drop to finish
     let data = std::fs::read(&path).unwrap();
     assert_eq!(
         data.len(),

@@ -10,6 +10,11 @@
 //! written and hashed, which bounds the hashing queue too. Writes happen in order and none
 //! after one failed, so whatever a crash or error leaves in `data` is always a prefix of
 //! the stream: a resuming writer can trust the file's length and re-hash it.
+//!
+//! Nothing here blocks the caller's thread on these threads: the digest is asked for
+//! through an async reply, and dropping a writer hands what is left (the buffered bytes,
+//! `updatedat`, the lock) to the writing thread, which stores it after the queued chunks
+//! and then releases the lock (see [`super::closing`]).
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -27,6 +32,7 @@ use oci_spec::image::Digest;
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWrite;
 
+use super::closing;
 use super::ingest::{self, DATA};
 use super::lock::IngestLock;
 use crate::digest::sha256_digest;
@@ -46,7 +52,7 @@ enum HashMsg {
     /// Hash this chunk next; say so on the sender once done (and the chunk dropped).
     Chunk(Arc<Vec<u8>>, SyncSender<()>),
     /// Reply with the state after every chunk sent so far.
-    Query(SyncSender<Sha256>),
+    Query(tokio::sync::oneshot::Sender<Sha256>),
     /// Continue from this state (after a truncate re-hashed the file).
     Reset(Sha256),
 }
@@ -93,14 +99,14 @@ impl HashThread {
         hashed
     }
 
-    /// Waits until every queued chunk is hashed and returns the state; `None` if the
-    /// thread is gone.
-    fn current(&self) -> Option<Sha256> {
-        let (reply, state) = sync_channel(1);
+    /// Waits (asynchronously) until every queued chunk is hashed and returns the state;
+    /// `None` if the thread is gone.
+    async fn current(&self) -> Option<Sha256> {
+        let (reply, state) = tokio::sync::oneshot::channel();
         if !self.send(HashMsg::Query(reply)) {
             return None;
         }
-        state.recv().ok()
+        state.await.ok()
     }
 
     fn reset(&self, state: Sha256) {
@@ -121,6 +127,41 @@ enum WriteMsg {
     Job(WriteJob),
     /// Accept writes again after a failure (a truncate re-read the file).
     Reset,
+    /// The writer was dropped: store the rest, then release the ingest.
+    Close(Close),
+}
+
+/// What a dropped writer leaves to its writing thread.
+struct Close {
+    file: Arc<File>,
+    /// Accepted bytes never dispatched, to be written at `pos` unless a write failed.
+    buf: Vec<u8>,
+    pos: u64,
+    /// The writer saw a failed write: `buf` would leave a hole, so it is not written.
+    poisoned: bool,
+    dir: PathBuf,
+    reference: String,
+    lock: IngestLock,
+    /// Dropped last, once the lock is released.
+    closing: closing::Closing,
+}
+
+impl Close {
+    /// Runs on the writing thread after every queued chunk, so `data` stays a prefix of
+    /// the stream; best effort, as a drop cannot report errors.
+    fn finish(self, failed: bool) {
+        if !failed && !self.poisoned && !self.buf.is_empty() {
+            if let Err(e) = self.file.write_all_at(&self.buf, self.pos) {
+                tracing::warn!(reference = %self.reference, error = %e,
+                    "could not save buffered ingest data");
+            }
+        }
+        if let Err(e) = ingest::touch_updated(&self.dir, SystemTime::now()) {
+            tracing::debug!(reference = %self.reference, error = %e, "could not record updatedat");
+        }
+        drop(self.lock);
+        drop(self.closing);
+    }
 }
 
 /// The thread writing one ingest's chunks to `data` in stream order, never one after a
@@ -141,6 +182,10 @@ impl WriteThread {
                         WriteMsg::Job(job) => job,
                         WriteMsg::Reset => {
                             failed = false;
+                            continue;
+                        }
+                        WriteMsg::Close(close) => {
+                            close.finish(failed);
                             continue;
                         }
                     };
@@ -166,9 +211,10 @@ impl WriteThread {
         Ok(WriteThread(tx))
     }
 
-    fn send(&self, msg: WriteMsg) {
-        // If the thread is gone the job's `done` is dropped: its receiver reports an error.
-        let _ = self.0.send(msg);
+    /// Queues `msg`. If the thread is gone the message is dropped: a job's receiver then
+    /// reports an error, a close releases the lock at once.
+    fn send(&self, msg: WriteMsg) -> bool {
+        self.0.send(msg).is_ok()
     }
 }
 
@@ -284,7 +330,7 @@ impl LocalWriter {
             .map_err(|e| Error::io(format!("write ingest {:?}", self.reference), e))
     }
 
-    fn check(&self, size: u64, expected: Option<&Digest>) -> Result<Digest> {
+    async fn check(&self, size: u64, expected: Option<&Digest>) -> Result<Digest> {
         for want in [Some(size), self.total].into_iter().flatten() {
             if want != self.offset {
                 return Err(Error::SizeMismatch {
@@ -294,7 +340,7 @@ impl LocalWriter {
                 });
             }
         }
-        let actual = self.digest();
+        let actual = self.digest().await?;
         for want in [expected, self.expected.as_ref()].into_iter().flatten() {
             if *want != actual {
                 return Err(Error::DigestMismatch {
@@ -348,17 +394,17 @@ impl AsyncWrite for LocalWriter {
 
 #[async_trait]
 impl Writer for LocalWriter {
-    /// Waits (briefly: at most [`DEPTH`] chunks) for queued hashing to catch up.
-    fn digest(&self) -> Digest {
-        match self.hash.current() {
-            Some(mut state) => {
-                state.update(&self.buf);
-                sha256_digest(state)
-            }
-            // Only if a chunk task died (runtime shutdown): a digest nothing matches, so
-            // a commit fails instead of trusting a lost state.
-            None => lost_digest(),
-        }
+    /// Waits, without blocking the thread, for queued hashing (at most [`DEPTH`] chunks)
+    /// to catch up, then adds the bytes not yet dispatched.
+    async fn digest(&self) -> Result<Digest> {
+        let Some(mut state) = self.hash.current().await else {
+            return Err(Error::io(
+                format!("hash ingest {:?}", self.reference),
+                io::Error::other("the ingest's hashing thread stopped"),
+            ));
+        };
+        state.update(&self.buf);
+        Ok(sha256_digest(state))
     }
 
     fn offset(&self) -> u64 {
@@ -406,7 +452,7 @@ impl Writer for LocalWriter {
 
     async fn commit(mut self: Box<Self>, size: u64, expected: Option<&Digest>) -> Result<()> {
         self.flush_all().await?;
-        let digest = self.check(size, expected)?;
+        let digest = self.check(size, expected).await?;
         let lock = self.lock.take();
         let file = Arc::clone(&self.file);
         let dir = self.dir.clone();
@@ -421,30 +467,32 @@ impl Writer for LocalWriter {
 }
 
 impl Drop for LocalWriter {
+    /// Keeps the partial data for a resuming writer without blocking this thread: the
+    /// writing thread stores the buffered bytes after every queued chunk, records
+    /// `updatedat`, and only then releases the lock, so no write of ours can land in
+    /// `data` once another writer holds the ref.
     fn drop(&mut self) {
-        // Keep the partial data for a resuming writer, and release the lock only once no
-        // write of ours can still land in `data`.
-        for handle in std::mem::take(&mut self.inflight) {
-            let ok = matches!(futures::executor::block_on(handle), Ok(Ok(_)));
-            // Writing `buf` after a failed chunk would leave a hole in `data`.
-            self.poisoned |= !ok;
+        let Some(lock) = self.lock.take() else {
+            return; // committed: nothing left to store or release
+        };
+        let buf = std::mem::take(&mut self.buf);
+        let close = Close {
+            file: Arc::clone(&self.file),
+            pos: self.offset - buf.len() as u64,
+            buf,
+            // A chunk seen failing (or lost) means `buf` would not extend `data`.
+            poisoned: self.poisoned,
+            dir: self.dir.clone(),
+            reference: std::mem::take(&mut self.reference),
+            lock,
+            closing: closing::begin(&self.dir),
+        };
+        // Finished chunks the writer never collected are fine to forget: the writing
+        // thread handles them in order before the close.
+        if !self.writes.send(WriteMsg::Close(close)) {
+            tracing::warn!(dir = %self.dir.display(),
+                "the ingest's writing thread is gone; buffered data was not saved");
         }
-        if !self.buf.is_empty() && self.lock.is_some() && !self.poisoned {
-            let pos = self.offset - self.buf.len() as u64;
-            if self.file.write_all_at(&self.buf, pos).is_err() {
-                tracing::warn!(reference = %self.reference, "could not save buffered ingest data");
-            }
-        }
-        if self.lock.is_some() {
-            let _ = ingest::touch_updated(&self.dir, SystemTime::now());
-        }
-    }
-}
-
-fn lost_digest() -> Digest {
-    match Digest::try_from(format!("sha256:{}", "0".repeat(64))) {
-        Ok(d) => d,
-        Err(_) => unreachable!("64 zero hex digits are a valid sha256 digest"),
     }
 }
 
