@@ -260,4 +260,74 @@ mod tests {
             .unwrap();
         assert_eq!(store.info(desc.digest()).await.unwrap().size, 16);
     }
+
+    #[tokio::test]
+    async fn write_blob_waits_for_a_writer_of_the_same_ref_then_finds_the_blob_committed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(tmp.path()).unwrap();
+        let data: &'static [u8] = b"shared by two ingests";
+        let desc = desc_of(data);
+        let opts = WriterOpts::new("same").expected(desc.clone());
+        let mut first = store.writer(opts).await.unwrap();
+        first.write_all(&data[..5]).await.unwrap();
+        let second = tokio::spawn({
+            let (store, desc) = (store.clone(), desc.clone());
+            async move { write_blob(&store, "same", &desc, data).await }
+        });
+        // Let the second find the ref busy (it succeeds however the two interleave).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        first.write_all(&data[5..]).await.unwrap();
+        first
+            .commit(desc.size(), Some(desc.digest()))
+            .await
+            .unwrap();
+        second.await.unwrap().unwrap();
+        assert_eq!(store.info(desc.digest()).await.unwrap().size, desc.size());
+        assert!(
+            store
+                .list_statuses(&crate::Filter::all())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn open_writer_gives_up_with_unavailable_after_its_bound() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(tmp.path()).unwrap();
+        let _held = store.writer(WriterOpts::new("held")).await.unwrap();
+        let wait = Duration::from_millis(200);
+        let err = open_writer(&store, WriterOpts::new("held"), wait)
+            .await
+            .err()
+            .map(|e| e.kind());
+        assert_eq!(err, Some(ErrorKind::Unavailable));
+    }
+
+    #[tokio::test]
+    async fn open_writer_reports_committed_content_at_once_and_write_blob_succeeds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(tmp.path()).unwrap();
+        let data = b"already here";
+        let desc = desc_of(data);
+        write_blob(&store, "a", &desc, &data[..]).await.unwrap();
+        let opts = WriterOpts::new("b").expected(desc.clone());
+        let err = open_writer(&store, opts, DEFAULT_LOCK_WAIT)
+            .await
+            .err()
+            .map(|e| e.kind());
+        assert_eq!(err, Some(ErrorKind::AlreadyExists));
+        // Nothing is read from a reader that would fail: the blob is there.
+        write_blob(&store, "b", &desc, &b"not the content"[..])
+            .await
+            .unwrap();
+        assert!(
+            store
+                .list_statuses(&crate::Filter::all())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
 }

@@ -46,10 +46,7 @@ fn temp_file(dir: &Path, name: &str, contents: &[u8]) -> Result<PathBuf> {
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
     let written = (|| -> io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         f.write_all(contents)?;
         f.sync_all()
     })();
@@ -78,7 +75,11 @@ mod tests {
             }
         });
         let got = std::fs::read_to_string(dir.join("f")).unwrap();
-        assert!(contents.contains(&got), "a mix of writes: {} bytes", got.len());
+        assert!(
+            contents.contains(&got),
+            "a mix of writes: {} bytes",
+            got.len()
+        );
         let names: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -9,7 +9,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::*;
-use crate::{ErrorKind, Provider, read_blob};
+use crate::{ErrorKind, Manager, Provider, read_blob};
 
 fn digest_of(data: &[u8]) -> Digest {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
@@ -359,4 +359,73 @@ async fn chunks_queued_after_a_failed_one_are_never_written() {
         "only the prefix before the failure is stored"
     );
     assert!(data.iter().all(|b| *b == b'A'));
+}
+
+#[tokio::test]
+async fn concurrent_label_updates_of_one_blob_never_collide_and_leave_no_temp_files() {
+    let (_tmp, store) = store();
+    let data = b"labelled";
+    let d = digest_of(data);
+    crate::write_blob(&store, "l", &desc_of(data), &data[..])
+        .await
+        .unwrap();
+    let sets: Vec<std::collections::HashMap<String, String>> = (0..32)
+        .map(|i| {
+            (0..=i % 5)
+                .map(|k| (format!("k{k}"), format!("update-{i}")))
+                .collect()
+        })
+        .collect();
+    let updates = sets.iter().map(|labels| {
+        let (store, d, labels) = (store.clone(), d.clone(), labels.clone());
+        tokio::spawn(async move { store.update_labels(&d, labels).await })
+    });
+    for done in futures::future::join_all(updates).await {
+        done.unwrap().unwrap();
+    }
+    let now = store.info(&d).await.unwrap().labels;
+    assert!(sets.contains(&now), "labels are a mix of updates: {now:?}");
+    let labels_dir = store.root().join("labels").join("sha256");
+    let files: Vec<String> = std::fs::read_dir(&labels_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(files, [d.digest().to_owned()]);
+}
+
+#[tokio::test]
+async fn ingest_metadata_is_replaced_whole_and_leaves_no_temp_files() {
+    let (_tmp, store) = store();
+    let desc = desc_of(b"some content");
+    let w = store
+        .writer(WriterOpts::new("m").expected(desc.clone()))
+        .await
+        .unwrap();
+    drop(w);
+    // A resume that changes the expectation rewrites every metadata file.
+    let other = desc_of(b"other content!");
+    let w = store
+        .writer(WriterOpts::new("m").expected(other.clone()))
+        .await
+        .unwrap();
+    drop(w);
+    let status = store.status("m").await.unwrap();
+    assert_eq!(status.expected.as_ref(), Some(other.digest()));
+    assert_eq!(status.total, Some(other.size()));
+    let dir = store.root().join("ingest").join(ingest::dir_name("m"));
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    let want = [
+        "data",
+        "expected",
+        "lock",
+        "ref",
+        "startedat",
+        "total",
+        "updatedat",
+    ];
+    assert_eq!(files, want);
 }

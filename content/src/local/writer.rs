@@ -68,23 +68,25 @@ impl HashThread {
         let (tx, rx) = std::sync::mpsc::channel::<HashMsg>();
         std::thread::Builder::new()
             .name("dist-content-hash".into())
-            .spawn(move || {
-                let mut state = state;
-                while let Ok(msg) = rx.recv() {
-                    match msg {
-                        HashMsg::Chunk(chunk, done) => {
-                            state.update(chunk.as_slice());
-                            drop(chunk);
-                            let _ = done.send(());
-                        }
-                        HashMsg::Query(reply) => {
-                            let _ = reply.send(state.clone());
-                        }
-                        HashMsg::Reset(s) => state = s,
-                    }
-                }
-            })?;
+            .spawn(move || Self::run(state, &rx))?;
         Ok(HashThread(tx))
+    }
+
+    /// The thread's loop: hash chunks in order until the writer is gone.
+    fn run(mut state: Sha256, rx: &Receiver<HashMsg>) {
+        while let Ok(msg) = rx.recv() {
+            match msg {
+                HashMsg::Chunk(chunk, done) => {
+                    state.update(chunk.as_slice());
+                    drop(chunk);
+                    let _ = done.send(());
+                }
+                HashMsg::Query(reply) => {
+                    let _ = reply.send(state.clone());
+                }
+                HashMsg::Reset(s) => state = s,
+            }
+        }
     }
 
     fn send(&self, msg: HashMsg) -> bool {
@@ -150,11 +152,13 @@ impl Close {
     /// Runs on the writing thread after every queued chunk, so `data` stays a prefix of
     /// the stream; best effort, as a drop cannot report errors.
     fn finish(self, failed: bool) {
-        if !failed && !self.poisoned && !self.buf.is_empty() {
-            if let Err(e) = self.file.write_all_at(&self.buf, self.pos) {
-                tracing::warn!(reference = %self.reference, error = %e,
-                    "could not save buffered ingest data");
-            }
+        if !failed
+            && !self.poisoned
+            && !self.buf.is_empty()
+            && let Err(e) = self.file.write_all_at(&self.buf, self.pos)
+        {
+            tracing::warn!(reference = %self.reference, error = %e,
+                "could not save buffered ingest data");
         }
         if let Err(e) = ingest::touch_updated(&self.dir, SystemTime::now()) {
             tracing::debug!(reference = %self.reference, error = %e, "could not record updatedat");
@@ -564,3 +568,6 @@ fn rename_noreplace(from: &std::path::Path, to: &std::path::Path) -> io::Result<
         Err(e) => Err(io::Error::from(e)),
     }
 }
+
+#[cfg(test)]
+mod tests;
