@@ -136,7 +136,12 @@ impl LocalStore {
                 let info = match self.info_blocking(&digest) {
                     Ok(i) => i,
                     Err(Error::NotFound(_)) => continue, // deleted while we walked
-                    Err(e) => return Err(e),
+                    // One blob whose labels are corrupt must not fail every listing: it is
+                    // reported and skipped (`info` of that digest still returns the error).
+                    Err(e) => {
+                        tracing::warn!(%digest, error = %e, "skipping a blob whose info cannot be read");
+                        continue;
+                    }
                 };
                 if filter.matches_labels(&info.labels) {
                     out.push(info);

@@ -20,6 +20,7 @@ mod blobs;
 mod closing;
 mod ingest;
 mod lock;
+mod publish;
 mod writer;
 
 use std::fs::{File, OpenOptions};

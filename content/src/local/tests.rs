@@ -1,6 +1,7 @@
 //! Behaviour specific to the local store: the on-disk layout, locking, resume from disk,
 //! stale-ingest pruning. Behaviour any store must have is in [`crate::testsuite`].
 
+use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
@@ -428,4 +429,29 @@ async fn ingest_metadata_is_replaced_whole_and_leaves_no_temp_files() {
         "updatedat",
     ];
     assert_eq!(files, want);
+}
+
+#[tokio::test]
+async fn walk_skips_a_blob_with_corrupt_labels_and_lists_the_rest() {
+    let (_tmp, store) = store();
+    for data in [&b"first"[..], b"second"] {
+        crate::write_blob(&store, "w", &desc_of(data), data)
+            .await
+            .unwrap();
+    }
+    let bad = digest_of(b"first");
+    let labels = HashMap::from([("k".to_owned(), "v".to_owned())]);
+    store.update_labels(&bad, labels).await.unwrap();
+    std::fs::write(store.labels_path(&bad), b"{ torn").unwrap();
+    let mut seen = Vec::new();
+    store
+        .walk(&Filter::all(), &mut |info| {
+            seen.push(info.digest);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, [digest_of(b"second")]);
+    let err = store.info(&bad).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
 }
