@@ -43,7 +43,12 @@ pub use self::blobs::LocalReaderAt;
 ///
 /// Cheap to clone; clones share the directory. Several processes may use one directory at
 /// once: ingest refs are locked with `flock(2)`, blobs appear by atomic rename only after
-/// their size and digest were verified, and an existing blob is never replaced.
+/// their size and digest were verified, and an existing blob is never replaced. Ingest
+/// metadata and labels are replaced atomically (unique temporary file, fsync, rename).
+///
+/// Every method does its file work on tokio's blocking pool, and a writer hashes and
+/// writes on two threads of its own, so no call blocks a runtime worker; only
+/// [`open`](LocalStore::open) touches the disk on the caller's thread, once.
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
