@@ -21,8 +21,9 @@ pub fn parse_digest(s: &str) -> CmdResult<Digest> {
 /// `ingest`: stdin into the store under `reference`, resuming a partial ingest.
 ///
 /// As containerd's `WriteBlob`, content that is already committed is a success (said on
-/// stderr), and a ref another ingest holds is waited for (up to a minute), so the seed's
-/// `xargs -P10 dist ingest` pipelines may repeat content and refs freely.
+/// stderr), and a ref another ingest holds is waited for as long as that ingest makes
+/// progress (giving up after a minute without any), so the seed's `xargs -P10 dist ingest`
+/// pipelines may repeat content and refs freely.
 pub async fn ingest(
     root: &Root,
     reference: &str,
@@ -45,7 +46,22 @@ pub async fn ingest(
             d.clone(),
         ));
     }
-    let mut writer = match open_writer(&store, opts, DEFAULT_LOCK_WAIT).await {
+    // The holder of a busy ref is usually a concurrent ingest of the same content: keep
+    // waiting while its stored offset grows, so a long download is not cut short.
+    let mut seen = store.status(reference).await.ok().map(|s| s.offset);
+    let opened = loop {
+        match open_writer(&store, opts.clone(), DEFAULT_LOCK_WAIT).await {
+            Err(e) if e.kind() == ErrorKind::Unavailable => {
+                let now = store.status(reference).await.ok().map(|s| s.offset);
+                if now.is_none() || now == seen {
+                    break Err(e);
+                }
+                seen = now;
+            }
+            other => break other,
+        }
+    };
+    let mut writer = match opened {
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
             if let Some(d) = &expected {
                 already_present(d);
