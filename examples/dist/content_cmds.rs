@@ -53,7 +53,7 @@ pub async fn ingest(
         match open_writer(&store, opts.clone(), DEFAULT_LOCK_WAIT).await {
             Err(e) if e.kind() == ErrorKind::Unavailable => {
                 let now = store.status(reference).await.ok().map(|s| s.offset);
-                if now.is_none() || now == seen {
+                if now == seen {
                     break Err(e);
                 }
                 seen = now;
