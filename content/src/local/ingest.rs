@@ -7,6 +7,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use oci_spec::image::Digest;
@@ -148,7 +149,52 @@ pub(crate) fn read_status(dir: &Path) -> Result<Option<Status>> {
     }))
 }
 
-/// Lists the ingest directories under `ingest_root` (empty when it does not exist).
+/// Names of ingest directories being removed start with this (ingest directories are hex,
+/// so never do).
+const REMOVING: &str = ".removing-";
+
+static REMOVING_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Removes the ingest directory `dir` (held under its lock), first renaming it out of the
+/// way: a writer waiting for the ref may create `lock` in `dir` at any moment, which would
+/// make removing files in place fail ("directory not empty") or delete the new writer's
+/// files. Once renamed, waiters find a fresh directory. `Ok` when `dir` is already gone;
+/// a failure to delete the renamed copy is only logged (it holds no ingest any more, and
+/// [`remove_leftovers`] retries it).
+pub(crate) fn remove_dir(dir: &Path) -> Result<()> {
+    let Some(root) = dir.parent() else {
+        return Err(Error::InvalidArgument(format!(
+            "{}: no parent",
+            dir.display()
+        )));
+    };
+    let n = REMOVING_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let gone = root.join(format!("{REMOVING}{}-{n}", std::process::id()));
+    match std::fs::rename(dir, &gone) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(ctx(dir, "remove"), e)),
+    }
+    if let Err(e) = std::fs::remove_dir_all(&gone) {
+        tracing::warn!(dir = %gone.display(), error = %e, "could not delete a removed ingest");
+    }
+    Ok(())
+}
+
+/// Deletes what [`remove_dir`] could not (best effort).
+pub(crate) fn remove_leftovers(ingest_root: &Path) {
+    let Ok(entries) = std::fs::read_dir(ingest_root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(REMOVING) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Lists the ingest directories under `ingest_root` (empty when it does not exist),
+/// leaving out those being removed.
 pub(crate) fn list_dirs(ingest_root: &Path) -> Result<Vec<PathBuf>> {
     let entries = match std::fs::read_dir(ingest_root) {
         Ok(e) => e,
@@ -159,7 +205,7 @@ pub(crate) fn list_dirs(ingest_root: &Path) -> Result<Vec<PathBuf>> {
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(ctx(ingest_root, "read"), e))?;
         let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-        if is_dir {
+        if is_dir && !entry.file_name().to_string_lossy().starts_with(REMOVING) {
             dirs.push(entry.path());
         }
     }

@@ -138,11 +138,11 @@ impl LocalStore {
                 None => dir_mtime.is_ok_and(stale),
             };
             if remove {
-                std::fs::remove_dir_all(&dir)
-                    .map_err(|e| Error::io(format!("remove {}", dir.display()), e))?;
+                ingest::remove_dir(&dir)?;
             }
             drop(lock);
         }
+        ingest::remove_leftovers(&self.ingest_root());
         removed.sort_by(|a, b| a.reference.cmp(&b.reference));
         Ok(removed)
     }
@@ -186,8 +186,7 @@ impl LocalStore {
         }
         let lock = IngestLock::acquire(&dir, reference)?;
         let exists = ingest::read_meta(&dir)?.is_some();
-        std::fs::remove_dir_all(&dir)
-            .map_err(|e| Error::io(format!("remove {}", dir.display()), e))?;
+        ingest::remove_dir(&dir)?;
         drop(lock);
         if exists {
             Ok(())
@@ -226,7 +225,7 @@ impl LocalStore {
         {
             if old.is_none() {
                 // The directory is only the one our lock created: leave nothing behind.
-                let _ = std::fs::remove_dir_all(&dir);
+                let _ = ingest::remove_dir(&dir);
             }
             drop(lock);
             return Err(Error::AlreadyExists(d.to_string()));

@@ -41,7 +41,7 @@ pub(super) fn publish(
             let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
             if e.kind() == io::ErrorKind::AlreadyExists {
                 // Someone committed the same content first: theirs stays, ours goes.
-                let _ = std::fs::remove_dir_all(dir);
+                let _ = super::ingest::remove_dir(dir);
                 return Err(Error::AlreadyExists(digest.to_string()));
             }
             return Err(Error::io(format!("rename to {}", target.display()), e));
@@ -50,7 +50,11 @@ pub(super) fn publish(
     if let Ok(d) = File::open(blobs_dir) {
         let _ = d.sync_all();
     }
-    std::fs::remove_dir_all(dir).map_err(|e| Error::io(format!("remove {}", dir.display()), e))
+    // The blob is committed: failing to clean up the ingest must not undo that.
+    if let Err(e) = super::ingest::remove_dir(dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not remove a committed ingest");
+    }
+    Ok(())
 }
 
 /// `rename(2)` that fails with `AlreadyExists` instead of replacing `to`.

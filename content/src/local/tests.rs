@@ -455,3 +455,24 @@ async fn walk_skips_a_blob_with_corrupt_labels_and_lists_the_rest() {
     let err = store.info(&bad).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Io, "{err}");
 }
+
+#[tokio::test]
+async fn an_ingest_left_half_removed_is_not_listed_and_prune_deletes_it() {
+    let (_tmp, store) = store();
+    // What a crash in the middle of removing a committed ingest leaves behind.
+    let left = store.root().join("ingest").join(".removing-1-1");
+    std::fs::create_dir_all(&left).unwrap();
+    std::fs::write(left.join("ref"), "gone").unwrap();
+    assert!(
+        store
+            .list_statuses(&Filter::all())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .prune_stale_ingests(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(!left.exists());
+}
