@@ -414,4 +414,34 @@ mod tests {
         HeaderGuard::new(&tar[..]).read_to_end(&mut out).unwrap();
         assert_eq!(out, tar);
     }
+
+    #[test]
+    fn gnu_sparse_extension_blocks_are_not_headers() {
+        // A sparse header with one extension block (which looks like a huge long-name
+        // header but is part of the sparse map), 512 bytes of data, then a real bomb.
+        let mut sparse = tar::Header::new_gnu();
+        sparse.set_entry_type(tar::EntryType::GNUSparse);
+        sparse.set_size(512);
+        sparse.set_path("sparse").unwrap();
+        let mut h = [0; BLOCK];
+        h.copy_from_slice(sparse.as_bytes());
+        h[GNU_IS_EXTENDED] = 1;
+        let mut tar = h.to_vec();
+        let mut ext = header(b'L', 1 << 40);
+        ext[EXT_IS_EXTENDED] = 0;
+        tar.extend(ext);
+        tar.resize(1536, 0);
+        tar.extend(header(b'L', 1 << 30));
+        let mut g = HeaderGuard::new(&tar[..]);
+        let mut before = vec![0; 1536];
+        g.read_exact(&mut before).unwrap();
+        let err = g.read(&mut [0; 512]).unwrap_err();
+        let exceeded = err.get_ref().unwrap().downcast_ref::<Exceeded>().unwrap();
+        assert_eq!(exceeded.actual, 1 << 30);
+        assert!(
+            exceeded.entry.contains("at byte 1536"),
+            "{}",
+            exceeded.entry
+        );
+    }
 }
