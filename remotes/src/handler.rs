@@ -1,7 +1,7 @@
 //! `fetch_handler`: the images [`Handler`] that copies a descriptor into a content store.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use dist_content::{Ingester, WriterOpts};
@@ -69,22 +69,12 @@ impl FetchHandler {
     pub async fn fetch(&self, desc: &Descriptor) -> Result<()> {
         let reference = ref_key(desc);
         let opts = WriterOpts::new(reference.clone()).expected(desc.clone());
-        let start = Instant::now();
-        let mut pause = Duration::from_millis(50);
-        let mut writer = loop {
-            match self.ingester.writer(opts.clone()).await {
-                Ok(w) => break w,
+        let mut writer =
+            match dist_content::open_writer(&*self.ingester, opts, self.lock_wait).await {
+                Ok(w) => w,
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
-                Err(e)
-                    if e.kind() == ErrorKind::Unavailable && start.elapsed() < self.lock_wait =>
-                {
-                    tracing::debug!(reference, "ingest busy, waiting");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(1));
-                }
                 Err(e) => return Err(e.into()),
-            }
-        };
+            };
         let size = desc.size();
         let mut offset = writer.offset();
         if offset > size {
