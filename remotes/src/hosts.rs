@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use dist_content::Elided;
 use serde::Deserialize;
 
 use crate::{Error, Result};
@@ -138,12 +140,38 @@ impl RegistryHost {
 /// Hosts listed with [`with_plain_http`](HostsConfig::with_plain_http) use plain HTTP.
 /// With [`with_config_dir`](HostsConfig::with_config_dir), containerd's
 /// `<dir>/<host>/hosts.toml` files add mirrors and TLS options.
+///
+/// Files are read when the configuration is built, never per request: [`hosts`]
+/// (HostsConfig::hosts) does no I/O, so a resolver can call it on a runtime worker.
 #[derive(Debug, Clone, Default)]
 pub struct HostsConfig {
-    dir: Option<PathBuf>,
+    /// Parsed `hosts.toml` files by namespace (`docker.io`, `host_5000_`, `_default`), or
+    /// why one could not be used.
+    files: Arc<HashMap<String, std::result::Result<HostsFile, FileError>>>,
+    /// Why the configuration directory itself could not be read.
+    dir_error: Option<FileError>,
     plain_http: Vec<String>,
     explicit: HashMap<String, Vec<RegistryHost>>,
 }
+
+/// A configuration file problem, kept to be reported for the hosts it concerns.
+#[derive(Debug, Clone)]
+struct FileError {
+    path: String,
+    reason: String,
+}
+
+impl From<&FileError> for Error {
+    fn from(e: &FileError) -> Self {
+        Error::Config {
+            path: e.path.clone(),
+            reason: e.reason.clone(),
+        }
+    }
+}
+
+/// The largest `hosts.toml` read; real ones are a few hundred bytes.
+const MAX_HOSTS_FILE: u64 = 1 << 20;
 
 impl HostsConfig {
     /// The default: every host serves itself over HTTPS.
@@ -151,9 +179,51 @@ impl HostsConfig {
         HostsConfig::default()
     }
 
-    /// Reads `<dir>/<host>/hosts.toml` (or `<dir>/_default/hosts.toml`) when present.
+    /// Reads every `<dir>/<namespace>/hosts.toml` now, once (containerd's `certs.d`
+    /// layout): `<host>`, `<name>_<port>_` for a host with a port, and `_default` for any
+    /// other host. Later edits need a new `HostsConfig` (and resolver).
+    ///
+    /// A missing directory means no files. A file that cannot be read or parsed (or a
+    /// directory that cannot be listed) is reported by [`hosts`](HostsConfig::hosts) for
+    /// the hosts it would configure, so one broken file does not stop pulls from others.
     pub fn with_config_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.dir = Some(dir.into());
+        let dir = dir.into();
+        let mut files = HashMap::new();
+        match std::fs::read_dir(&dir) {
+            Ok(entries) => {
+                for entry in entries.flatten() {
+                    let Ok(name) = entry.file_name().into_string() else {
+                        continue;
+                    };
+                    let path = entry.path().join("hosts.toml");
+                    let loaded = match read_bounded(&path) {
+                        Ok(None) => continue,
+                        Ok(Some(text)) => parse_hosts_file(&text, &path),
+                        Err(reason) => Err(reason),
+                    };
+                    let loaded = loaded.map_err(|reason| FileError {
+                        path: path.display().to_string(),
+                        reason,
+                    });
+                    files.insert(name, loaded);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                self.dir_error = Some(FileError {
+                    path: dir.display().to_string(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+        self.files = Arc::new(files);
+        self
+    }
+
+    /// Uses a parsed `hosts.toml` for `namespace` (a host, `<name>_<port>_`, or
+    /// `_default`), replacing any file read from a directory.
+    pub fn with_hosts_file(mut self, namespace: impl Into<String>, file: HostsFile) -> Self {
+        Arc::make_mut(&mut self.files).insert(namespace.into(), Ok(file));
         self
     }
 
@@ -171,26 +241,21 @@ impl HostsConfig {
         self
     }
 
-    /// The endpoints for `host`, mirrors first and the origin last.
+    /// The endpoints for `host`, mirrors first and the origin last. Does no I/O.
     pub fn hosts(&self, host: &str) -> Result<Vec<RegistryHost>> {
         if let Some(list) = self.explicit.get(host) {
             return Ok(list.clone());
         }
         let origin = self.origin(host);
-        if let Some(dir) = &self.dir {
-            for name in [host, "_default"] {
-                let path = dir.join(name).join("hosts.toml");
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => return parse_hosts_toml(&text, &path, origin),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        return Err(Error::Config {
-                            path: path.display().to_string(),
-                            reason: e.to_string(),
-                        });
-                    }
-                }
+        for name in namespaces(host) {
+            match self.files.get(&name) {
+                Some(Ok(file)) => return Ok(file.endpoints(origin)),
+                Some(Err(e)) => return Err(e.into()),
+                None => {}
             }
+        }
+        if let Some(e) = &self.dir_error {
+            return Err(e.into());
         }
         Ok(vec![origin])
     }
@@ -216,6 +281,44 @@ impl HostsConfig {
     }
 }
 
+/// The directory names that may configure `host`, in containerd's order.
+fn namespaces(host: &str) -> Vec<String> {
+    let mut names = Vec::with_capacity(3);
+    if let Some((name, port)) = host.rsplit_once(':')
+        && !name.is_empty()
+    {
+        names.push(format!("{name}_{port}_"));
+    }
+    names.push(host.to_string());
+    names.push("_default".to_string());
+    names
+}
+
+/// The text of `path`, `None` when it does not exist, or why it cannot be read.
+fn read_bounded(path: &Path) -> std::result::Result<Option<String>, String> {
+    use std::io::Read as _;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut text = String::new();
+    file.take(MAX_HOSTS_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() as u64 > MAX_HOSTS_FILE {
+        return Err("larger than 1 MiB".to_string());
+    }
+    Ok(Some(text))
+}
+
 /// Whether `host[:port]` names the local machine.
 pub fn is_loopback(host: &str) -> bool {
     let name = match host.rsplit_once(':') {
@@ -230,8 +333,81 @@ pub fn is_loopback(host: &str) -> bool {
             .unwrap_or(false)
 }
 
+/// One parsed containerd `hosts.toml`: mirrors (`[host."<url>"]` tables, in file order)
+/// and the `server` with the top-level settings.
+///
+/// Parsed with the `toml` crate, so any valid TOML works: comments after headers, spaces
+/// inside brackets, inline `host."<url>" = { ... }` tables. Fields are containerd's:
+/// `server`, `capabilities` (`pull`, `resolve`; `push` and `referrers` are accepted and
+/// ignored), `ca` (a path or a list, relative to the file's directory), `skip_verify` and
+/// `override_path`. Fields this library does not use (`client`, `header`, `dial_timeout`)
+/// are ignored. Unlike containerd, a mirror without `capabilities` may only pull: resolving
+/// tags must be granted explicitly.
+///
+/// ```
+/// use std::path::Path;
+/// use dist_remotes::{HostsFile, RegistryHost};
+///
+/// let file = HostsFile::parse(
+///     r#"
+/// server = "https://registry-1.docker.io"    # the origin, last
+/// [ host."https://mirror.example" ]          # spaces inside the brackets are fine
+///   capabilities = ["pull", "resolve"]
+/// "#,
+///     Path::new("/etc/containerd/certs.d/docker.io/hosts.toml"),
+/// )
+/// .unwrap();
+/// let hosts: Vec<_> = file
+///     .endpoints(RegistryHost::new("registry-1.docker.io"))
+///     .into_iter()
+///     .map(|h| h.host)
+///     .collect();
+/// assert_eq!(hosts, ["mirror.example", "registry-1.docker.io"]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostsFile {
+    mirrors: Vec<RegistryHost>,
+    server: Option<RegistryHost>,
+    settings: Settings,
+}
+
+impl HostsFile {
+    /// Parses the text of a `hosts.toml`. `path` names the file in errors and anchors
+    /// relative `ca` paths; nothing is read from disk. Any problem is a
+    /// [`Error::Config`]; it never panics, whatever the input.
+    pub fn parse(text: &str, path: &Path) -> Result<HostsFile> {
+        parse_hosts_file(text, path).map_err(|reason| Error::Config {
+            path: path.display().to_string(),
+            reason,
+        })
+    }
+
+    /// The endpoints this file gives a registry whose own endpoint is `origin`: the
+    /// mirrors in file order, then `server` (or `origin` when there is none) with the
+    /// top-level settings.
+    pub fn endpoints(&self, origin: RegistryHost) -> Vec<RegistryHost> {
+        let mut out = self.mirrors.clone();
+        let mut last = self.server.clone().unwrap_or(origin);
+        self.settings.apply(&mut last);
+        out.push(last);
+        out
+    }
+}
+
+/// A `hosts.toml` as the `toml` crate reads it.
+#[derive(Deserialize)]
+struct RawFile {
+    #[serde(default)]
+    server: Option<String>,
+    #[serde(flatten)]
+    fields: RawFields,
+    #[serde(default)]
+    host: OrderedHosts,
+}
+
+/// The settings of one endpoint, as written.
 #[derive(Debug, Deserialize, Default)]
-struct HostFields {
+struct RawFields {
     #[serde(default)]
     capabilities: Option<Vec<String>>,
     #[serde(default)]
@@ -249,119 +425,153 @@ enum OneOrMany {
     Many(Vec<String>),
 }
 
-#[derive(Debug, Deserialize)]
-struct HostsFile {
-    #[serde(default)]
-    server: Option<String>,
-    #[serde(flatten)]
-    fields: HostFields,
-    #[serde(default)]
-    host: HashMap<String, HostFields>,
+/// The `host` table's entries in file order (the `toml` crate's `preserve_order` keeps
+/// the document's order; a `HashMap` would lose it).
+#[derive(Default)]
+struct OrderedHosts(Vec<(String, RawFields)>);
+
+impl<'de> Deserialize<'de> for OrderedHosts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = OrderedHosts;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a table of host URLs")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<OrderedHosts, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry::<String, RawFields>()? {
+                    out.push(entry);
+                }
+                Ok(OrderedHosts(out))
+            }
+        }
+        d.deserialize_map(Entries)
+    }
 }
 
-/// Parses a containerd `hosts.toml`: `[host."<url>"]` tables become mirrors in file order,
-/// then `server` (or the default origin) comes last.
-fn parse_hosts_toml(text: &str, path: &Path, origin: RegistryHost) -> Result<Vec<RegistryHost>> {
-    let bad = |reason: String| Error::Config {
-        path: path.display().to_string(),
-        reason,
-    };
-    let file: HostsFile = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+/// Validated settings of one endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Settings {
+    capabilities: Option<Capabilities>,
+    ca_files: Option<Vec<PathBuf>>,
+    skip_verify: Option<bool>,
+}
+
+impl Settings {
+    fn from_raw(f: &RawFields, base: &Path) -> std::result::Result<Settings, String> {
+        let capabilities = match &f.capabilities {
+            None => None,
+            Some(caps) => {
+                let mut c = Capabilities {
+                    pull: false,
+                    resolve: false,
+                };
+                for cap in caps {
+                    match cap.to_ascii_lowercase().as_str() {
+                        "pull" => c.pull = true,
+                        "resolve" => c.resolve = true,
+                        "push" | "referrers" => {}
+                        _ => return Err(format!("unknown capability \"{}\"", Elided(cap))),
+                    }
+                }
+                Some(c)
+            }
+        };
+        let ca_files = f.ca.as_ref().map(|ca| {
+            let list = match ca {
+                OneOrMany::One(s) => std::slice::from_ref(s),
+                OneOrMany::Many(v) => v.as_slice(),
+            };
+            list.iter().map(|p| base.join(p)).collect()
+        });
+        Ok(Settings {
+            capabilities,
+            ca_files,
+            skip_verify: f.skip_verify,
+        })
+    }
+
+    fn apply(&self, h: &mut RegistryHost) {
+        if let Some(c) = self.capabilities {
+            h.capabilities = c;
+        }
+        if let Some(ca) = &self.ca_files {
+            h.tls.ca_files = ca.clone();
+        }
+        if let Some(skip) = self.skip_verify {
+            h.tls.skip_verify = skip;
+        }
+    }
+}
+
+/// Parses a containerd `hosts.toml`; the error is the reason, elided.
+fn parse_hosts_file(text: &str, path: &Path) -> std::result::Result<HostsFile, String> {
+    let file: RawFile = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .and_then(|s| text.get(..s.start))
+            .map_or(0, |before| before.matches('\n').count() + 1);
+        format!("line {line}: {}", Elided(e.message().trim()))
+    })?;
     let base = path.parent().unwrap_or(Path::new("."));
-    let mut out = Vec::new();
-    // The toml map loses table order; recover it from the headers in the text.
-    for key in host_table_order(text) {
-        let Some(fields) = file.host.get(&key) else {
-            continue;
-        };
-        let mut h = endpoint_from_url(&key, Capabilities::PULL).map_err(&bad)?;
-        apply_fields(&mut h, fields, base).map_err(&bad)?;
-        out.push(h);
+    let mut mirrors = Vec::with_capacity(file.host.0.len());
+    for (url, fields) in &file.host.0 {
+        let override_path = fields.override_path == Some(true);
+        let mut h = endpoint_from_url(url, Capabilities::PULL, override_path)?;
+        Settings::from_raw(fields, base)?.apply(&mut h);
+        mirrors.push(h);
     }
-    let mut server = match &file.server {
-        Some(url) => endpoint_from_url(url, Capabilities::ALL).map_err(&bad)?,
-        None => origin,
-    };
-    apply_fields(&mut server, &file.fields, base).map_err(&bad)?;
-    out.push(server);
-    Ok(out)
+    let override_path = file.fields.override_path == Some(true);
+    let server = file
+        .server
+        .as_deref()
+        .map(|url| endpoint_from_url(url, Capabilities::ALL, override_path))
+        .transpose()?;
+    Ok(HostsFile {
+        mirrors,
+        server,
+        settings: Settings::from_raw(&file.fields, base)?,
+    })
 }
 
-fn host_table_order(text: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        let Some(rest) = line.strip_prefix("[host.") else {
-            continue;
-        };
-        let Some(inner) = rest.strip_suffix(']') else {
-            continue;
-        };
-        let key = inner.trim().trim_matches(|c| c == '"' || c == '\'');
-        keys.push(key.to_string());
-    }
-    keys
-}
-
-fn endpoint_from_url(raw: &str, caps: Capabilities) -> std::result::Result<RegistryHost, String> {
+/// An endpoint from `[scheme://]host[:port][/path]`: the path gets `/v2` appended unless
+/// it ends with it or `override_path` says the path is the API root (containerd's rule).
+fn endpoint_from_url(
+    raw: &str,
+    caps: Capabilities,
+    override_path: bool,
+) -> std::result::Result<RegistryHost, String> {
+    let bad = |why: &dyn std::fmt::Display| format!("host \"{}\": {why}", Elided(raw));
     let with_scheme = if raw.contains("://") {
         raw.to_string()
     } else {
         format!("https://{raw}")
     };
-    let url = url::Url::parse(&with_scheme).map_err(|e| format!("host {raw:?}: {e}"))?;
+    let url = url::Url::parse(&with_scheme).map_err(|e| bad(&e))?;
     let scheme = match url.scheme() {
         "https" => Scheme::Https,
         "http" => Scheme::Http,
-        s => return Err(format!("host {raw:?}: unsupported scheme {s:?}")),
+        _ => return Err(bad(&"not an http or https URL")),
     };
-    let name = url.host_str().ok_or(format!("host {raw:?}: no host"))?;
+    let name = url.host_str().ok_or_else(|| bad(&"no host"))?;
     let host = match url.port() {
         Some(p) => format!("{name}:{p}"),
         None => name.to_string(),
     };
     let prefix = url.path().trim_end_matches('/');
-    let mut h = RegistryHost::new(host)
+    let path = if override_path || prefix.ends_with("/v2") {
+        prefix.to_string()
+    } else {
+        format!("{prefix}/v2")
+    };
+    Ok(RegistryHost::new(host)
         .with_scheme(scheme)
-        .with_capabilities(caps);
-    h.path = format!("{prefix}/v2");
-    Ok(h)
-}
-
-fn apply_fields(
-    h: &mut RegistryHost,
-    f: &HostFields,
-    base: &Path,
-) -> std::result::Result<(), String> {
-    if let Some(caps) = &f.capabilities {
-        let mut c = Capabilities {
-            pull: false,
-            resolve: false,
-        };
-        for cap in caps {
-            match cap.as_str() {
-                "pull" => c.pull = true,
-                "resolve" => c.resolve = true,
-                "push" => {}
-                other => return Err(format!("unknown capability {other:?}")),
-            }
-        }
-        h.capabilities = c;
-    }
-    if let Some(ca) = &f.ca {
-        let list = match ca {
-            OneOrMany::One(s) => vec![s.clone()],
-            OneOrMany::Many(v) => v.clone(),
-        };
-        h.tls.ca_files = list.into_iter().map(|p| base.join(p)).collect();
-    }
-    if let Some(skip) = f.skip_verify {
-        h.tls.skip_verify = skip;
-    }
-    if f.override_path == Some(true) {
-        h.path = h.path.trim_end_matches("/v2").to_string();
-    }
-    Ok(())
+        .with_capabilities(caps)
+        .with_path(path))
 }
 
 #[cfg(test)]
