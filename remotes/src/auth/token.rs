@@ -262,7 +262,8 @@ impl std::fmt::Debug for TokenResponse {
 /// The token is `access_token`, else `token`, and must be printable ASCII (it goes into an
 /// `Authorization` header). Its lifetime is `expires_in` seconds (60 when absent) counted
 /// from `issued_at` (RFC 3339) when that is a time in the past, else from `now`. Any JSON
-/// number is accepted for `expires_in`: negative, fractional or huge values saturate, and
+/// number within a double's range is accepted for `expires_in` (larger ones make the
+/// document invalid for `serde_json`): negative, fractional or huge values saturate, and
 /// the result is clamped to [`MIN_TOKEN_LIFETIME`]..=[`MAX_TOKEN_LIFETIME`]. An `issued_at`
 /// that is not a valid time is ignored. Anything else malformed is a [`ParseError`] that
 /// never quotes the body. It never panics, whatever the input.
@@ -408,4 +409,103 @@ fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset;
     let secs = u64::try_from(secs).ok()?;
     SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn rfc3339_times_parse_to_the_right_instant() {
+        for (s, secs, nanos) in [
+            ("1970-01-01T00:00:00Z", 0, 0),
+            ("2024-01-02T03:04:05Z", 1_704_164_645, 0),
+            ("2000-03-01T00:00:00+01:00", 951_865_200, 0),
+            ("2024-02-29t12:00:00.5z", 1_709_208_000, 500_000_000),
+            (
+                "1999-12-31T23:59:59.123456789123-05:30",
+                946_704_599,
+                123_456_789,
+            ),
+        ] {
+            assert_eq!(
+                parse_rfc3339(s),
+                Some(SystemTime::UNIX_EPOCH + Duration::new(secs, nanos)),
+                "{s}"
+            );
+        }
+        for s in [
+            "",
+            "2024-01-02",
+            "2024-13-02T03:04:05Z",
+            "2024-01-02T03:04:05",
+            "2024-01-02T03:04:05.Z",
+            "1969-12-31T23:59:59Z",
+            "2024-01-02T03:04:05+0100",
+            "２０２４-01-02T03:04:05Z",
+            "2024-01-02T03:04:05Zjunk",
+        ] {
+            assert_eq!(parse_rfc3339(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn lifetime_counts_from_issued_at_and_is_clamped() {
+        let issued = 1_704_164_645;
+        let body = |expires: &str| {
+            format!(r#"{{"token":"t","expires_in":{expires},"issued_at":"2024-01-02T03:04:05Z"}}"#)
+        };
+        let life = |expires: &str, now: u64| {
+            parse_token_response(body(expires).as_bytes(), at(now))
+                .unwrap()
+                .lifetime
+        };
+        assert_eq!(life("600", issued + 100), Duration::from_secs(500));
+        assert_eq!(life("600", issued - 100), Duration::from_secs(600), "skew");
+        assert_eq!(life("600", issued + 10_000), MIN_TOKEN_LIFETIME);
+        assert_eq!(life("1e300", issued), MAX_TOKEN_LIFETIME);
+        assert_eq!(life("-1e300", issued), MIN_TOKEN_LIFETIME);
+        // Beyond a double, serde_json refuses the document: an error, not a panic.
+        assert!(matches!(
+            parse_token_response(body("1e400").as_bytes(), at(issued)),
+            Err(ParseError::TokenNotJson { .. })
+        ));
+        assert_eq!(life("300.9", issued), Duration::from_secs(300));
+        assert_eq!(life("18446744073709551616", issued), MAX_TOKEN_LIFETIME);
+        assert_eq!(life("-9223372036854775808", issued), MIN_TOKEN_LIFETIME);
+    }
+
+    #[test]
+    fn access_token_wins_and_errors_never_quote_the_body() {
+        let t = parse_token_response(
+            br#"{"token":"old","access_token":"new","refresh_token":"r"}"#,
+            at(0),
+        )
+        .unwrap();
+        assert_eq!(t.token, "new");
+        assert_eq!(t.lifetime, DEFAULT_TOKEN_LIFETIME);
+        assert!(!format!("{t:?}").contains("new"));
+        let t = parse_token_response(br#"{"token":"old","access_token":""}"#, at(0)).unwrap();
+        assert_eq!(t.token, "old");
+        for body in [
+            &br#"{"token":"secret""#[..],
+            br#"{"token":"secret","expires_in":"secret"}"#,
+            br#"{"token":["secret"]}"#,
+            br#""secret""#,
+            br#"{"token":"secret\u0000"}"#,
+        ] {
+            let err = parse_token_response(body, at(0)).unwrap_err();
+            let mut msg = err.to_string();
+            let mut src = std::error::Error::source(&err);
+            while let Some(s) = src {
+                msg.push_str(&s.to_string());
+                src = s.source();
+            }
+            assert!(!msg.contains("secret"), "{msg}");
+        }
+    }
 }
