@@ -295,3 +295,90 @@ async fn garbage_challenges_are_protocol_errors_quoting_an_elided_snippet() {
         assert!(msg.contains(&srv.host()), "{msg}");
     }
 }
+
+#[tokio::test]
+async fn credentials_and_tokens_for_one_host_are_never_sent_to_another() {
+    let blob = data(200);
+    let d = desc(&blob, MediaType::ImageLayerGzip);
+    // `basic` wants Basic credentials; `bearer` wants a token from `auth`; `other` is
+    // anonymous and records what it gets.
+    let b = blob.clone();
+    let basic = FaultServer::start(move |req, _| match req.header("authorization") {
+        Some(_) => Reply::ranged(req, &b),
+        None => Reply::status(401).header("WWW-Authenticate", r#"Basic realm="r""#),
+    })
+    .unwrap();
+    let auth =
+        FaultServer::start(|_, _| Reply::ok(r#"{"token":"tokA","expires_in":300}"#)).unwrap();
+    let realm = format!("http://{}/token", auth.host());
+    let b = blob.clone();
+    let bearer = FaultServer::start(move |req, _| match req.header("authorization") {
+        Some("Bearer tokA") => Reply::ranged(req, &b),
+        _ => Reply::status(401).header("WWW-Authenticate", format!(r#"Bearer realm="{realm}""#)),
+    })
+    .unwrap();
+    let other = FaultServer::start(serve_blob(blob.clone())).unwrap();
+    let hosts = HostsConfig::new()
+        .with_plain_http(basic.host())
+        .with_plain_http(bearer.host())
+        .with_plain_http(other.host());
+    let opts = options(&basic.host())
+        .with_hosts(hosts)
+        .with_credentials(Arc::new(
+            StaticCredentials::new()
+                .with_basic(basic.host(), "user", "secret")
+                .with_basic(bearer.host(), "user2", "secret2"),
+        ));
+    let r = DockerResolver::new(opts);
+    for host in [basic.host(), bearer.host(), other.host(), basic.host()] {
+        let f = r.fetcher(&format!("{host}/repo")).await.unwrap();
+        assert_eq!(collect(f.as_ref(), &d, 0).await.unwrap(), blob, "{host}");
+    }
+    for req in other.requests() {
+        assert_eq!(req.header("authorization"), None, "leaked to another host");
+    }
+    for req in basic.requests() {
+        let a = req.header("authorization").unwrap_or_default();
+        assert!(!a.contains("tokA"), "a token of another host: {a}");
+    }
+    for req in bearer.requests() {
+        let a = req.header("authorization").unwrap_or_default();
+        assert!(
+            !a.starts_with("Basic"),
+            "credentials went to the registry: {a}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_token_server_redirect_is_not_followed_with_credentials() {
+    let elsewhere = FaultServer::start(|_, _| Reply::ok(r#"{"token":"stolen"}"#)).unwrap();
+    let target = format!("http://{}/token", elsewhere.host());
+    let auth =
+        FaultServer::start(move |_, _| Reply::status(307).header("Location", target.clone()))
+            .unwrap();
+    let realm = format!("http://{}/token", auth.host());
+    let srv = FaultServer::start(move |_, _| {
+        Reply::status(401).header("WWW-Authenticate", format!(r#"Bearer realm="{realm}""#))
+    })
+    .unwrap();
+    let host = srv.host();
+    let hosts = HostsConfig::new()
+        .with_plain_http(&host)
+        .with_plain_http(auth.host());
+    let opts = options(&host).with_hosts(hosts).with_credentials(Arc::new(
+        StaticCredentials::new().with_basic(&host, "user", "secret"),
+    ));
+    let err = DockerResolver::new(opts)
+        .resolve(&format!("{host}/repo:v1"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
+    assert!(
+        auth.requests()
+            .iter()
+            .all(|r| r.header("authorization").is_some()),
+        "the named token server gets the credentials"
+    );
+    assert!(elsewhere.requests().is_empty(), "the redirect was followed");
+}
