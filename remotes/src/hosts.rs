@@ -141,8 +141,8 @@ impl RegistryHost {
 /// With [`with_config_dir`](HostsConfig::with_config_dir), containerd's
 /// `<dir>/<host>/hosts.toml` files add mirrors and TLS options.
 ///
-/// Files are read when the configuration is built, never per request: [`hosts`]
-/// (HostsConfig::hosts) does no I/O, so a resolver can call it on a runtime worker.
+/// Files are read when the configuration is built, never per request:
+/// [`hosts`](HostsConfig::hosts) does no I/O, so a resolver can call it on a runtime worker.
 #[derive(Debug, Clone, Default)]
 pub struct HostsConfig {
     /// Parsed `hosts.toml` files by namespace (`docker.io`, `host_5000_`, `_default`), or
