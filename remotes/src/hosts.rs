@@ -178,9 +178,11 @@ impl HostsConfig {
         HostsConfig::default()
     }
 
-    /// Reads every `<dir>/<namespace>/hosts.toml` now, once (containerd's `certs.d`
-    /// layout): `<host>`, `<name>_<port>_` for a host with a port, and `_default` for any
-    /// other host. Later edits need a new `HostsConfig` (and resolver).
+    /// Reads every `<dir>/<namespace>/hosts.toml` now, once, on the calling thread (on a
+    /// runtime, use [`with_config_dir_async`](HostsConfig::with_config_dir_async)), in
+    /// containerd's `certs.d` layout: `<host>`, `<name>_<port>_` for a host with a port,
+    /// and `_default` for any other host. Later edits need a new `HostsConfig` (and
+    /// resolver).
     ///
     /// A missing directory means no files. A file that cannot be read or parsed (or a
     /// directory that cannot be listed) is reported by [`hosts`](HostsConfig::hosts) for
@@ -217,6 +219,25 @@ impl HostsConfig {
         }
         self.files = Arc::new(files);
         self
+    }
+
+    /// [`with_config_dir`](HostsConfig::with_config_dir) on a blocking thread, so a
+    /// runtime worker never waits on the file system.
+    pub async fn with_config_dir_async(self, dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        let mut unloaded = self.clone();
+        let context = dir.display().to_string();
+        match tokio::task::spawn_blocking(move || self.with_config_dir(dir)).await {
+            Ok(loaded) => loaded,
+            // Only a runtime shutting down cancels the task; report it per host.
+            Err(e) => {
+                unloaded.dir_error = Some(FileError {
+                    path: context,
+                    reason: format!("not loaded: {e}"),
+                });
+                unloaded
+            }
+        }
     }
 
     /// Uses a parsed `hosts.toml` for `namespace` (a host, `<name>_<port>_`, or

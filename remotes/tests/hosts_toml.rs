@@ -392,3 +392,27 @@ fn namespaces_follow_containerds_order_and_one_broken_file_spares_other_hosts() 
         ["https://x.example/v2"]
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_async_loader_reads_the_same_files_off_the_runtime_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "r.example",
+        "[host.\"https://mirror.example\"]\n",
+    );
+    let sync = HostsConfig::new().with_config_dir(dir.path());
+    let not_sync = HostsConfig::new()
+        .with_plain_http("p.example")
+        .with_config_dir_async(dir.path())
+        .await;
+    assert_eq!(
+        sync.hosts("r.example").unwrap(),
+        not_sync.hosts("r.example").unwrap()
+    );
+    assert_eq!(
+        names(&not_sync.hosts("p.example").unwrap()),
+        ["http://p.example/v2"],
+        "earlier settings are kept"
+    );
+}

@@ -231,12 +231,29 @@ struct AuthEntry {
 }
 
 impl DockerConfig {
-    /// Loads the default file; a missing file gives an empty configuration.
+    /// Loads the default file; a missing file gives an empty configuration. This reads
+    /// the file on the calling thread; on a runtime, use
+    /// [`load_async`](DockerConfig::load_async).
     pub fn load() -> Result<Self> {
         match Self::default_path() {
             Some(path) => Self::from_file(&path),
             None => Ok(DockerConfig::default()),
         }
+    }
+
+    /// [`load`](DockerConfig::load) on a blocking thread, so a runtime worker never
+    /// waits on the file system.
+    pub async fn load_async() -> Result<Self> {
+        blocking("loading the Docker config", DockerConfig::load).await
+    }
+
+    /// [`from_file`](DockerConfig::from_file) on a blocking thread.
+    pub async fn from_file_async(path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        blocking("loading the Docker config", move || {
+            DockerConfig::from_file(&path)
+        })
+        .await
     }
 
     /// `$DOCKER_CONFIG/config.json`, else `$HOME/.docker/config.json`.
@@ -433,6 +450,20 @@ async fn helper_output(
     Ok((status, stdout, stderr))
 }
 
+/// Runs `f` on tokio's blocking pool; a task that panicked or was cancelled (runtime
+/// shutdown) is an I/O error naming `what`.
+async fn blocking<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(Error::Io {
+            context: what.to_string(),
+            source: std::io::Error::other(e),
+        })
+    })
+}
+
 fn config_path(
     docker_config: Option<std::ffi::OsString>,
     home: Option<std::ffi::OsString>,
@@ -551,6 +582,23 @@ mod tests {
         std::fs::write(dir.path().join("config.json"), "{not json").unwrap();
         let err = DockerConfig::from_file(&dir.path().join("config.json")).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument);
+    }
+
+    #[tokio::test]
+    async fn the_async_loaders_read_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, r#"{"auths": {"r.example": {"auth": "dTpw"}}}"#).unwrap();
+        let cfg = DockerConfig::from_file_async(&path).await.unwrap();
+        assert_eq!(
+            cfg.credential("r.example").await,
+            Some(Credential::Basic {
+                username: "u".into(),
+                password: "p".into()
+            })
+        );
+        let absent = DockerConfig::from_file_async(dir.path().join("absent.json"));
+        assert!(absent.await.unwrap().auths.is_empty());
     }
 
     #[test]
