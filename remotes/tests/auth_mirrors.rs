@@ -382,3 +382,28 @@ async fn a_token_server_redirect_is_not_followed_with_credentials() {
     );
     assert!(elsewhere.requests().is_empty(), "the redirect was followed");
 }
+
+#[tokio::test]
+async fn a_token_server_error_body_is_quoted_on_one_line_and_elided() {
+    let blob = data(10);
+    let d = desc(&blob, MediaType::ImageLayerGzip);
+    for status in [400u16, 403] {
+        let body = "no\r\nway ".repeat(10_000);
+        let auth = FaultServer::start(move |_, _| Reply::Full {
+            status,
+            headers: Vec::new(),
+            body: body.clone().into_bytes(),
+        })
+        .unwrap();
+        let realm = format!("http://{}/token", auth.host());
+        let srv = FaultServer::start(move |_, _| {
+            Reply::status(401).header("WWW-Authenticate", format!(r#"Bearer realm="{realm}""#))
+        })
+        .unwrap();
+        let f = fetcher(options(&srv.host()), &srv.host()).await;
+        let msg = collect(f.as_ref(), &d, 0).await.unwrap_err().to_string();
+        assert!(!msg.contains('\n') && !msg.contains('\r'), "{msg}");
+        assert!(msg.len() < 600, "{msg}");
+        assert!(msg.contains("no  way"), "{msg}");
+    }
+}

@@ -173,7 +173,7 @@ impl TokenRequest<'_> {
             }
             body.extend_from_slice(&chunk);
         }
-        let realm_host = realm.host_str().unwrap_or("?");
+        let realm_host = dist_content::Elided(realm.host_str().unwrap_or("?"));
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(Error::Unauthorized {
                 host: self.registry_host.to_string(),
@@ -218,16 +218,22 @@ impl TokenRequest<'_> {
     }
 
     fn transport(&self, realm: &url::Url, e: reqwest::Error) -> Error {
-        Error::unavailable(
-            self.registry_host,
-            format!("token server {}: {e}", realm.host_str().unwrap_or("?")),
-        )
+        // reqwest's message quotes the realm URL, which the registry chose: elided.
+        let what = format!("token server {}: {e}", realm.host_str().unwrap_or("?"));
+        Error::unavailable(self.registry_host, dist_content::elide(&what))
     }
 }
 
-/// An error body from a token server (never a success body, which may hold a token).
+/// An error body from a token server (never a success body, which may hold a token), on
+/// one line and elided.
 fn snippet(body: &[u8]) -> String {
-    dist_content::elide(String::from_utf8_lossy(body).trim())
+    let text = String::from_utf8_lossy(body);
+    let line: String = text
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    dist_content::elide(&line)
 }
 
 /// The shortest time a token is used: shorter `expires_in` values (or an `issued_at` far
