@@ -737,7 +737,14 @@ mod tests {
     #[tokio::test]
     async fn a_hanging_helper_is_killed_after_the_timeout() {
         let dir = tempfile::tempdir().unwrap();
-        executable(dir.path(), "hang", "#!/bin/sh\nexec sleep 600\n");
+        executable(
+            dir.path(),
+            "hang",
+            &format!(
+                "#!/bin/sh\necho $$ > '{}/hang.pid'\nexec sleep 600\n",
+                dir.path().display()
+            ),
+        );
         let cfg = DockerConfig::parse(
             r#"{"credsStore": "hang", "auths": {"reg.example": {"auth": "dTpw"}}}"#,
         )
@@ -751,6 +758,19 @@ mod tests {
             ),
             "falls back to auths"
         );
+        // The helper is gone (or a zombie waiting to be reaped), not left sleeping.
+        let pid = std::fs::read_to_string(dir.path().join("hang.pid")).unwrap();
+        let stat = format!("/proc/{}/stat", pid.trim());
+        let mut alive = true;
+        for _ in 0..100 {
+            alive = std::fs::read_to_string(&stat)
+                .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim().starts_with('Z'));
+            if !alive {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(!alive, "the timed-out helper {} still runs", pid.trim());
     }
 
     #[tokio::test]
