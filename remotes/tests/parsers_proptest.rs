@@ -44,7 +44,21 @@ fn quote(v: &str) -> String {
 proptest! {
     #[test]
     fn challenge_parser_never_panics_on_any_string(s in any::<String>()) {
-        let _ = parse_www_authenticate(&s);
+        if let Err(e) = parse_www_authenticate(&s) {
+            let msg = e.to_string();
+            prop_assert!(msg.len() < 1024 && !msg.contains('\n'), "{}", msg);
+        }
+    }
+
+    #[test]
+    fn challenge_errors_stay_short_and_on_one_line(
+        s in vec(prop_oneof![Just('\u{1a}'), Just('\n'), Just('"'), Just('='), any::<char>()], 0..2000)
+    ) {
+        let s: String = s.into_iter().collect();
+        if let Err(e) = parse_www_authenticate(&s) {
+            let msg = e.to_string();
+            prop_assert!(msg.len() < 1024 && !msg.contains('\n'), "{}", msg);
+        }
     }
 
     #[test]

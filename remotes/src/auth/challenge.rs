@@ -42,7 +42,7 @@ pub struct Challenge {
 /// ```
 pub fn parse_www_authenticate(value: &str) -> Result<Vec<Challenge>, ParseError> {
     let fail = |reason: &'static str| ParseError::Challenge {
-        header: dist_content::elide(value),
+        header: super::error::snippet(value),
         reason,
     };
     if value.len() > MAX_CHALLENGE_LEN {
@@ -289,6 +289,14 @@ mod tests {
         let err = parse_www_authenticate(&huge).unwrap_err().to_string();
         assert!(err.len() < 600, "{err}");
         assert!(err.contains("bytes)"), "{err}");
+        // Found by fuzzing: control characters must not expand the quote (as `{:?}` would).
+        let controls = format!("444444{}4442Beaea%okae", "\u{1a}".repeat(180));
+        let err = parse_www_authenticate(&controls).unwrap_err().to_string();
+        assert!(err.len() < 600 && !err.contains('\u{1a}'), "{err}");
+        let err = parse_www_authenticate("Bearer\n\r=")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains('\n') && !err.contains('\r'), "{err}");
         let many = "a=b,".repeat(100);
         assert!(parse_www_authenticate(&format!("Bearer {many}")).is_err());
     }

@@ -7,9 +7,9 @@
 #[non_exhaustive]
 pub enum ParseError {
     /// The `WWW-Authenticate` value is not a list of challenges.
-    #[error("WWW-Authenticate {header:?}: {reason}")]
+    #[error("WWW-Authenticate \"{header}\": {reason}")]
     Challenge {
-        /// The header value, elided.
+        /// The header value, on one line (control characters as spaces) and elided.
         header: String,
         /// What was wrong.
         reason: &'static str,
@@ -38,4 +38,14 @@ pub enum ParseError {
     /// The token has characters an `Authorization` header cannot carry.
     #[error("token response: the token has characters not allowed in an HTTP header")]
     TokenNotHeaderSafe,
+}
+
+/// `s` for an error message: control characters (line breaks included) become spaces so
+/// the message stays on one line, and the result is elided to a few hundred bytes.
+pub(crate) fn snippet(s: &str) -> String {
+    let line: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    dist_content::elide(&line)
 }

@@ -102,7 +102,7 @@ impl Authorizer {
             let parsed = match value.to_str() {
                 Ok(v) => parse_www_authenticate(v),
                 Err(_) => Err(ParseError::Challenge {
-                    header: dist_content::elide(&String::from_utf8_lossy(value.as_bytes())),
+                    header: error::snippet(&String::from_utf8_lossy(value.as_bytes())),
                     reason: "not visible ASCII",
                 }),
             };

@@ -227,13 +227,7 @@ impl TokenRequest<'_> {
 /// An error body from a token server (never a success body, which may hold a token), on
 /// one line and elided.
 fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let line: String = text
-        .trim()
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    dist_content::elide(&line)
+    super::error::snippet(String::from_utf8_lossy(body).trim())
 }
 
 /// The shortest time a token is used: shorter `expires_in` values (or an `issued_at` far
