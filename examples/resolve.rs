@@ -30,7 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let mut hosts = HostsConfig::new();
     if let Some(dir) = &args.hosts_dir {
-        hosts = hosts.with_config_dir(dir);
+        hosts = hosts.with_config_dir_async(dir).await;
     }
     if args.plain_http {
         let host = args.reference.split('/').next().unwrap_or_default();
@@ -38,7 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let options = ResolverOptions::default()
         .with_hosts(hosts)
-        .with_credentials(Arc::new(DockerConfig::load()?));
+        .with_credentials(Arc::new(DockerConfig::load_async().await?));
     let resolver = DockerResolver::new(options);
     let (_name, desc) = resolver.resolve(&args.reference).await?;
     println!("{}", serde_json::to_string_pretty(&desc)?);

@@ -28,7 +28,7 @@ async fn prepare(
     concurrency: usize,
 ) -> CmdResult<(String, FetchJob, oci_spec::image::Descriptor)> {
     let name = registry::normalize_ref(reference)?;
-    let resolver = registry::resolver(global, &name)?;
+    let resolver = registry::resolver(global, &name).await?;
     let progress = Arc::new(Progress::new());
     let (resolved, target) = resolver.resolve(&name).await?;
     progress.state(&name, "resolved", 0);

@@ -17,19 +17,19 @@ pub fn normalize_ref(reference: &str) -> CmdResult<String> {
 
 /// A resolver for `reference` honouring `--plain-http`, `--hosts-dir`, `--timeout` and
 /// Docker's `config.json` credentials.
-pub fn resolver(global: &Global, reference: &str) -> CmdResult<DockerResolver> {
+pub async fn resolver(global: &Global, reference: &str) -> CmdResult<DockerResolver> {
     let spec =
         Spec::parse(reference).map_err(|e| format!("invalid reference {reference:?}: {e}"))?;
     let mut hosts = HostsConfig::new();
     if let Some(dir) = &global.hosts_dir {
-        hosts = hosts.with_config_dir(dir);
+        hosts = hosts.with_config_dir_async(dir).await;
     }
     if global.plain_http {
         hosts = hosts.with_plain_http(spec.hostname());
     }
     let mut options = ResolverOptions::default()
         .with_hosts(hosts)
-        .with_credentials(Arc::new(DockerConfig::load()?));
+        .with_credentials(Arc::new(DockerConfig::load_async().await?));
     if let Some(timeout) = global.timeout {
         // Headers and body stalls wait `timeout`; connecting never waits longer.
         let connect = options.connect_timeout.min(timeout);

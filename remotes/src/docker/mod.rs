@@ -110,14 +110,42 @@ impl Default for ResolverOptions {
     }
 }
 
-/// Docker's `config.json` when it can be read, else anonymous (with a warning).
+/// Docker's `config.json`, read the first time a registry asks for credentials.
+///
+/// `ResolverOptions::default()` is often called from async code; reading the file there
+/// would block a runtime worker, so the read waits for the first `401` and goes through
+/// `DockerConfig::load_async`. An unreadable file means anonymous, with a warning.
 fn default_credentials() -> Arc<dyn Credentials> {
-    match DockerConfig::load() {
-        Ok(cfg) => Arc::new(cfg),
-        Err(e) => {
-            tracing::warn!(error = %e, "ignoring unreadable Docker config; going anonymous");
-            Arc::new(Anonymous)
-        }
+    Arc::new(LazyDockerConfig::default())
+}
+
+#[derive(Default)]
+struct LazyDockerConfig(tokio::sync::OnceCell<Arc<dyn Credentials>>);
+
+impl std::fmt::Debug for LazyDockerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyDockerConfig")
+            .field("loaded", &self.0.initialized())
+            .finish()
+    }
+}
+
+#[async_trait::async_trait]
+impl Credentials for LazyDockerConfig {
+    async fn credential(&self, host: &str) -> Option<crate::Credential> {
+        let creds = self
+            .0
+            .get_or_init(|| async {
+                match DockerConfig::load_async().await {
+                    Ok(cfg) => Arc::new(cfg) as Arc<dyn Credentials>,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "ignoring unreadable Docker config; going anonymous");
+                        Arc::new(Anonymous)
+                    }
+                }
+            })
+            .await;
+        creds.credential(host).await
     }
 }
 
