@@ -23,7 +23,7 @@ pub use copy::{DEFAULT_LOCK_WAIT, copy, open_writer, write_blob};
 pub use elide::{ELIDE_LIMIT, Elided, elide};
 pub use error::{Error, ErrorKind, Result};
 pub use filter::Filter;
-pub use local::{LocalReaderAt, LocalStore};
+pub use local::{Follow, FollowError, FollowOptions, FollowReader, LocalReaderAt, LocalStore};
 pub use read::{ReaderAtReader, read_blob, reader};
 pub use traits::{
     Info, IngestManager, Ingester, Manager, Provider, ReaderAt, Status, Store, Writer, WriterOpts,

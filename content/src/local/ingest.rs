@@ -103,6 +103,12 @@ pub(crate) fn remove_if_exists(path: &Path) -> Result<()> {
     }
 }
 
+/// The expected digest an ingest's writer recorded, if any (cheaper than [`read_meta`] for
+/// a follower looking for the ingest of one digest).
+pub(crate) fn read_expected(dir: &Path) -> Result<Option<Digest>> {
+    Ok(read_small(dir, EXPECTED)?.and_then(|d| Digest::from_str(d.trim()).ok()))
+}
+
 /// Reads the stored metadata; `None` when the directory holds no ingest (no `ref` file).
 pub(crate) fn read_meta(dir: &Path) -> Result<Option<Meta>> {
     let Some(reference) = read_small(dir, REF)? else {

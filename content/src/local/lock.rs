@@ -85,6 +85,28 @@ impl IngestLock {
     }
 }
 
+/// Whether a writer (in any process) holds the ingest in `dir` now. Probes with a shared,
+/// non-blocking `flock` that is released at once; a writer opening the ref in that instant
+/// sees it busy, which [`open_writer`](crate::open_writer) waits out. `false` when there
+/// is no lock file.
+pub(crate) fn is_held(dir: &Path) -> Result<bool> {
+    let path = dir.join(LOCK_FILE);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(format!("open {}", path.display()), e)),
+    };
+    match flock(&file, FlockOperation::NonBlockingLockShared) {
+        // Closing the file releases the probe's lock.
+        Ok(()) => Ok(false),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(true),
+        Err(e) => Err(Error::io(
+            format!("lock {}", path.display()),
+            io::Error::from(e),
+        )),
+    }
+}
+
 fn same_file(file: &File, path: &PathBuf) -> Result<bool> {
     let held = file
         .metadata()

@@ -18,6 +18,7 @@
 mod atomic;
 mod blobs;
 mod closing;
+mod follow;
 mod ingest;
 mod lock;
 mod publish;
@@ -38,6 +39,7 @@ use self::writer::{LocalWriter, blocking};
 use crate::{Error, Filter, IngestManager, Ingester, Result, Status, Writer, WriterOpts};
 
 pub use self::blobs::LocalReaderAt;
+pub use self::follow::{Follow, FollowError, FollowOptions, FollowReader};
 
 /// A content store in a directory, compatible with containerd's local content store.
 ///
