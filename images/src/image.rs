@@ -47,6 +47,17 @@ pub struct PlatformManifest {
     pub manifest: ImageManifest,
 }
 
+/// One layer of an image: the blob from the manifest paired with the DiffID the config
+/// gives for it (the digest of its uncompressed tar stream). [`Image::layers`] builds the
+/// list; `dist-rootfs` applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer {
+    /// The uncompressed digest from the image config's `rootfs.diff_ids`.
+    pub diff_id: Digest,
+    /// The (possibly compressed) layer blob from the manifest.
+    pub blob: Descriptor,
+}
+
 /// What [`Image::check`] found: which blobs the platform's manifest needs and which of them
 /// the store holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,6 +256,37 @@ impl Image {
                 })
             })
             .collect()
+    }
+
+    /// The platform manifest's layers, bottom first, each paired with its DiffID from the
+    /// config. Refuses (`InvalidArgument`) a manifest and config that list different
+    /// numbers of layers, as containerd does, rather than pairing a prefix.
+    pub async fn layers<P, M>(&self, provider: &P, matcher: &M) -> Result<Vec<Layer>>
+    where
+        P: Provider + ?Sized,
+        M: Matcher + ?Sized,
+    {
+        let manifest = self.manifest(provider, matcher).await?;
+        let diff_ids = self.rootfs(provider, matcher).await?;
+        let blobs = manifest.manifest.layers();
+        if blobs.len() != diff_ids.len() {
+            return Err(Error::Invalid {
+                what: format!("image {}", self.name),
+                reason: format!(
+                    "{} layers in the manifest but {} diff_ids in the config",
+                    blobs.len(),
+                    diff_ids.len()
+                ),
+            });
+        }
+        Ok(blobs
+            .iter()
+            .zip(diff_ids)
+            .map(|(blob, diff_id)| Layer {
+                diff_id,
+                blob: blob.clone(),
+            })
+            .collect())
     }
 
     /// The bytes the platform's image takes in a store: manifest, config and each distinct

@@ -19,7 +19,7 @@ pub use children::{
 pub use error::{Error, ErrorKind, Result};
 pub use filters::{FilterPlatforms, LimitManifests, filter_platforms, limit_manifests};
 pub use handler::{Handler, HandlerFunc, Handlers};
-pub use image::{Check, Image, MAX_CONFIG_SIZE, PlatformManifest};
+pub use image::{Check, Image, Layer, MAX_CONFIG_SIZE, PlatformManifest};
 pub use platforms::{Matcher, PlatformMatcher};
 pub use store::{FsImageStore, ImageStore, escape_name};
 pub use walk::{MAX_DEPTH, dispatch, walk};

@@ -129,6 +129,16 @@ pub trait ImageStore: Send + Sync {
 
     /// Removes a name; `NotFound` when there is none.
     async fn delete(&self, name: &str) -> Result<()>;
+
+    /// Points `image.name` at `image.target`: creates the record, or updates it (keeping
+    /// its creation time) when the name exists, as containerd's pull does after fetching.
+    /// Returns the stored record.
+    async fn create_or_update(&self, image: Image) -> Result<Image> {
+        match self.create(image.clone()).await {
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => self.update(image).await,
+            other => other,
+        }
+    }
 }
 
 /// The on-disk form of an [`Image`].

@@ -196,3 +196,59 @@ async fn artifact_manifests_without_a_platform_are_passed_over() {
     let m = image.manifest(&*fx.store, &AnyPlatform).await.unwrap();
     assert_eq!(m.descriptor.digest(), img.manifest.digest());
 }
+
+#[tokio::test]
+async fn layers_pair_each_manifest_layer_with_its_diff_id() {
+    let fx = Fixture::new();
+    let img = fx.image_with("linux/amd64", &["base", "top"], true).await;
+    let image = Image::new("paired", img.manifest.clone());
+    let layers = image.layers(&*fx.store, &AnyPlatform).await.unwrap();
+    let blobs: Vec<_> = layers.iter().map(|l| l.blob.clone()).collect();
+    let diff_ids: Vec<_> = layers.iter().map(|l| l.diff_id.clone()).collect();
+    assert_eq!(blobs, img.layers);
+    assert_eq!(diff_ids, img.diff_ids);
+}
+
+#[tokio::test]
+async fn layers_refuse_a_config_with_more_diff_ids_than_the_manifest_has_layers() {
+    let fx = Fixture::new();
+    let img = fx.image_with("linux/amd64", &["base"], true).await;
+    let mut diff_ids = img.diff_ids.clone();
+    diff_ids.push(img.diff_ids[0].clone());
+    let config = fx
+        .put_json(
+            MediaType::ImageConfig,
+            &Fixture::config_json("linux/amd64", &diff_ids),
+        )
+        .await;
+    let manifest = fx
+        .put_json(
+            MediaType::ImageManifest,
+            &Fixture::manifest_json(&config, &img.layers),
+        )
+        .await;
+    let image = Image::new("extra", manifest);
+    let err = image.layers(&*fx.store, &AnyPlatform).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+}
+
+#[tokio::test]
+async fn layers_refuse_a_manifest_with_more_layers_than_the_config_has_diff_ids() {
+    let fx = Fixture::new();
+    let img = fx.image_with("linux/amd64", &["base", "top"], true).await;
+    let config = fx
+        .put_json(
+            MediaType::ImageConfig,
+            &Fixture::config_json("linux/amd64", &img.diff_ids[..1]),
+        )
+        .await;
+    let manifest = fx
+        .put_json(
+            MediaType::ImageManifest,
+            &Fixture::manifest_json(&config, &img.layers),
+        )
+        .await;
+    let image = Image::new("missing", manifest);
+    let err = image.layers(&*fx.store, &AnyPlatform).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+}

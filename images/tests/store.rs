@@ -53,6 +53,25 @@ async fn create_get_update_delete_follow_the_store_contract() {
 }
 
 #[tokio::test]
+async fn create_or_update_creates_then_retargets_keeping_the_creation_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsImageStore::open(dir.path()).unwrap();
+    let name = "example.com/app:1";
+    let first = store
+        .create_or_update(Image::new(name, target("a")))
+        .await
+        .unwrap();
+    assert_eq!(store.get(name).await.unwrap().target, target("a"));
+    let second = store
+        .create_or_update(Image::new(name, target("b")))
+        .await
+        .unwrap();
+    assert_eq!(second.created, first.created);
+    assert_eq!(store.get(name).await.unwrap().target, target("b"));
+    assert_eq!(store.list().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn a_corrupt_record_is_skipped_by_list_and_reported_by_get() {
     let dir = tempfile::tempdir().unwrap();
     let store = FsImageStore::open(dir.path()).unwrap();

@@ -10,14 +10,9 @@ use crate::apply::spawn_blocking_apply;
 use crate::snapshot::{Kind, Mount, Snapshotter};
 use crate::{ApplyOptions, ChainId, DiffId, Error, ErrorKind, Result, chain_ids};
 
-/// One layer of an image: the DiffID its config lists and the blob that holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Layer {
-    /// The uncompressed digest from the image config's `rootfs.diff_ids`.
-    pub diff_id: DiffId,
-    /// The (possibly compressed) layer blob from the manifest.
-    pub blob: Descriptor,
-}
+/// One layer of an image, as [`Image::layers`](dist_images::Image::layers) lists them:
+/// the DiffID its config gives and the blob that holds it.
+pub use dist_images::Layer;
 
 const CHUNK: usize = 256 * 1024;
 
@@ -37,10 +32,24 @@ pub const EXTRACT_KEY_PREFIX: &str = "extract-";
 /// DiffID and committed; on any failure (a DiffID mismatch included) that snapshot is
 /// removed and the error returned. If another process commits the same ChainID first,
 /// its snapshot is used.
+///
+/// Applies with [`ApplyOptions::default()`]; [`apply_layers_with`] takes options.
 pub async fn apply_layers(
     layers: &[Layer],
     snapshotter: &dyn Snapshotter,
     provider: &dyn Provider,
+) -> Result<ChainId> {
+    apply_layers_with(layers, snapshotter, provider, ApplyOptions::default()).await
+}
+
+/// [`apply_layers`] with `options` for every layer: a rootless or user-namespaced runtime
+/// passes its id mapping and ownership choice here. How whiteouts are written is the
+/// snapshotter's choice (its mounts say), so `options.whiteouts` is replaced by it.
+pub async fn apply_layers_with(
+    layers: &[Layer],
+    snapshotter: &dyn Snapshotter,
+    provider: &dyn Provider,
+    options: ApplyOptions,
 ) -> Result<ChainId> {
     let diff_ids: Vec<DiffId> = layers.iter().map(|l| l.diff_id.clone()).collect();
     let chain = chain_ids(&diff_ids);
@@ -61,7 +70,15 @@ pub async fn apply_layers(
     }
     for i in start..chain.len() {
         let parent = i.checked_sub(1).map(|p| chain[p].as_ref());
-        apply_one(&layers[i], &chain[i], parent, snapshotter, provider).await?;
+        apply_one(
+            &layers[i],
+            &chain[i],
+            parent,
+            snapshotter,
+            provider,
+            &options,
+        )
+        .await?;
     }
     Ok(top)
 }
@@ -72,6 +89,7 @@ async fn apply_one(
     parent: Option<&str>,
     snapshotter: &dyn Snapshotter,
     provider: &dyn Provider,
+    options: &ApplyOptions,
 ) -> Result<()> {
     // Unique across processes and pid namespaces sharing the store: a random part, not a
     // pid. Liveness is not in the key either: the snapshotter holds a lock for this process
@@ -89,7 +107,7 @@ async fn apply_one(
             provider,
             &layer.blob,
             &dir,
-            ApplyOptions::default().whiteouts(whiteouts),
+            options.clone().whiteouts(whiteouts),
         )
         .await?;
         if applied.diff_id != layer.diff_id {

@@ -18,7 +18,7 @@ pub use chain::{ChainId, DiffId, chain_ids};
 pub use copy_mounted::copy_mounted;
 pub use error::{Error, ErrorKind, Result};
 pub use idmap::{IdMap, IdRange};
-pub use layers::{EXTRACT_KEY_PREFIX, Layer, apply_layers};
+pub use layers::{EXTRACT_KEY_PREFIX, Layer, apply_layers, apply_layers_with};
 pub use snapshot::{
     Info as SnapshotInfo, Kind as SnapshotKind, Mount, NativeSnapshotter, OverlaySnapshotter,
     Share, Snapshotter, Usage,
