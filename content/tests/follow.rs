@@ -173,8 +173,8 @@ async fn commit_that_fails_verification_fails_the_follower_before_the_last_byte(
         .writer(WriterOpts::new("wrong").expected(desc.clone()))
         .await
         .unwrap();
-    let follow =
-        store.follow_with(FollowOptions::default().writer_gone_after(Duration::from_millis(100)));
+    let follow = store
+        .follow_with(FollowOptions::default().writer_gone_after(Some(Duration::from_millis(100))));
     let reader = follow.reader(&desc);
     let reading = tokio::spawn(async move { drain(&reader).await });
     w.write_all(&wrong).await.unwrap();
@@ -288,4 +288,38 @@ async fn follower_reads_a_download_of_another_process() {
     assert!(err.is_none(), "{err:?}");
     assert_eq!(out, data);
     assert!(child.wait().await.unwrap().success());
+}
+
+#[tokio::test]
+async fn without_a_grace_limit_a_writerless_ingest_fails_only_after_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::open(dir.path()).unwrap();
+    let data = data();
+    let desc = desc_of(&data);
+    let mut w = store
+        .writer(WriterOpts::new("left").expected(desc.clone()))
+        .await
+        .unwrap();
+    w.write_all(&data[..SIZE / 2]).await.unwrap();
+    w.flush().await.unwrap();
+    drop(w);
+    let follow = store.follow_with(FollowOptions::default().writer_gone_after(None));
+    let reader = follow.reader(&desc);
+    let mut buf = vec![0u8; SIZE];
+    let mut n = 0;
+    while n < SIZE / 2 {
+        n += reader.read_at(&mut buf[n..], n as u64).await.unwrap();
+    }
+    let waiting = tokio::time::timeout(
+        Duration::from_millis(600),
+        reader.read_at(&mut buf, n as u64),
+    )
+    .await;
+    assert!(waiting.is_err(), "a resumable ingest is waited for");
+    follow.close();
+    let err = reader.read_at(&mut buf, n as u64).await.unwrap_err();
+    assert!(
+        matches!(follow_error(&err), FollowError::WriterGone(_)),
+        "{err}"
+    );
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use dist::content::{Provider, ReaderAtReader};
-use dist::images::ImageStore;
+use dist::images::{Image, ImageStore};
 use dist::rootfs::{
     ApplyOptions, DiffId, SnapshotKind, apply, apply_async, chain_ids, copy_mounted,
 };
@@ -11,33 +11,40 @@ use dist::rootfs::{
 use crate::CmdResult;
 use crate::cli::Global;
 use crate::progress::human_size;
-use crate::pull::stored_image;
+use crate::registry;
 use crate::root::Root;
+
+/// Reads the image record for `reference` (normalised) from the image store.
+async fn stored_image(root: &Root, reference: &str) -> CmdResult<Image> {
+    let name = registry::normalize_ref(reference)?;
+    match root.images()?.get(&name).await {
+        Ok(image) => Ok(image),
+        Err(e) if e.kind() == dist::images::ErrorKind::NotFound => {
+            Err(format!("image {name}: not found (pull or fetch it first)").into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
 
 /// `unpack`: the flattened root filesystem of a stored image into `dir` (absent or empty).
 pub async fn unpack(global: &Global, root: &Root, reference: &str, dir: &Path) -> CmdResult {
     let image = stored_image(root, reference).await?;
     let store = root.content()?;
-    let matcher = root.matcher(global)?;
-    let manifest = image.manifest(&store, &matcher).await?;
-    let diff_ids = image.rootfs(&store, &matcher).await?;
+    let layers = image.layers(&store, &root.matcher(global)?).await?;
     ensure_empty_dir(dir)?;
+    let diff_ids: Vec<DiffId> = layers.iter().map(|l| l.diff_id.clone()).collect();
     if copy_unpacked_snapshot(root, &diff_ids, dir).await? {
         return Ok(());
     }
-    let layers = manifest.manifest.layers();
-    for (i, blob) in layers.iter().enumerate() {
-        let reader = ReaderAtReader::new(store.reader_at(blob).await?);
+    for layer in &layers {
+        let reader = ReaderAtReader::new(store.reader_at(&layer.blob).await?);
         let applied = apply_async(reader, dir, ApplyOptions::default()).await?;
-        if diff_ids.get(i) != Some(&applied.diff_id) {
+        if applied.diff_id != layer.diff_id {
             return Err(format!(
                 "layer {}: DiffID {} does not match the config's {}",
-                blob.digest(),
+                layer.blob.digest(),
                 applied.diff_id,
-                diff_ids
-                    .get(i)
-                    .map(|d| d.to_string())
-                    .unwrap_or_else(|| "(none)".into())
+                layer.diff_id
             )
             .into());
         }

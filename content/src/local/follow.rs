@@ -43,15 +43,17 @@ pub struct FollowOptions {
     /// The longest pause between two looks at the files while waiting for bytes.
     pub max_poll: Duration,
     /// How long an ingest may stay without a writer (its lock free, no blob) before the
-    /// follower gives up: long enough for another writer to resume it.
-    pub writer_gone_after: Duration,
+    /// follower gives up: long enough for another writer to resume it. `None` waits for a
+    /// writer until [`Follow::close`], for callers that know a download of every blob
+    /// they read will (re)start, such as a pull that fetches and unpacks side by side.
+    pub writer_gone_after: Option<Duration>,
 }
 
 impl Default for FollowOptions {
     fn default() -> Self {
         FollowOptions {
             max_poll: Duration::from_millis(20),
-            writer_gone_after: Duration::from_secs(2),
+            writer_gone_after: Some(Duration::from_secs(2)),
         }
     }
 }
@@ -64,7 +66,7 @@ impl FollowOptions {
     }
 
     /// Sets [`writer_gone_after`](Self::writer_gone_after).
-    pub fn writer_gone_after(mut self, wait: Duration) -> Self {
+    pub fn writer_gone_after(mut self, wait: Option<Duration>) -> Self {
         self.writer_gone_after = wait;
         self
     }
@@ -82,9 +84,9 @@ pub enum FollowError {
     /// was committed from other data than was read (a failed verification empties it).
     #[error("{0}: the ingest restarted under bytes already read")]
     Restarted(Digest),
-    /// No writer has held the ingest for [`FollowOptions::writer_gone_after`] and the
-    /// blob is not committed: its writer failed, was cancelled or died, or the commit
-    /// failed verification.
+    /// No writer has held the ingest for [`FollowOptions::writer_gone_after`] (or at a
+    /// look after [`Follow::close`]) and the blob is not committed: its writer failed, was
+    /// cancelled or died, or the commit failed verification.
     #[error("{0}: the ingest has no writer and the blob was not committed")]
     WriterGone(Digest),
     /// [`Follow::close`] was called and no ingest of the blob had started.
@@ -214,7 +216,8 @@ impl Follow {
 
     /// Says no new ingest will start (the downloads ended): from now on, readers whose
     /// blob is neither committed nor being ingested fail with [`FollowError::Closed`]
-    /// instead of waiting. Readers of ingests already seen continue.
+    /// instead of waiting, and readers of an ingest no writer holds fail with
+    /// [`FollowError::WriterGone`]. Readers of ingests being written continue.
     pub fn close(&self) {
         self.closed.send_replace(true);
     }
@@ -425,7 +428,12 @@ impl Target {
     }
 
     /// Fails when the ingest has had no writer for `gone_after`.
-    fn check_writer(&self, st: &mut State, gone_after: Duration) -> Result<()> {
+    fn check_writer(
+        &self,
+        st: &mut State,
+        gone_after: Option<Duration>,
+        closed: bool,
+    ) -> Result<()> {
         let Some(dir) = &st.dir else {
             return Ok(());
         };
@@ -439,7 +447,8 @@ impl Target {
             return Ok(());
         }
         let since = *st.no_writer_since.get_or_insert_with(Instant::now);
-        if since.elapsed() >= gone_after && !self.open_blob(st)? {
+        let gone = closed || gone_after.is_some_and(|after| since.elapsed() >= after);
+        if gone && !self.open_blob(st)? {
             return Err(FollowError::WriterGone(self.digest.clone()).into());
         }
         Ok(())
@@ -480,7 +489,7 @@ impl Target {
             }
         }
         if !st.committed && st.seen && !grew {
-            self.check_writer(st, opts.writer_gone_after)?;
+            self.check_writer(st, opts.writer_gone_after, closed)?;
             if st.committed {
                 return Ok(Look::Wait { grew: true });
             }
