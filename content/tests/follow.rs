@@ -14,6 +14,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CHILD_ROOT: &str = "DIST_FOLLOW_CHILD_ROOT";
+const CHILD_HANG: &str = "DIST_FOLLOW_CHILD_HANG";
 const SIZE: usize = 3 << 20;
 
 fn data() -> Vec<u8> {
@@ -251,7 +252,8 @@ fn child_writer() {
         w.write_all(&data[..SIZE / 3]).await.unwrap();
         w.flush().await.unwrap();
         let go = Path::new(&root).join("go");
-        while !go.exists() {
+        // Told to hang, the child waits to be killed mid-download.
+        while !go.exists() || std::env::var_os(CHILD_HANG).is_some() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         w.write_all(&data[SIZE / 3..]).await.unwrap();
@@ -322,4 +324,38 @@ async fn without_a_grace_limit_a_writerless_ingest_fails_only_after_close() {
         matches!(follow_error(&err), FollowError::WriterGone(_)),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn follower_fails_when_the_writing_process_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::open(dir.path()).unwrap();
+    let data = data();
+    let desc = desc_of(&data);
+    let mut child = tokio::process::Command::from({
+        let mut c = Command::new(std::env::current_exe().unwrap());
+        c.args(["--exact", "child_writer", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ROOT, dir.path())
+            .env(CHILD_HANG, "1")
+            .stdout(std::process::Stdio::null());
+        c
+    })
+    .kill_on_drop(true)
+    .spawn()
+    .unwrap();
+    let follow = store
+        .follow_with(FollowOptions::default().writer_gone_after(Some(Duration::from_millis(100))));
+    let reader = follow.reader(&desc);
+    let mut buf = vec![0u8; SIZE];
+    let mut n = 0;
+    while n < SIZE / 3 {
+        n += reader.read_at(&mut buf[n..], n as u64).await.unwrap();
+    }
+    child.kill().await.unwrap(); // SIGKILL: the kernel drops its ingest lock
+    let err = reader.read_at(&mut buf, n as u64).await.unwrap_err();
+    assert!(
+        matches!(follow_error(&err), FollowError::WriterGone(_)),
+        "{err}"
+    );
+    assert!(!store.blob_path(desc.digest()).exists());
 }
