@@ -2,6 +2,53 @@
 
 pub use dist_content::ErrorKind;
 
+/// The underlying error a variant keeps (reqwest's, io's, toml's, serde's, another
+/// crate's), reachable through [`std::error::Error::source`].
+pub(crate) type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a configuration file (`hosts.toml`, `config.json`) could not be used: the message,
+/// and the error behind it (io's, toml's, serde_json's) when there is one.
+#[derive(Debug)]
+pub(crate) struct Problem {
+    pub(crate) reason: String,
+    pub(crate) source: Option<Source>,
+}
+
+impl From<String> for Problem {
+    fn from(reason: String) -> Self {
+        Problem {
+            reason,
+            source: None,
+        }
+    }
+}
+
+impl Problem {
+    pub(crate) fn with_source(reason: String, source: impl Into<Source>) -> Self {
+        Problem {
+            reason,
+            source: Some(source.into()),
+        }
+    }
+}
+
+/// One error reported many times (a broken `hosts.toml` fails every host it configures):
+/// its message, and the original as its `source()`, reachable by downcasting.
+#[derive(Debug)]
+pub(crate) struct Shared(pub(crate) std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl std::fmt::Display for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Shared {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
 /// An error from resolving or fetching against a registry.
 ///
 /// Messages name the host, reference or digest involved so that a failed pull says where it
@@ -16,6 +63,18 @@ pub enum Error {
         reference: String,
         /// Why it was refused.
         reason: String,
+        /// The parse error (a [`dist_reference::Error`] or an `oci_spec` digest error), if
+        /// there is one.
+        #[source]
+        source: Option<Source>,
+    },
+    /// A digest names an algorithm other than the ones content can be verified with.
+    #[error("{digest}: unsupported digest algorithm {algorithm:?}")]
+    UnsupportedDigestAlgorithm {
+        /// The digest as given (elided).
+        digest: String,
+        /// Its algorithm.
+        algorithm: String,
     },
     /// The registry has no such tag, manifest or blob.
     #[error("{what}: not found")]
@@ -56,6 +115,9 @@ pub enum Error {
         host: String,
         /// What was wrong.
         reason: String,
+        /// The underlying error (reqwest's when building a client, a digest parse error).
+        #[source]
+        source: Option<Source>,
     },
     /// The registry could not be reached or kept failing (connection errors, 5xx, 429,
     /// timeouts) until the retry budget ran out.
@@ -63,8 +125,12 @@ pub enum Error {
     Unavailable {
         /// The host that failed last.
         host: String,
-        /// The last failure.
+        /// The last failure, with its causes spelled out.
         reason: String,
+        /// The last failure's error when it was one (a reqwest error: connection refused,
+        /// reset, TLS); `None` for a status code or a timeout.
+        #[source]
+        source: Option<Source>,
     },
     /// The hosts configuration or credentials file could not be read.
     #[error("{path}: {reason}")]
@@ -73,6 +139,9 @@ pub enum Error {
         path: String,
         /// What was wrong with it.
         reason: String,
+        /// The underlying error (toml's, serde_json's, io's, a certificate parse error).
+        #[source]
+        source: Option<Source>,
     },
     /// A registry's `WWW-Authenticate` challenge or its token server's answer is malformed.
     #[error("{host}: {source}")]
@@ -101,7 +170,9 @@ impl Error {
     /// The kind of this error, for callers that branch on it.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidReference { .. } | Error::Config { .. } => ErrorKind::InvalidArgument,
+            Error::InvalidReference { .. }
+            | Error::UnsupportedDigestAlgorithm { .. }
+            | Error::Config { .. } => ErrorKind::InvalidArgument,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Unauthorized { .. } => ErrorKind::Unauthorized,
             Error::Mismatch { .. } | Error::TooLarge { .. } => ErrorKind::FailedPrecondition,
@@ -116,6 +187,20 @@ impl Error {
         Error::Protocol {
             host: host.into(),
             reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// A protocol error caused by `source` (kept reachable through `source()`).
+    pub(crate) fn protocol_from(
+        host: impl Into<String>,
+        reason: impl Into<String>,
+        source: impl Into<Source>,
+    ) -> Self {
+        Error::Protocol {
+            host: host.into(),
+            reason: reason.into(),
+            source: Some(source.into()),
         }
     }
 
@@ -123,6 +208,54 @@ impl Error {
         Error::Unavailable {
             host: host.into(),
             reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// An unavailable error caused by `source` (a reqwest error), kept for `source()`.
+    pub(crate) fn unavailable_from(
+        host: impl Into<String>,
+        reason: impl Into<String>,
+        source: impl Into<Source>,
+    ) -> Self {
+        Error::Unavailable {
+            host: host.into(),
+            reason: reason.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// A refused or malformed reference, keeping the parse error as the source.
+    pub(crate) fn invalid_reference(
+        reference: &str,
+        reason: impl Into<String>,
+        source: Option<Source>,
+    ) -> Self {
+        Error::InvalidReference {
+            reference: dist_content::elide(reference),
+            reason: reason.into(),
+            source,
+        }
+    }
+
+    /// A configuration file that could not be used, keeping why as the source.
+    pub(crate) fn config(
+        path: impl Into<String>,
+        reason: impl Into<String>,
+        source: Option<Source>,
+    ) -> Self {
+        Error::Config {
+            path: path.into(),
+            reason: reason.into(),
+            source,
+        }
+    }
+
+    /// The error for a digest whose algorithm cannot be verified.
+    pub(crate) fn unsupported_digest(digest: &oci_spec::image::Digest) -> Self {
+        Error::UnsupportedDigestAlgorithm {
+            digest: dist_content::elide(digest.as_ref()),
+            algorithm: dist_content::elide(digest.algorithm().as_ref()),
         }
     }
 

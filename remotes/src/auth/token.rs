@@ -220,7 +220,12 @@ impl TokenRequest<'_> {
     fn transport(&self, realm: &url::Url, e: reqwest::Error) -> Error {
         // reqwest's message quotes the realm URL, which the registry chose: elided.
         let what = format!("token server {}: {e}", realm.host_str().unwrap_or("?"));
-        Error::unavailable(self.registry_host, dist_content::elide(&what))
+        // The source keeps the error without the URL, so no printer shows it whole.
+        Error::unavailable_from(
+            self.registry_host,
+            dist_content::elide(&what),
+            e.without_url(),
+        )
     }
 }
 
