@@ -152,8 +152,9 @@ pub enum Error {
         #[source]
         source: crate::auth::ParseError,
     },
-    /// The content store failed while `fetch_handler` was writing.
-    #[error(transparent)]
+    /// The content store failed while `fetch_handler` was writing. The content error is
+    /// also the `source()`.
+    #[error("{0}")]
     Content(#[from] dist_content::Error),
     /// A local I/O error (reading a CA file, writing into an ingest).
     #[error("{context}: {source}")]
