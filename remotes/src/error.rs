@@ -52,7 +52,49 @@ impl std::error::Error for Shared {
 /// An error from resolving or fetching against a registry.
 ///
 /// Messages name the host, reference or digest involved so that a failed pull says where it
-/// failed.
+/// failed. The cause (reqwest's, io's, toml's, serde's, the content store's, the reference
+/// parser's) is kept as [`source()`](std::error::Error::source).
+///
+/// Every dist crate's `Error` has `kind()` returning the one [`ErrorKind`] (defined in
+/// `dist-reference`, re-exported by every crate), so a caller handles errors from all of
+/// them with one `match`:
+///
+/// ```
+/// use std::path::Path;
+///
+/// use dist_remotes::{ErrorKind, HostsFile};
+/// use oci_spec::image::{Descriptor, Digest, MediaType};
+///
+/// /// What a runtime does about an error, whichever crate reported it.
+/// fn action(kind: ErrorKind) -> &'static str {
+///     match kind {
+///         ErrorKind::NotFound => "pull it first",
+///         ErrorKind::AlreadyExists => "use what is there",
+///         ErrorKind::Unavailable => "retry later",
+///         ErrorKind::Unauthorized => "log in",
+///         ErrorKind::InvalidArgument => "fix the input",
+///         _ => "report it",
+///     }
+/// }
+///
+/// let digest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+/// let reference = "example.com/UPPER:v1".parse::<dist_reference::Reference>().unwrap_err();
+/// let content = dist_content::Error::NotFound(digest.into());
+/// let desc = Descriptor::new(MediaType::ImageManifest, 1, digest.parse::<Digest>()?);
+/// let images = dist_images::parse_manifest(&desc, b"{").unwrap_err();
+/// let remotes = HostsFile::parse("server = [", Path::new("hosts.toml")).unwrap_err();
+///
+/// assert_eq!(action(reference.kind()), "fix the input");
+/// assert_eq!(action(content.kind()), "pull it first");
+/// assert_eq!(action(images.kind()), "fix the input");
+/// assert_eq!(action(remotes.kind()), "fix the input");
+/// // A content error carried by another crate keeps its kind, and stays the source.
+/// let wrapped = dist_remotes::Error::from(content);
+/// assert_eq!(wrapped.kind(), ErrorKind::NotFound);
+/// let source = std::error::Error::source(&wrapped).unwrap();
+/// assert!(source.is::<dist_content::Error>());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
