@@ -281,6 +281,26 @@ impl Error {
         }
     }
 
+    /// Maps a reference parse error on `reference`: an unsupported digest algorithm is
+    /// [`Error::UnsupportedDigestAlgorithm`], as it is for a descriptor's digest; anything
+    /// else is [`Error::InvalidReference`] with the parse error as its source.
+    pub(crate) fn from_reference(reference: &str) -> impl FnOnce(dist_reference::Error) -> Self {
+        move |e| match &e {
+            dist_reference::Error::InvalidDigest { digest, .. } if e.is_unsupported_digest() => {
+                let algorithm = digest.split_once(':').map_or("", |(a, _)| a);
+                Error::UnsupportedDigestAlgorithm {
+                    digest: dist_content::elide(digest),
+                    algorithm: dist_content::elide(algorithm),
+                }
+            }
+            _ => Error::invalid_reference(
+                reference,
+                dist_content::elide(&e.to_string()),
+                Some(e.into()),
+            ),
+        }
+    }
+
     /// A configuration file that could not be used, keeping why as the source.
     pub(crate) fn config(
         path: impl Into<String>,

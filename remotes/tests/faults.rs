@@ -379,3 +379,16 @@ async fn an_unparsable_reference_keeps_the_reference_error_as_the_source() {
     let source = find_source::<dist_reference::Error>(&err).expect("reference error kept");
     assert_eq!(source.kind(), ErrorKind::InvalidArgument);
 }
+
+#[tokio::test]
+async fn an_unsupported_digest_algorithm_in_a_reference_is_its_own_error() {
+    let err = DockerResolver::new(options("example.com"))
+        .resolve("example.com/a/b@md5:d41d8cd98f00b204e9800998ecf8427e")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, dist_remotes::Error::UnsupportedDigestAlgorithm { algorithm, .. } if algorithm == "md5"),
+        "{err:?}"
+    );
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+}

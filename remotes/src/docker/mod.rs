@@ -264,13 +264,8 @@ impl DockerResolver {
     }
 
     async fn repository(&self, reference: &str) -> Result<(Repository, dist_reference::Spec)> {
-        let spec = dist_reference::Spec::parse(reference).map_err(|e| {
-            Error::invalid_reference(
-                reference,
-                dist_content::elide(&e.to_string()),
-                Some(e.into()),
-            )
-        })?;
+        let spec =
+            dist_reference::Spec::parse(reference).map_err(Error::from_reference(reference))?;
         let host = spec.hostname().to_string();
         let mut name = spec.repository().to_string();
         if name.is_empty() {
