@@ -17,6 +17,9 @@ pub enum Error {
         entry: String,
         /// What is wrong with it.
         reason: String,
+        /// The tar crate's error when it refused a header field (mode, uid, device number).
+        #[source]
+        source: Option<io::Error>,
     },
     /// The stream could not be read as a layer (truncated, corrupt, bad checksum).
     #[error("corrupt layer stream at {at}: {source}")]
@@ -157,6 +160,17 @@ impl Error {
         Error::InvalidEntry {
             entry: entry.into(),
             reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// An invalid entry whose header field `field` tar could not parse; `source` is tar's
+    /// error, kept for `source()`.
+    pub(crate) fn entry_field(entry: impl Into<String>, field: &str, source: io::Error) -> Self {
+        Error::InvalidEntry {
+            entry: entry.into(),
+            reason: format!("{field}: {source}"),
+            source: Some(source),
         }
     }
 }
