@@ -108,7 +108,7 @@ pub enum Error {
         /// The parse error (a [`dist_reference::Error`] or an `oci_spec` digest error), if
         /// there is one.
         #[source]
-        source: Option<Source>,
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
     /// A digest names an algorithm other than the ones content can be verified with.
     #[error("{digest}: unsupported digest algorithm {algorithm:?}")]
@@ -159,7 +159,7 @@ pub enum Error {
         reason: String,
         /// The underlying error (reqwest's when building a client, a digest parse error).
         #[source]
-        source: Option<Source>,
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
     /// The registry could not be reached or kept failing (connection errors, 5xx, 429,
     /// timeouts) until the retry budget ran out.
@@ -172,7 +172,7 @@ pub enum Error {
         /// The last failure's error when it was one (a reqwest error: connection refused,
         /// reset, TLS); `None` for a status code or a timeout.
         #[source]
-        source: Option<Source>,
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
     /// The hosts configuration or credentials file could not be read.
     #[error("{path}: {reason}")]
@@ -183,7 +183,7 @@ pub enum Error {
         reason: String,
         /// The underlying error (toml's, serde_json's, io's, a certificate parse error).
         #[source]
-        source: Option<Source>,
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
     /// A registry's `WWW-Authenticate` challenge or its token server's answer is malformed.
     #[error("{host}: {source}")]
@@ -272,7 +272,7 @@ impl Error {
     pub(crate) fn invalid_reference(
         reference: &str,
         reason: impl Into<String>,
-        source: Option<Source>,
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     ) -> Self {
         Error::InvalidReference {
             reference: dist_content::elide(reference),
@@ -305,7 +305,7 @@ impl Error {
     pub(crate) fn config(
         path: impl Into<String>,
         reason: impl Into<String>,
-        source: Option<Source>,
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     ) -> Self {
         Error::Config {
             path: path.into(),
