@@ -34,9 +34,7 @@ impl Hasher {
             DigestAlgorithm::Sha256 => Ok(Hasher::Sha256(Sha256::new())),
             DigestAlgorithm::Sha384 => Ok(Hasher::Sha384(Sha384::new())),
             DigestAlgorithm::Sha512 => Ok(Hasher::Sha512(Sha512::new())),
-            other => Err(Error::InvalidArgument(format!(
-                "{digest}: unsupported digest algorithm {other}"
-            ))),
+            _ => Err(Error::unsupported_digest(digest)),
         }
     }
 

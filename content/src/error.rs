@@ -1,47 +1,9 @@
 //! The content crate's error type and the error kinds shared by every dist crate.
 
-use std::fmt;
-
-/// What went wrong, in the handful of kinds a caller branches on.
-///
-/// Every dist crate's `Error` reports one of these through its `kind()`; they mirror
-/// containerd's `errdefs`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// The blob, ingest, image or snapshot does not exist.
-    NotFound,
-    /// The thing being created exists already (for content: the blob is committed).
-    AlreadyExists,
-    /// The resource is busy or locked (another writer holds the ingest ref), or a
-    /// remote is temporarily unreachable: retrying later may succeed.
-    Unavailable,
-    /// A precondition did not hold: size or digest mismatch, wrong state.
-    FailedPrecondition,
-    /// The input is malformed: bad digest, bad reference, bad archive.
-    InvalidArgument,
-    /// The registry refused the credentials (or none were given).
-    Unauthorized,
-    /// An operating-system I/O error.
-    Io,
-    /// The peer broke the protocol (unexpected status, malformed response).
-    Protocol,
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ErrorKind::NotFound => "not found",
-            ErrorKind::AlreadyExists => "already exists",
-            ErrorKind::Unavailable => "unavailable",
-            ErrorKind::FailedPrecondition => "failed precondition",
-            ErrorKind::InvalidArgument => "invalid argument",
-            ErrorKind::Unauthorized => "unauthorized",
-            ErrorKind::Io => "i/o error",
-            ErrorKind::Protocol => "protocol error",
-        })
-    }
-}
+/// The kinds every dist crate's `Error` reports. The enum lives in `dist-reference`, the
+/// lowest crate, so that reference errors share it; it is re-exported here, where most
+/// callers meet it.
+pub use dist_reference::ErrorKind;
 
 /// An error from the content store.
 #[derive(Debug, thiserror::Error)]
@@ -79,8 +41,16 @@ pub enum Error {
         /// The digest of the data actually written.
         actual: String,
     },
-    /// A caller passed something malformed (an unsupported digest algorithm, an empty ref,
-    /// an offset past the end).
+    /// A digest names an algorithm other than sha256, sha384 or sha512: the blob cannot be
+    /// verified, so it is neither stored nor read. Kind [`ErrorKind::InvalidArgument`].
+    #[error("{digest}: unsupported digest algorithm {algorithm:?} (sha256, sha384 and sha512 are)")]
+    UnsupportedDigestAlgorithm {
+        /// The digest as given (elided).
+        digest: String,
+        /// Its algorithm.
+        algorithm: String,
+    },
+    /// A caller passed something malformed (an empty ref, an offset past the end).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     /// An I/O error, with the path or operation it happened on.
@@ -115,9 +85,19 @@ impl Error {
             Error::SizeMismatch { .. } | Error::DigestMismatch { .. } => {
                 ErrorKind::FailedPrecondition
             }
-            Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::InvalidArgument(_) | Error::UnsupportedDigestAlgorithm { .. } => {
+                ErrorKind::InvalidArgument
+            }
             Error::Io { .. } => ErrorKind::Io,
             Error::Other { kind, .. } => *kind,
+        }
+    }
+
+    /// The error for a digest whose algorithm no dist crate verifies.
+    pub fn unsupported_digest(digest: &oci_spec::image::Digest) -> Self {
+        Error::UnsupportedDigestAlgorithm {
+            digest: crate::elide(digest.as_ref()),
+            algorithm: crate::elide(digest.algorithm().as_ref()),
         }
     }
 
@@ -153,3 +133,46 @@ impl Error {
 
 /// The content crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::str::FromStr;
+
+    use super::*;
+
+    #[test]
+    fn io_error_stays_reachable_through_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        let err = crate::LocalStore::open(file.join("root")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Io);
+        let io = err
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .expect("the io::Error is the source");
+        assert_ne!(io.kind(), std::io::ErrorKind::NotFound, "{io}");
+    }
+
+    #[test]
+    fn unsupported_digest_algorithm_is_its_own_invalid_argument_error() {
+        let d = oci_spec::image::Digest::from_str("blake3:0123456789abcdef").unwrap();
+        let err = crate::digest::Hasher::for_digest(&d).err().unwrap();
+        assert!(
+            matches!(&err, Error::UnsupportedDigestAlgorithm { algorithm, .. } if algorithm == "blake3"),
+            "{err:?}"
+        );
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(
+            err.to_string().contains("unsupported digest algorithm"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn other_keeps_the_wrapped_error_as_source() {
+        let err = Error::other(ErrorKind::Unavailable, std::io::Error::other("down"));
+        assert!(err.source().unwrap().is::<std::io::Error>());
+    }
+}

@@ -67,7 +67,7 @@ fn check_schema_version(desc: &Descriptor, version: u32) -> Result<()> {
 /// Parses `bytes` as the image manifest `desc` names (OCI or Docker schema2).
 pub fn parse_manifest(desc: &Descriptor, bytes: &[u8]) -> Result<ImageManifest> {
     let manifest: ImageManifest = serde_json::from_slice(bytes)
-        .map_err(|e| invalid(desc, format!("parsing manifest: {e}")))?;
+        .map_err(|e| Error::decode(desc.digest().to_string(), "manifest", e))?;
     check_schema_version(desc, manifest.schema_version())?;
     check_body_media_type(desc, manifest.media_type().as_ref(), MediaKind::Manifest)?;
     Ok(manifest)
@@ -75,8 +75,8 @@ pub fn parse_manifest(desc: &Descriptor, bytes: &[u8]) -> Result<ImageManifest> 
 
 /// Parses `bytes` as the index or Docker manifest list `desc` names.
 pub fn parse_index(desc: &Descriptor, bytes: &[u8]) -> Result<ImageIndex> {
-    let index: ImageIndex =
-        serde_json::from_slice(bytes).map_err(|e| invalid(desc, format!("parsing index: {e}")))?;
+    let index: ImageIndex = serde_json::from_slice(bytes)
+        .map_err(|e| Error::decode(desc.digest().to_string(), "index", e))?;
     check_schema_version(desc, index.schema_version())?;
     check_body_media_type(desc, index.media_type().as_ref(), MediaKind::Index)?;
     Ok(index)

@@ -10,8 +10,9 @@ pub enum Error {
     /// children (containerd's `ErrSkipDesc`). `walk` and `dispatch` treat it as success.
     #[error("skip descriptor's children")]
     SkipChildren,
-    /// The content store failed.
-    #[error(transparent)]
+    /// The content store failed. The content error is also the `source()`, so a chain
+    /// walker (`anyhow`'s `downcast_ref`, say) finds it.
+    #[error("{0}")]
     Content(#[from] dist_content::Error),
     /// A manifest, index or config could not be understood.
     #[error("{what}: {reason}")]
@@ -20,6 +21,18 @@ pub enum Error {
         what: String,
         /// Why it was refused.
         reason: String,
+    },
+    /// A manifest, index or config is not valid JSON of its type; the serde error is the
+    /// `source()`. Kind [`ErrorKind::InvalidArgument`], like [`Error::Invalid`].
+    #[error("{what}: parsing {object}: {source}")]
+    Decode {
+        /// The digest or name of the object.
+        what: String,
+        /// What it should have been (`"manifest"`, `"index"`, `"config"`).
+        object: &'static str,
+        /// The decode error.
+        #[source]
+        source: serde_json::Error,
     },
     /// Something the caller asked for does not exist (no manifest for the platform, no image
     /// of that name).
@@ -44,10 +57,23 @@ impl Error {
         match self {
             Error::SkipChildren => ErrorKind::FailedPrecondition,
             Error::Content(e) => e.kind(),
-            Error::Invalid { .. } => ErrorKind::InvalidArgument,
+            Error::Invalid { .. } | Error::Decode { .. } => ErrorKind::InvalidArgument,
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
             Error::Other { kind, .. } => *kind,
+        }
+    }
+
+    /// A decode error for `object` (`"manifest"`, `"index"`, `"config"`) named by `what`.
+    pub fn decode(
+        what: impl Into<String>,
+        object: &'static str,
+        source: serde_json::Error,
+    ) -> Self {
+        Error::Decode {
+            what: what.into(),
+            object,
+            source,
         }
     }
 

@@ -62,6 +62,38 @@ async fn truncated_manifest_json_is_a_parse_error() {
 }
 
 #[tokio::test]
+async fn a_parse_error_keeps_serdes_error_as_the_source() {
+    let fx = Fixture::new();
+    let desc = fx
+        .put(MediaType::ImageManifest, b"{\"schemaVersion\": ")
+        .await;
+    let err = bounded(walk(
+        &children(fx.store.clone()),
+        std::slice::from_ref(&desc),
+    ))
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    let source = std::error::Error::source(&err).expect("a source");
+    assert!(source.downcast_ref::<serde_json::Error>().unwrap().is_eof());
+}
+
+#[tokio::test]
+async fn a_missing_blob_is_the_content_error_reachable_through_source() {
+    let fx = Fixture::new();
+    let img = fx.image("linux/amd64").await;
+    let mut missing = img.manifest.clone();
+    missing.set_digest(Digest::from_str(&format!("sha256:{}", "0".repeat(64))).unwrap());
+    let err = bounded(walk(&children(fx.store.clone()), &[missing]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    let source = std::error::Error::source(&err).expect("a source");
+    let content = source.downcast_ref::<dist_content::Error>().unwrap();
+    assert_eq!(content.kind(), ErrorKind::NotFound);
+}
+
+#[tokio::test]
 async fn truncated_index_json_is_a_parse_error() {
     let fx = Fixture::new();
     let desc = fx

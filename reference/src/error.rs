@@ -1,10 +1,12 @@
 //! Why a string is not a reference.
 //!
-//! Every variant is an invalid-argument error: the input string is wrong, nothing else.
-//! Crates that map errors onto `dist_content::ErrorKind` map all of them to
-//! `InvalidArgument`. Each message names the offending input.
+//! Every variant is an invalid-argument error: the input string is wrong, nothing else, so
+//! [`Error::kind`] is always [`ErrorKind::InvalidArgument`]. Each message names the
+//! offending input.
 
 use std::fmt;
+
+use crate::ErrorKind;
 
 /// A reference string that does not follow the grammar, or breaks one of its limits.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -136,6 +138,24 @@ impl fmt::Display for DigestProblem {
 }
 
 impl Error {
+    /// The kind of this error: always [`ErrorKind::InvalidArgument`] (the string is wrong),
+    /// the same kind every other dist crate reports for bad input.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidArgument
+    }
+
+    /// Whether the digest names an algorithm other than sha256, sha384 or sha512: the
+    /// reference is well-formed, but no dist crate can verify its content.
+    pub fn is_unsupported_digest(&self) -> bool {
+        matches!(
+            self,
+            Self::InvalidDigest {
+                problem: DigestProblem::UnsupportedAlgorithm,
+                ..
+            }
+        )
+    }
+
     /// The name of the variant, stable for logs and metrics (`"invalid_tag"`, ...).
     ///
     /// All variants are invalid-argument errors; this says which rule was broken.
@@ -151,5 +171,29 @@ impl Error {
             Self::LooksLikeImageId { .. } => "looks_like_image_id",
             Self::MissingHostname { .. } => "missing_hostname",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{ErrorKind, Reference, Spec};
+
+    #[test]
+    fn every_reference_error_is_invalid_argument() {
+        for input in ["", "a/UPPER", "a@sha256:zz", "a//b"] {
+            let err = Reference::parse(input).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{input}: {err}");
+        }
+        let err = Spec::parse("redis").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    }
+
+    #[test]
+    fn unsupported_digest_algorithm_is_told_apart_from_a_malformed_digest() {
+        let unsupported = Reference::parse("a@md5:d41d8cd98f00b204e9800998ecf8427e").unwrap_err();
+        assert!(unsupported.is_unsupported_digest(), "{unsupported}");
+        assert!(unsupported.to_string().contains("unsupported algorithm"));
+        let short = Reference::parse("a@sha256:abc").unwrap_err();
+        assert!(!short.is_unsupported_digest(), "{short}");
     }
 }

@@ -2,10 +2,99 @@
 
 pub use dist_content::ErrorKind;
 
+/// The underlying error a variant keeps (reqwest's, io's, toml's, serde's, another
+/// crate's), reachable through [`std::error::Error::source`].
+pub(crate) type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a configuration file (`hosts.toml`, `config.json`) could not be used: the message,
+/// and the error behind it (io's, toml's, serde_json's) when there is one.
+#[derive(Debug)]
+pub(crate) struct Problem {
+    pub(crate) reason: String,
+    pub(crate) source: Option<Source>,
+}
+
+impl From<String> for Problem {
+    fn from(reason: String) -> Self {
+        Problem {
+            reason,
+            source: None,
+        }
+    }
+}
+
+impl Problem {
+    pub(crate) fn with_source(reason: String, source: impl Into<Source>) -> Self {
+        Problem {
+            reason,
+            source: Some(source.into()),
+        }
+    }
+}
+
+/// One error reported many times (a broken `hosts.toml` fails every host it configures):
+/// its message, and the original as its `source()`, reachable by downcasting.
+#[derive(Debug)]
+pub(crate) struct Shared(pub(crate) std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl std::fmt::Display for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Shared {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
 /// An error from resolving or fetching against a registry.
 ///
 /// Messages name the host, reference or digest involved so that a failed pull says where it
-/// failed.
+/// failed. The cause (reqwest's, io's, toml's, serde's, the content store's, the reference
+/// parser's) is kept as [`source()`](std::error::Error::source).
+///
+/// Every dist crate's `Error` has `kind()` returning the one [`ErrorKind`] (defined in
+/// `dist-reference`, re-exported by every crate), so a caller handles errors from all of
+/// them with one `match`:
+///
+/// ```
+/// use std::path::Path;
+///
+/// use dist_remotes::{ErrorKind, HostsFile};
+/// use oci_spec::image::{Descriptor, Digest, MediaType};
+///
+/// /// What a runtime does about an error, whichever crate reported it.
+/// fn action(kind: ErrorKind) -> &'static str {
+///     match kind {
+///         ErrorKind::NotFound => "pull it first",
+///         ErrorKind::AlreadyExists => "use what is there",
+///         ErrorKind::Unavailable => "retry later",
+///         ErrorKind::Unauthorized => "log in",
+///         ErrorKind::InvalidArgument => "fix the input",
+///         _ => "report it",
+///     }
+/// }
+///
+/// let digest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+/// let reference = "example.com/UPPER:v1".parse::<dist_reference::Reference>().unwrap_err();
+/// let content = dist_content::Error::NotFound(digest.into());
+/// let desc = Descriptor::new(MediaType::ImageManifest, 1, digest.parse::<Digest>()?);
+/// let images = dist_images::parse_manifest(&desc, b"{").unwrap_err();
+/// let remotes = HostsFile::parse("server = [", Path::new("hosts.toml")).unwrap_err();
+///
+/// assert_eq!(action(reference.kind()), "fix the input");
+/// assert_eq!(action(content.kind()), "pull it first");
+/// assert_eq!(action(images.kind()), "fix the input");
+/// assert_eq!(action(remotes.kind()), "fix the input");
+/// // A content error carried by another crate keeps its kind, and stays the source.
+/// let wrapped = dist_remotes::Error::from(content);
+/// assert_eq!(wrapped.kind(), ErrorKind::NotFound);
+/// let source = std::error::Error::source(&wrapped).unwrap();
+/// assert!(source.is::<dist_content::Error>());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -16,6 +105,18 @@ pub enum Error {
         reference: String,
         /// Why it was refused.
         reason: String,
+        /// The parse error (a [`dist_reference::Error`] or an `oci_spec` digest error), if
+        /// there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
+    /// A digest names an algorithm other than the ones content can be verified with.
+    #[error("{digest}: unsupported digest algorithm {algorithm:?}")]
+    UnsupportedDigestAlgorithm {
+        /// The digest as given (elided).
+        digest: String,
+        /// Its algorithm.
+        algorithm: String,
     },
     /// The registry has no such tag, manifest or blob.
     #[error("{what}: not found")]
@@ -56,6 +157,9 @@ pub enum Error {
         host: String,
         /// What was wrong.
         reason: String,
+        /// The underlying error (reqwest's when building a client, a digest parse error).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
     /// The registry could not be reached or kept failing (connection errors, 5xx, 429,
     /// timeouts) until the retry budget ran out.
@@ -63,8 +167,12 @@ pub enum Error {
     Unavailable {
         /// The host that failed last.
         host: String,
-        /// The last failure.
+        /// The last failure, with its causes spelled out.
         reason: String,
+        /// The last failure's error when it was one (a reqwest error: connection refused,
+        /// reset, TLS); `None` for a status code or a timeout.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
     /// The hosts configuration or credentials file could not be read.
     #[error("{path}: {reason}")]
@@ -73,6 +181,9 @@ pub enum Error {
         path: String,
         /// What was wrong with it.
         reason: String,
+        /// The underlying error (toml's, serde_json's, io's, a certificate parse error).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
     /// A registry's `WWW-Authenticate` challenge or its token server's answer is malformed.
     #[error("{host}: {source}")]
@@ -83,8 +194,9 @@ pub enum Error {
         #[source]
         source: crate::auth::ParseError,
     },
-    /// The content store failed while `fetch_handler` was writing.
-    #[error(transparent)]
+    /// The content store failed while `fetch_handler` was writing. The content error is
+    /// also the `source()`.
+    #[error("{0}")]
     Content(#[from] dist_content::Error),
     /// A local I/O error (reading a CA file, writing into an ingest).
     #[error("{context}: {source}")]
@@ -101,7 +213,9 @@ impl Error {
     /// The kind of this error, for callers that branch on it.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidReference { .. } | Error::Config { .. } => ErrorKind::InvalidArgument,
+            Error::InvalidReference { .. }
+            | Error::UnsupportedDigestAlgorithm { .. }
+            | Error::Config { .. } => ErrorKind::InvalidArgument,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Unauthorized { .. } => ErrorKind::Unauthorized,
             Error::Mismatch { .. } | Error::TooLarge { .. } => ErrorKind::FailedPrecondition,
@@ -116,6 +230,20 @@ impl Error {
         Error::Protocol {
             host: host.into(),
             reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// A protocol error caused by `source` (kept reachable through `source()`).
+    pub(crate) fn protocol_from(
+        host: impl Into<String>,
+        reason: impl Into<String>,
+        source: impl Into<Source>,
+    ) -> Self {
+        Error::Protocol {
+            host: host.into(),
+            reason: reason.into(),
+            source: Some(source.into()),
         }
     }
 
@@ -123,6 +251,74 @@ impl Error {
         Error::Unavailable {
             host: host.into(),
             reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// An unavailable error caused by `source` (a reqwest error), kept for `source()`.
+    pub(crate) fn unavailable_from(
+        host: impl Into<String>,
+        reason: impl Into<String>,
+        source: impl Into<Source>,
+    ) -> Self {
+        Error::Unavailable {
+            host: host.into(),
+            reason: reason.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// A refused or malformed reference, keeping the parse error as the source.
+    pub(crate) fn invalid_reference(
+        reference: &str,
+        reason: impl Into<String>,
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Error::InvalidReference {
+            reference: dist_content::elide(reference),
+            reason: reason.into(),
+            source,
+        }
+    }
+
+    /// Maps a reference parse error on `reference`: an unsupported digest algorithm is
+    /// [`Error::UnsupportedDigestAlgorithm`], as it is for a descriptor's digest; anything
+    /// else is [`Error::InvalidReference`] with the parse error as its source.
+    pub(crate) fn from_reference(reference: &str) -> impl FnOnce(dist_reference::Error) -> Self {
+        move |e| match &e {
+            dist_reference::Error::InvalidDigest { digest, .. } if e.is_unsupported_digest() => {
+                let algorithm = digest.split_once(':').map_or("", |(a, _)| a);
+                Error::UnsupportedDigestAlgorithm {
+                    digest: dist_content::elide(digest),
+                    algorithm: dist_content::elide(algorithm),
+                }
+            }
+            _ => Error::invalid_reference(
+                reference,
+                dist_content::elide(&e.to_string()),
+                Some(e.into()),
+            ),
+        }
+    }
+
+    /// A configuration file that could not be used, keeping why as the source.
+    pub(crate) fn config(
+        path: impl Into<String>,
+        reason: impl Into<String>,
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Error::Config {
+            path: path.into(),
+            reason: reason.into(),
+            source,
+        }
+    }
+
+    /// The error for a digest whose algorithm cannot be verified.
+    pub(crate) fn unsupported_digest(digest: &oci_spec::image::Digest) -> Self {
+        Error::UnsupportedDigestAlgorithm {
+            digest: dist_content::elide(digest.as_ref()),
+            algorithm: dist_content::elide(digest.algorithm().as_ref()),
         }
     }
 

@@ -161,14 +161,27 @@ pub struct HostsConfig {
 struct FileError {
     path: String,
     reason: String,
+    /// Shared by every host the file configures, each of which reports it.
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl FileError {
+    fn new(path: String, problem: file::Problem) -> Self {
+        FileError {
+            path,
+            reason: problem.reason,
+            source: problem.source.map(Arc::from),
+        }
+    }
 }
 
 impl From<&FileError> for Error {
     fn from(e: &FileError) -> Self {
-        Error::Config {
-            path: e.path.clone(),
-            reason: e.reason.clone(),
-        }
+        let source = e
+            .source
+            .clone()
+            .map(|s| Box::new(crate::error::Shared(s)) as crate::error::Source);
+        Error::config(e.path.clone(), e.reason.clone(), source)
     }
 }
 
@@ -200,12 +213,9 @@ impl HostsConfig {
                     let loaded = match read_bounded(&path) {
                         Ok(None) => continue,
                         Ok(Some(text)) => parse_hosts_file(&text, &path),
-                        Err(reason) => Err(reason),
+                        Err(problem) => Err(problem),
                     };
-                    let loaded = loaded.map_err(|reason| FileError {
-                        path: path.display().to_string(),
-                        reason,
-                    });
+                    let loaded = loaded.map_err(|p| FileError::new(path.display().to_string(), p));
                     files.insert(name, loaded);
                 }
             }
@@ -214,6 +224,7 @@ impl HostsConfig {
                 self.dir_error = Some(FileError {
                     path: dir.display().to_string(),
                     reason: e.to_string(),
+                    source: Some(Arc::new(e)),
                 });
             }
         }
@@ -234,6 +245,7 @@ impl HostsConfig {
                 unloaded.dir_error = Some(FileError {
                     path: context,
                     reason: format!("not loaded: {e}"),
+                    source: Some(Arc::new(e)),
                 });
                 unloaded
             }

@@ -20,10 +20,7 @@ impl Hasher {
         match digest.algorithm() {
             DigestAlgorithm::Sha256 => Ok(Hasher::Sha256(sha2::Sha256::new())),
             DigestAlgorithm::Sha512 => Ok(Hasher::Sha512(sha2::Sha512::new())),
-            other => Err(Error::InvalidReference {
-                reference: digest.to_string(),
-                reason: format!("unsupported digest algorithm {other}"),
-            }),
+            _ => Err(Error::unsupported_digest(digest)),
         }
     }
 
@@ -169,5 +166,20 @@ mod tests {
         let d: Digest = HELLO.parse().unwrap();
         let out = run(verified(chunks(&[b"llo"]), &d, 5, 2).unwrap()).await;
         assert_eq!(out.unwrap(), b"llo");
+    }
+
+    #[test]
+    fn an_unsupported_algorithm_is_its_own_error_not_an_invalid_reference() {
+        let d: Digest = "blake3:0123456789abcdef".parse().unwrap();
+        let err = Hasher::for_digest(&d).err().unwrap();
+        assert!(
+            matches!(&err, Error::UnsupportedDigestAlgorithm { algorithm, .. } if algorithm == "blake3"),
+            "{err:?}"
+        );
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument);
+        assert!(
+            err.to_string().contains("unsupported digest algorithm"),
+            "{err}"
+        );
     }
 }

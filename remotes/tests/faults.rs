@@ -337,3 +337,58 @@ async fn a_server_that_cuts_every_connection_after_a_few_bytes_fails_instead_of_
     // The first attempt and three reopenings, not 2,000 of 100 bytes each.
     assert_eq!(srv.requests().len(), 4);
 }
+
+/// The first error of type `T` in `err`'s `source()` chain.
+fn find_source<'a, T: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        if let Some(t) = e.downcast_ref::<T>() {
+            return Some(t);
+        }
+        cur = e.source();
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_refused_connection_keeps_reqwests_error_as_the_source() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host = format!("127.0.0.1:{port}");
+    let r = DockerResolver::new(options(&host));
+    let err = r.resolve(&format!("{host}/a/b:v1")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    let source = find_source::<reqwest::Error>(&err).expect("reqwest error in the chain");
+    assert!(source.is_connect(), "{source:?}");
+    assert!(source.url().is_none(), "the URL is stripped: {source:?}");
+}
+
+#[tokio::test]
+async fn an_unparsable_reference_keeps_the_reference_error_as_the_source() {
+    let err = DockerResolver::new(options("example.com"))
+        .resolve("example.com/UPPER:v1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    let source = find_source::<dist_reference::Error>(&err).expect("reference error kept");
+    assert_eq!(source.kind(), ErrorKind::InvalidArgument);
+}
+
+#[tokio::test]
+async fn an_unsupported_digest_algorithm_in_a_reference_is_its_own_error() {
+    let err = DockerResolver::new(options("example.com"))
+        .resolve("example.com/a/b@md5:d41d8cd98f00b204e9800998ecf8427e")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, dist_remotes::Error::UnsupportedDigestAlgorithm { algorithm, .. } if algorithm == "md5"),
+        "{err:?}"
+    );
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+}

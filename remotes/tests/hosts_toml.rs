@@ -416,3 +416,13 @@ async fn the_async_loader_reads_the_same_files_off_the_runtime_thread() {
         "earlier settings are kept"
     );
 }
+
+#[test]
+fn a_toml_syntax_error_stays_reachable_through_source() {
+    let err = HostsFile::parse("server = [", Path::new("/x/hosts.toml")).unwrap_err();
+    let source = std::error::Error::source(&err).expect("a source");
+    let toml = source
+        .downcast_ref::<toml::de::Error>()
+        .expect("toml's error");
+    assert!(toml.span().is_some(), "{toml:?}");
+}

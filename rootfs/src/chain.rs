@@ -68,7 +68,10 @@ impl FromStr for ChainId {
     fn from_str(s: &str) -> Result<Self> {
         Digest::from_str(s)
             .map(ChainId)
-            .map_err(|e| Error::InvalidArgument(format!("chain id {s:?}: {e}")))
+            .map_err(|source| Error::InvalidChainId {
+                input: dist_content::elide(s),
+                source,
+            })
     }
 }
 
@@ -116,5 +119,13 @@ mod tests {
         assert_eq!(chain[1], ab);
         assert_eq!(chain[2], ChainId::new(Some(&ab), &c));
         assert!(chain_ids(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_bad_chain_id_keeps_the_digest_parse_error_as_source() {
+        let err = ChainId::from_str("not a digest").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument);
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(source.is::<oci_spec::OciSpecError>(), "{source:?}");
     }
 }

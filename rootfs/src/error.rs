@@ -17,6 +17,9 @@ pub enum Error {
         entry: String,
         /// What is wrong with it.
         reason: String,
+        /// The tar crate's error when it refused a header field (mode, uid, device number).
+        #[source]
+        source: Option<io::Error>,
     },
     /// The stream could not be read as a layer (truncated, corrupt, bad checksum).
     #[error("corrupt layer stream at {at}: {source}")]
@@ -71,6 +74,25 @@ pub enum Error {
         /// The size or count the layer claimed.
         actual: u64,
     },
+    /// A snapshot record on disk cannot be decoded (kind
+    /// [`FailedPrecondition`](ErrorKind::FailedPrecondition): the store needs repair).
+    #[error("corrupt snapshot record {path}: {source}")]
+    CorruptRecord {
+        /// The record's file.
+        path: String,
+        /// The decode error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A string that should name a ChainID is not a digest.
+    #[error("chain id {input:?}: {source}")]
+    InvalidChainId {
+        /// The string as given (elided).
+        input: String,
+        /// Why it is not a digest.
+        #[source]
+        source: oci_spec::OciSpecError,
+    },
     /// Reading a layer blob from the content store failed.
     #[error("content: {0}")]
     Content(#[from] dist_content::Error),
@@ -87,9 +109,10 @@ impl Error {
             Error::Io { .. } => ErrorKind::Io,
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
-            Error::FailedPrecondition(_) | Error::DiffIdMismatch { .. } => {
-                ErrorKind::FailedPrecondition
-            }
+            Error::InvalidChainId { .. } => ErrorKind::InvalidArgument,
+            Error::FailedPrecondition(_)
+            | Error::DiffIdMismatch { .. }
+            | Error::CorruptRecord { .. } => ErrorKind::FailedPrecondition,
             Error::Content(e) => e.kind(),
         }
     }
@@ -137,6 +160,17 @@ impl Error {
         Error::InvalidEntry {
             entry: entry.into(),
             reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// An invalid entry whose header field `field` tar could not parse; `source` is tar's
+    /// error, kept for `source()`.
+    pub(crate) fn entry_field(entry: impl Into<String>, field: &str, source: io::Error) -> Self {
+        Error::InvalidEntry {
+            entry: entry.into(),
+            reason: format!("{field}: {source}"),
+            source: Some(source),
         }
     }
 }

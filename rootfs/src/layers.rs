@@ -158,7 +158,10 @@ async fn apply_blob(
                     }
                 }
                 Err(e) => {
-                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    // The applier only needs to stop; the caller gets the store's own
+                    // error (as `Error::Content`, its `source()`), since `pumped?` wins.
+                    let stop = std::io::Error::other("reading the layer blob failed");
+                    let _ = tx.send(Err(stop)).await;
                     return Err(Error::from(e));
                 }
             }

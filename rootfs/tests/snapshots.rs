@@ -669,3 +669,75 @@ async fn copy_mounted_of_a_bind_mount_copies_device_nodes_verbatim() {
         &st.file_type()
     ));
 }
+
+/// A provider whose blobs fail to read halfway, as a store on a failing disk would.
+struct FailingProvider(MemProvider);
+
+struct FailingReader(u64);
+
+#[async_trait]
+impl dist_content::ReaderAt for FailingReader {
+    fn size(&self) -> u64 {
+        self.0
+    }
+    async fn read_at(&self, _buf: &mut [u8], _offset: u64) -> dist_content::Result<usize> {
+        Err(dist_content::Error::io(
+            "read blob",
+            std::io::Error::other("disk gone"),
+        ))
+    }
+}
+
+#[async_trait]
+impl dist_content::Provider for FailingProvider {
+    async fn reader_at(
+        &self,
+        desc: &Descriptor,
+    ) -> dist_content::Result<Box<dyn dist_content::ReaderAt>> {
+        let inner = self.0.reader_at(desc).await?;
+        Ok(Box::new(FailingReader(inner.size())))
+    }
+}
+
+/// The content error in `err`'s `source()` chain.
+fn content_source(err: &dist_rootfs::Error) -> Option<&dist_content::Error> {
+    let mut cur = std::error::Error::source(err);
+    while let Some(e) = cur {
+        if let Some(c) = e.downcast_ref::<dist_content::Error>() {
+            return Some(c);
+        }
+        cur = e.source();
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_missing_blob_is_the_content_stores_not_found_seen_through_rootfs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sn = NativeSnapshotter::new(tmp.path()).unwrap();
+    let ls = layers(&MemProvider::default());
+    let err = apply_layers(&ls, &sn, &MemProvider::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    let content = content_source(&err).expect("the content error is the source");
+    assert!(
+        matches!(content, dist_content::Error::NotFound(_)),
+        "{content:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_read_failure_keeps_the_content_error_and_its_io_error_as_sources() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sn = NativeSnapshotter::new(tmp.path()).unwrap();
+    let p = FailingProvider(MemProvider::default());
+    let ls = layers(&p.0);
+    let err = apply_layers(&ls, &sn, &p).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    let content = content_source(&err).expect("the content error is the source");
+    let io = std::error::Error::source(content)
+        .and_then(|e| e.downcast_ref::<std::io::Error>())
+        .expect("and the io error below it");
+    assert_eq!(io.to_string(), "disk gone");
+}

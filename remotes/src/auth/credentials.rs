@@ -10,6 +10,7 @@ use serde::Deserialize;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::OnceCell;
 
+use crate::error::Problem;
 use crate::hosts::{DOCKER_HUB, DOCKER_HUB_API};
 use crate::{Error, Result};
 
@@ -275,14 +276,13 @@ impl DockerConfig {
                 });
             }
         };
-        Self::parse(&text).map_err(|reason| Error::Config {
-            path: path.display().to_string(),
-            reason,
-        })
+        Self::parse(&text)
+            .map_err(|p| Error::config(path.display().to_string(), p.reason, p.source))
     }
 
-    fn parse(text: &str) -> std::result::Result<Self, String> {
-        let file: ConfigFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    fn parse(text: &str) -> std::result::Result<Self, Problem> {
+        let file: ConfigFile =
+            serde_json::from_str(text).map_err(|e| Problem::with_source(e.to_string(), e))?;
         let mut auths = HashMap::new();
         for (key, entry) in file.auths {
             if let Some(cred) = entry_credential(&key, entry)? {

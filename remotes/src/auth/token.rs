@@ -29,17 +29,16 @@ impl TokenRequest<'_> {
     /// longer be used.
     pub(crate) async fn fetch(&self, client: &reqwest::Client) -> Result<(HeaderValue, Instant)> {
         let bad_realm = |why: &dyn std::fmt::Display| {
-            Error::protocol(
-                self.registry_host,
-                format!(
-                    "bad token realm \"{}\": {why}",
-                    dist_content::Elided(self.realm)
-                ),
+            format!(
+                "bad token realm \"{}\": {why}",
+                dist_content::Elided(self.realm)
             )
         };
-        let realm = url::Url::parse(self.realm).map_err(|e| bad_realm(&e))?;
+        let realm = url::Url::parse(self.realm)
+            .map_err(|e| Error::protocol_from(self.registry_host, bad_realm(&e), e))?;
         if !matches!(realm.scheme(), "https" | "http") || realm.host_str().is_none() {
-            return Err(bad_realm(&"not an http(s) URL with a host"));
+            let reason = bad_realm(&"not an http(s) URL with a host");
+            return Err(Error::protocol(self.registry_host, reason));
         }
         let credential = self
             .credential
@@ -220,7 +219,12 @@ impl TokenRequest<'_> {
     fn transport(&self, realm: &url::Url, e: reqwest::Error) -> Error {
         // reqwest's message quotes the realm URL, which the registry chose: elided.
         let what = format!("token server {}: {e}", realm.host_str().unwrap_or("?"));
-        Error::unavailable(self.registry_host, dist_content::elide(&what))
+        // The source keeps the error without the URL, so no printer shows it whole.
+        Error::unavailable_from(
+            self.registry_host,
+            dist_content::elide(&what),
+            e.without_url(),
+        )
     }
 }
 

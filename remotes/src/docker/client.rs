@@ -58,9 +58,12 @@ impl Shared {
                 context: format!("CA file {} for {host}", Elided(&path.display().to_string())),
                 source: e,
             })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::Config {
-                path: elide(&path.display().to_string()),
-                reason: e.to_string(),
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Error::config(
+                    elide(&path.display().to_string()),
+                    e.to_string(),
+                    Some(e.into()),
+                )
             })?;
             b = b.tls_certs_merge(certs);
         }
@@ -69,7 +72,7 @@ impl Shared {
         }
         let client = b
             .build()
-            .map_err(|e| Error::protocol(host, format!("building HTTP client: {e}")))?;
+            .map_err(|e| Error::protocol_from(host, format!("building HTTP client: {e}"), e))?;
         clients.insert(tls.clone(), client.clone());
         Ok(client)
     }
@@ -211,8 +214,11 @@ impl Repository {
         let offset = req.range.map_or(0, |(s, _)| s);
         let mut attempt = 0u32;
         let mut authorized = false;
+        // The transport error behind this attempt's failure, for the final error's source.
+        let mut last_error: Option<reqwest::Error>;
         loop {
             attempt = attempt.saturating_add(1);
+            last_error = None;
             let url = format!(
                 "{}://{}{}/{}/{}",
                 ep.scheme(),
@@ -274,12 +280,17 @@ impl Repository {
                         continue;
                     }
                     if e.is_builder() {
-                        return Err(Error::protocol(host, elide(&e.to_string())));
+                        return Err(Error::protocol_from(
+                            host,
+                            elide(&e.to_string()),
+                            e.without_url(),
+                        ));
                     }
-                    (
-                        format!("{} {url}: {}", req.method, error_chain(&e)),
-                        policy.backoff(attempt),
-                    )
+                    let reason = format!("{} {url}: {}", req.method, error_chain(&e));
+                    // Kept without its URL (a redirect may have chosen it): the reason has
+                    // it, elided.
+                    last_error = Some(e.without_url());
+                    (reason, policy.backoff(attempt))
                 }
             };
             let (reason, delay) = failure;
@@ -287,7 +298,10 @@ impl Repository {
             // without one, since this request began).
             let idle = watch.since_progress().max(start.elapsed());
             if !policy.may_retry(attempt, attempts, idle, delay) {
-                return Err(Error::unavailable(host, elide(&reason)));
+                return Err(match last_error.take() {
+                    Some(e) => Error::unavailable_from(host, elide(&reason), e),
+                    None => Error::unavailable(host, elide(&reason)),
+                });
             }
             tracing::debug!(host, attempt, ?delay, reason, "retrying");
             watch.retrying(host, offset, delay, &reason);

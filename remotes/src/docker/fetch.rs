@@ -266,10 +266,9 @@ fn with_stall_timeout(
             // reqwest's own read timeout (the client's) is a stall as well.
             Ok(Some(Err(e))) if !e.is_timeout() => {
                 let reason = format!("{}: reading body: {}", st.what, error_chain(&e));
-                return Some((
-                    Err(Error::unavailable(&st.host, Elided(&reason).to_string())),
-                    None,
-                ));
+                let reason = Elided(&reason).to_string();
+                let err = Error::unavailable_from(&st.host, reason, e.without_url());
+                return Some((Err(err), None));
             }
             Ok(Some(Err(_))) | Err(_) => st.stall,
         };

@@ -264,15 +264,12 @@ impl DockerResolver {
     }
 
     async fn repository(&self, reference: &str) -> Result<(Repository, dist_reference::Spec)> {
-        let bad = |reason: String| Error::InvalidReference {
-            reference: dist_content::elide(reference),
-            reason,
-        };
-        let spec = dist_reference::Spec::parse(reference).map_err(|e| bad(e.to_string()))?;
+        let spec =
+            dist_reference::Spec::parse(reference).map_err(Error::from_reference(reference))?;
         let host = spec.hostname().to_string();
         let mut name = spec.repository().to_string();
         if name.is_empty() {
-            return Err(bad("no repository".into()));
+            return Err(Error::invalid_reference(reference, "no repository", None));
         }
         if host == DOCKER_HUB && !name.contains('/') {
             name = format!("library/{name}");

@@ -24,18 +24,26 @@ pub(crate) async fn resolve(
     tag: Option<&str>,
     digest: Option<&str>,
 ) -> Result<Descriptor> {
-    let bad = |reason: &str| Error::InvalidReference {
-        reference: dist_content::elide(reference),
-        reason: reason.to_string(),
-    };
     let expected = match digest {
-        Some(d) => Some(Digest::from_str(d).map_err(|e| bad(&e.to_string()))?),
+        Some(d) => Some(Digest::from_str(d).map_err(|e| {
+            Error::invalid_reference(
+                reference,
+                dist_content::elide(&e.to_string()),
+                Some(e.into()),
+            )
+        })?),
         None => None,
     };
     let object = match (&expected, tag) {
         (Some(d), _) => d.to_string(),
         (None, Some(t)) => t.to_string(),
-        (None, None) => return Err(bad("no tag or digest to resolve")),
+        (None, None) => {
+            return Err(Error::invalid_reference(
+                reference,
+                "no tag or digest to resolve",
+                None,
+            ));
+        }
     };
     // Tags need an endpoint trusted to resolve; a digest may come from any pull mirror.
     let cap = if expected.is_some() {
@@ -187,7 +195,8 @@ async fn read_capped(
             Ok(Ok(None)) => break,
             Ok(Err(e)) if !e.is_timeout() => {
                 let reason = format!("{reference}: reading manifest: {}", error_chain(&e));
-                return Err(Error::unavailable(host, Elided(&reason).to_string()));
+                let reason = Elided(&reason).to_string();
+                return Err(Error::unavailable_from(host, reason, e.without_url()));
             }
             Ok(Err(_)) | Err(_) => {
                 let reason = format!("{reference}: reading manifest: no data for {stall:?}");
@@ -201,7 +210,7 @@ async fn read_capped(
         hasher.update(&chunk);
         body.extend_from_slice(&chunk);
     }
-    let digest =
-        Digest::from_str(&hasher.finish()).map_err(|e| Error::protocol(host, e.to_string()))?;
+    let digest = Digest::from_str(&hasher.finish())
+        .map_err(|e| Error::protocol_from(host, e.to_string(), e))?;
     Ok((body, digest))
 }

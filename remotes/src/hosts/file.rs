@@ -7,13 +7,14 @@ use dist_content::Elided;
 use serde::Deserialize;
 
 use super::{Capabilities, RegistryHost, Scheme};
+pub(super) use crate::error::Problem;
 use crate::{Error, Result};
 
 /// The largest `hosts.toml` read; real ones are a few hundred bytes.
 const MAX_HOSTS_FILE: u64 = 1 << 20;
 
 /// The text of `path`, `None` when it does not exist, or why it cannot be read.
-pub(super) fn read_bounded(path: &Path) -> std::result::Result<Option<String>, String> {
+pub(super) fn read_bounded(path: &Path) -> std::result::Result<Option<String>, Problem> {
     use std::io::Read as _;
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -25,14 +26,14 @@ pub(super) fn read_bounded(path: &Path) -> std::result::Result<Option<String>, S
         {
             return Ok(None);
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(Problem::with_source(e.to_string(), e)),
     };
     let mut text = String::new();
     file.take(MAX_HOSTS_FILE + 1)
         .read_to_string(&mut text)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Problem::with_source(e.to_string(), e))?;
     if text.len() as u64 > MAX_HOSTS_FILE {
-        return Err("larger than 1 MiB".to_string());
+        return Err("larger than 1 MiB".to_string().into());
     }
     Ok(Some(text))
 }
@@ -80,10 +81,8 @@ impl HostsFile {
     /// relative `ca` paths; nothing is read from disk. Any problem is a
     /// [`Error::Config`]; it never panics, whatever the input.
     pub fn parse(text: &str, path: &Path) -> Result<HostsFile> {
-        parse_hosts_file(text, path).map_err(|reason| Error::Config {
-            path: path.display().to_string(),
-            reason,
-        })
+        parse_hosts_file(text, path)
+            .map_err(|p| Error::config(path.display().to_string(), p.reason, p.source))
     }
 
     /// The endpoints this file gives a registry whose own endpoint is `origin`: the
@@ -213,13 +212,17 @@ impl Settings {
 }
 
 /// Parses a containerd `hosts.toml`; the error is the reason, elided.
-pub(super) fn parse_hosts_file(text: &str, path: &Path) -> std::result::Result<HostsFile, String> {
-    let file: RawFile = toml::from_str(text).map_err(|e| {
+pub(super) fn parse_hosts_file(text: &str, path: &Path) -> std::result::Result<HostsFile, Problem> {
+    let file: RawFile = toml::from_str(text).map_err(|mut e| {
         let line = e
             .span()
             .and_then(|s| text.get(..s.start))
             .map_or(0, |before| before.matches('\n').count() + 1);
-        format!("line {line}: {}", Elided(e.message().trim()))
+        let reason = format!("line {line}: {}", Elided(e.message().trim()));
+        // The source keeps toml's error, but not its copy of the offending line (which may
+        // be 1 MiB long): the reason has the line number and the elided message.
+        e.set_input(None);
+        Problem::with_source(reason, e)
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut mirrors = Vec::with_capacity(file.host.0.len());

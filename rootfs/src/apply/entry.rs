@@ -87,18 +87,18 @@ pub(crate) fn parse<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<Hea
     // A name can be a megabyte long (a GNU long name or PAX path): messages quote it elided.
     let name = dist_content::elide(&String::from_utf8_lossy(&raw));
     let bad = |reason: &str| Error::entry(name.clone(), reason);
+    let field = |f: &str, e: std::io::Error| Error::entry_field(name.clone(), f, e);
     if raw.contains(&0) {
         return Err(bad("name contains a NUL byte"));
     }
     let h = entry.header();
     let etype = h.entry_type();
     let old = h.as_old();
-    let mode =
-        lenient(h.mode().map(u64::from), &old.mode).map_err(|e| bad(&format!("mode: {e}")))?;
+    let mode = lenient(h.mode().map(u64::from), &old.mode).map_err(|e| field("mode", e))?;
     let mode = u32::try_from(mode & 0o7777).unwrap_or(0);
-    let uid = lenient(h.uid(), &old.uid).map_err(|e| bad(&format!("uid: {e}")))?;
-    let gid = lenient(h.gid(), &old.gid).map_err(|e| bad(&format!("gid: {e}")))?;
-    let mtime = lenient(h.mtime(), &old.mtime).map_err(|e| bad(&format!("mtime: {e}")))?;
+    let uid = lenient(h.uid(), &old.uid).map_err(|e| field("uid", e))?;
+    let gid = lenient(h.gid(), &old.gid).map_err(|e| field("gid", e))?;
+    let mtime = lenient(h.mtime(), &old.mtime).map_err(|e| field("mtime", e))?;
     let mut mtime = (i64::try_from(mtime).unwrap_or(i64::MAX), 0u32);
     let size = entry.size();
     let mut path = clean(&raw);
@@ -135,12 +135,12 @@ pub(crate) fn parse<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<Hea
                 h.device_major().map(|v| u64::from(v.unwrap_or(0))),
                 &raw[329..337],
             )
-            .map_err(|e| bad(&format!("device major: {e}")))?;
+            .map_err(|e| field("device major", e))?;
             let minor = lenient(
                 h.device_minor().map(|v| u64::from(v.unwrap_or(0))),
                 &raw[337..345],
             )
-            .map_err(|e| bad(&format!("device minor: {e}")))?;
+            .map_err(|e| field("device minor", e))?;
             let (major, minor) = (
                 u32::try_from(major).unwrap_or(0),
                 u32::try_from(minor).unwrap_or(0),
@@ -277,6 +277,24 @@ mod tests {
         assert!(clean(b"..").is_empty());
         assert!(clean(b"").is_empty());
         assert!(clean(b"./").is_empty());
+    }
+
+    #[test]
+    fn an_unparsable_mode_keeps_tars_error_as_the_source() {
+        let mut h = tar::Header::new_ustar();
+        h.set_path("a").unwrap();
+        h.set_size(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.as_mut_bytes()[100..108].copy_from_slice(b"zzzzzzz\0");
+        h.set_cksum();
+        let mut bytes = h.as_bytes().to_vec();
+        bytes.resize(512 * 3, 0);
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+        let err = parse(&mut entry).err().unwrap();
+        assert!(err.to_string().contains("mode"), "{err}");
+        let source = std::error::Error::source(&err).expect("tar's error");
+        assert!(source.is::<std::io::Error>(), "{source:?}");
     }
 
     #[test]

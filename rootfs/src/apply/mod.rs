@@ -331,7 +331,7 @@ pub(crate) fn spawn_blocking_apply(
     let fut = async move {
         match handle.await {
             Ok(r) => r,
-            Err(e) => Err(Error::io("apply task", io::Error::other(e.to_string()))),
+            Err(e) => Err(Error::io("apply task", io::Error::other(e))),
         }
     };
     (tx, spare_rx, fut)

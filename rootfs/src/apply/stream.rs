@@ -134,10 +134,7 @@ pub(crate) fn inflate<R: BufRead>(
     let mut dec = match decoder(input, compression) {
         Ok(d) => d,
         Err(e) => {
-            let _ = tx.send(Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                e.to_string(),
-            )));
+            let _ = tx.send(Err(io::Error::new(io::ErrorKind::InvalidData, e)));
             return;
         }
     };

@@ -126,12 +126,12 @@ impl Store {
 
     fn read(&self, path: &Path) -> Result<Option<Record>> {
         match fs::read(path) {
-            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
-                Error::FailedPrecondition(format!(
-                    "corrupt snapshot record {}: {e}",
-                    path.display()
-                ))
-            }),
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|source| Error::CorruptRecord {
+                    path: path.display().to_string(),
+                    source,
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(format!("read {}", path.display()), e)),
         }
@@ -152,7 +152,7 @@ impl Store {
             match self.read(&p) {
                 Ok(Some(r)) => out.push(r),
                 Ok(None) => {}
-                Err(e @ Error::FailedPrecondition(_)) => {
+                Err(e @ Error::CorruptRecord { .. }) => {
                     tracing::warn!(error = %e, "skipping a corrupt snapshot record");
                     corrupt += 1;
                 }
@@ -508,9 +508,6 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
-        Err(e) => Err(Error::io(
-            "snapshot task",
-            std::io::Error::other(e.to_string()),
-        )),
+        Err(e) => Err(Error::io("snapshot task", std::io::Error::other(e))),
     }
 }
