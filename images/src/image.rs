@@ -134,9 +134,8 @@ fn select<'a, P: Provider + ?Sized, M: Matcher + ?Sized>(
                 match read_blob(provider, manifest.config(), MAX_CONFIG_SIZE).await {
                     Ok(cfg) => {
                         let config: ImageConfiguration =
-                            serde_json::from_slice(&cfg).map_err(|e| Error::Invalid {
-                                what: manifest.config().digest().to_string(),
-                                reason: format!("parsing config: {e}"),
+                            serde_json::from_slice(&cfg).map_err(|e| {
+                                Error::decode(manifest.config().digest().to_string(), "config", e)
                             })?;
                         if !matcher.matches(&config_platform(&config)) {
                             return Ok(None);
@@ -232,10 +231,8 @@ impl Image {
     {
         let desc = self.config(provider, matcher).await?;
         let bytes = read_blob(provider, &desc, MAX_CONFIG_SIZE).await?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Invalid {
-            what: desc.digest().to_string(),
-            reason: format!("parsing config: {e}"),
-        })
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::decode(desc.digest().to_string(), "config", e))
     }
 
     /// The DiffIDs of the layers (digests of their uncompressed tar streams), bottom first.

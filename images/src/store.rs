@@ -243,7 +243,8 @@ fn read_record(path: &Path, name: &str) -> Result<Option<Image>> {
         what: path.display().to_string(),
         reason,
     };
-    let r: Record = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+    let r: Record = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::decode(path.display().to_string(), "image record", e))?;
     if !name.is_empty() && r.name != name {
         return Ok(None);
     }
