@@ -126,7 +126,8 @@ fn image() -> Fixture {
 
 /// Resolve, then fetch the host platform's content into `store`.
 async fn fetch(registry: &MemoryRegistry, store: &MemoryStore) -> dist::images::Result<Image> {
-    let (name, root) = registry.resolve(NAME).await.unwrap();
+    let reference = dist::reference::normalize(NAME).unwrap();
+    let (name, root) = registry.resolve(reference.as_str()).await.unwrap();
     let fetcher: Arc<dyn Fetcher> = Arc::from(registry.fetcher(&name).await.unwrap());
     let store = Arc::new(store.clone());
     let matcher = PlatformMatcher::host();
