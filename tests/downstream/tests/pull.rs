@@ -8,8 +8,8 @@ use std::io::Write;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use dist::images::ErrorKind;
 use dist::images::platforms::default_platform;
+use dist::images::{ErrorKind, FsImageStore, ImageStore};
 use dist::images::{
     Handlers, Image, PlatformMatcher, children, dispatch, filter_platforms, limit_manifests,
 };
@@ -186,6 +186,15 @@ async fn pull_into_own_store_and_snapshotter_yields_the_merged_rootfs() {
     for hidden in ["etc/gone", "etc/.wh.gone", "var/old", "var/.wh..wh..opq"] {
         assert!(!rootfs.join(hidden).exists(), "{hidden} should be gone");
     }
+
+    // Record the name, as a pull ends; pulling again updates the record in place.
+    let images = FsImageStore::open(dir.path().join("images")).unwrap();
+    let created = images.create_or_update(image.clone()).await.unwrap();
+    let updated = images.create_or_update(image).await.unwrap();
+    assert_eq!(
+        (updated.name.as_str(), updated.created),
+        (NAME, created.created)
+    );
 
     // Applying again finds the chain committed and does no work.
     let again = apply_layers_with(&layers, &snapshotter, &store, ApplyOptions::default()).await;
