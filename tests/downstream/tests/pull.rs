@@ -14,7 +14,7 @@ use dist::images::{
     Handlers, Image, PlatformMatcher, children, dispatch, filter_platforms, limit_manifests,
 };
 use dist::remotes::{Fetcher, Resolver, fetch_handler};
-use dist::rootfs::{ApplyOptions, Mount, Snapshotter, apply_layers_with, chain_ids};
+use dist::rootfs::{ApplyOptions, Mount, SnapshotInfo, Snapshotter, apply_layers_with, chain_ids};
 use dist_downstream::{DirSnapshotter, MemoryRegistry, MemoryStore, digest_of};
 use oci_spec::image::{Descriptor, Digest, DigestAlgorithm, MediaType, Platform};
 use serde_json::json;
@@ -196,9 +196,20 @@ async fn pull_into_own_store_and_snapshotter_yields_the_merged_rootfs() {
         (NAME, created.created)
     );
 
-    // Applying again finds the chain committed and does no work.
+    // Applying again finds the chain committed and makes no snapshot.
     let again = apply_layers_with(&layers, &snapshotter, &store, ApplyOptions::default()).await;
     assert_eq!(again.unwrap(), top);
+    let mut names = Vec::new();
+    let mut collect = |info: SnapshotInfo| {
+        names.push(info.name);
+        Ok(())
+    };
+    snapshotter.walk(&mut collect).await.unwrap();
+    names.sort();
+    let mut expected: Vec<String> = chain_ids(&diff_ids).iter().map(|c| c.to_string()).collect();
+    expected.push("rootfs".to_owned());
+    expected.sort();
+    assert_eq!(names, expected, "two committed layers and the view");
 }
 
 #[tokio::test]
