@@ -76,7 +76,7 @@ def check_path(doc, n, p):
 
 def check_command(doc, n, text):
     # `dist` as a command: at the start, after a pipe, `$(`, `;`, `&&` or `xargs ...`.
-    for m in re.finditer(r"(?:^|[|;(&$]\s*|xargs(?:\s+-\S+)*\s+)(?:\$DIST|dist)((?:\s+\S+)*)", text):
+    for m in re.finditer(r"(?:^|[|;(&$]\s*|xargs(?:\s+-\S+)*\s+)(?:\$DIST|dist)((?:\s+[^\s|;&)`]+)*)", text):
         words = m.group(1).split()
         i = 0
         while i < len(words) and words[i].startswith("-"):
