@@ -6,8 +6,10 @@
 # count: `cargo tree -e normal --prefix none` de-duplicated (every crate linked into the
 #        library, ours included, build scripts' own dependencies excluded);
 # built: crates compiled by a clean `cargo build` (build dependencies included);
-# time:  wall time of that clean `cargo build` (dev profile) with its own target directory.
+# wall, cpu: wall time and CPU time (user + sys) of that clean `cargo build` (dev profile),
+#        each with its own target directory.
 set -euo pipefail
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 oci_version=${1:-0.18}
 work=$(mktemp -d)
@@ -17,16 +19,16 @@ count() { cargo tree -e normal --prefix none "$@" | sed 's/ (\*)//; s/ (proc-mac
 
 clean_build() { # dir target args...
   local dir=$1 target=$2; shift 2
-  local start end
-  start=$(date +%s.%N)
-  (cd "$dir" && CARGO_TARGET_DIR=$target cargo build --quiet "$@" 2>/dev/null)
-  end=$(date +%s.%N)
+  # Wall seconds, and CPU seconds (user + sys of every rustc): on a shared machine the
+  # CPU time is the steadier of the two.
+  (cd "$dir" && CARGO_TARGET_DIR=$target /usr/bin/time -f "%e %U %S" -o "$work/time" \
+    cargo build --quiet "$@" 2>"$work/build.log") || { cat "$work/build.log" >&2; return 1; }
   local built
   built=$(find "$target/debug/.fingerprint" -mindepth 1 -maxdepth 1 -type d | sed 's/-[0-9a-f]*$//' | sort -u | wc -l)
-  printf '%s\t%s\n' "$built" "$(echo "$end - $start" | bc)"
+  awk -v b="$built" '{ printf "%s\t%.0f\t%.0f\n", b, $1, $2 + $3 }' "$work/time"
 }
 
-echo -e "what\tcount\tbuilt\tseconds"
+echo -e "what\tcount\tbuilt\twall s\tcpu s"
 for features in "--no-default-features" "--no-default-features --features rootfs" \
   "--no-default-features --features remotes,aws-lc-rs" "--no-default-features --features remotes,ring" ""; do
   # shellcheck disable=SC2086
