@@ -46,9 +46,13 @@ for enum in ("Command", "ImagesCommand"):
     m = re.search(r"pub enum " + enum + r" \{(.*?)\n\}", cli, re.S)
     if m:
         subcommands.update(kebab(v) for v in re.findall(r"^    ([A-Z][A-Za-z]*)\b", m.group(1), re.M))
-# Global flags that take a value, so `dist --root DIR pull` finds `pull`.
+# Global flags, and those that take a value, so `dist --root DIR pull` finds `pull`; any
+# other flag means the text is not a dist command line (`dist --no-default-features`).
 value_flags = {"--" + f.replace("_", "-") for f in re.findall(
     r"value_name = [^\n]*\n\s*pub ([a-z_]+): Option", cli)}
+m = re.search(r"pub struct Global \{(.*?)\n\}", cli, re.S)
+global_flags = {"-v", "-vv", "-vvv"} | {"--" + f.replace("_", "-") for f in re.findall(
+    r"^\s*pub ([a-z_]+):", m.group(1) if m else "", re.M)}
 
 def target_exists(kind, name):
     if kind == "example":
@@ -80,8 +84,10 @@ def check_command(doc, n, text):
         words = m.group(1).split()
         i = 0
         while i < len(words) and words[i].startswith("-"):
+            if words[i].split("=")[0] not in global_flags:
+                break
             i += 2 if words[i] in value_flags else 1
-        if i >= len(words):
+        if i >= len(words) or words[i].startswith("-"):
             continue
         sub = words[i].strip("`'\"")
         for part in sub.split("/"):
