@@ -23,9 +23,9 @@ echo "== test";    cargo test --workspace --lib --bins --tests --examples
 echo "== benches"; cargo bench --workspace --no-run   # compiled, never run as tests
 echo "== doctest"; cargo test --workspace --doc
 echo "== doc";     RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
-# Every published crate packages (metadata, readme, license); the archives are not built
-# again (`--no-verify`: the build above already compiled the same sources). `--allow-dirty`
-# so a local run with uncommitted work checks the same thing.
-echo "== package"; cargo package --workspace --no-verify --allow-dirty --quiet
+# Every crate packages (metadata, readme, license) and its archive builds on its own
+# (about 90 s: the dependencies are already built). `--allow-dirty` so a local run with
+# uncommitted work checks the same thing.
+echo "== package"; cargo package --workspace --allow-dirty --quiet
 echo "== examples"
 scripts/examples.sh
