@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers the tests run against (Debian packages), only when missing:
-# the CNCF distribution registry, skopeo, umoci, containerd (ctr) and htpasswd.
+# the CNCF distribution registry, skopeo, umoci, containerd (ctr) and htpasswd; and
+# cargo-machete, the unused-dependency check of scripts/test.sh.
 set -euo pipefail
 need=()
 command -v docker-registry >/dev/null || need+=(docker-registry)
@@ -18,4 +19,8 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if ! command -v cargo-machete >/dev/null; then
+  echo "installing: cargo-machete" >&2
+  cargo install --locked --quiet cargo-machete
 fi

@@ -5,11 +5,34 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 echo "== fmt";     cargo fmt --all --check
+echo "== docs";    scripts/check-docs.sh
+echo "== unused dependencies"; cargo machete
 echo "== clippy";  cargo clippy --workspace --all-targets -- -D warnings
 echo "== build";   cargo build --workspace --examples
+# The facade's feature sets: content + images alone (no HTTP, no TLS), each optional part
+# alone, and the other TLS crypto provider.
+# All targets without features, so a target that needs one and does not declare it in
+# `required-features` fails here.
+echo "== build dist --no-default-features"
+cargo build -p dist --no-default-features --all-targets
+for features in rootfs remotes ring rootfs,ring; do
+  echo "== build dist --no-default-features --features $features"
+  cargo build -p dist --no-default-features --features "$features"
+done
 echo "== test";    cargo test --workspace --lib --bins --tests --examples
+# A crate outside the workspace that implements the traits itself and pulls through the
+# public API alone (tests/downstream/README.md); it builds with the workspace's lock file.
+echo "== downstream"
+cp Cargo.lock tests/downstream/Cargo.lock
+cargo fmt --manifest-path tests/downstream/Cargo.toml --check
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}" cargo clippy --manifest-path tests/downstream/Cargo.toml --offline --all-targets -- -D warnings
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}" cargo test --manifest-path tests/downstream/Cargo.toml --offline
 echo "== benches"; cargo bench --workspace --no-run   # compiled, never run as tests
 echo "== doctest"; cargo test --workspace --doc
 echo "== doc";     RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
+# Every crate packages (metadata, readme, license) and its archive builds on its own
+# (about 90 s: the dependencies are already built). `--allow-dirty` so a local run with
+# uncommitted work checks the same thing.
+echo "== package"; cargo package --workspace --allow-dirty --quiet
 echo "== examples"
 scripts/examples.sh

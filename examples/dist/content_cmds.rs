@@ -9,8 +9,8 @@ use oci_spec::image::Digest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::CmdResult;
-use crate::progress::human_size;
 use crate::root::Root;
+use indicatif::DecimalBytes;
 
 /// Parses a digest argument, naming it in the error.
 pub fn parse_digest(s: &str) -> CmdResult<Digest> {
@@ -106,20 +106,27 @@ fn already_present(digest: &Digest) {
 pub async fn active(root: &Root) -> CmdResult {
     let store = root.content()?;
     let statuses = store.list_statuses(&Filter::all()).await?;
-    println!(
+    outln!(
         "{:<40} {:>10} {:>10} {:>10} {:>10}",
-        "REF", "SIZE", "TOTAL", "STARTED", "UPDATED"
-    );
+        "REF",
+        "SIZE",
+        "TOTAL",
+        "STARTED",
+        "UPDATED"
+    )?;
     for s in statuses {
-        let total = s.total.map(human_size).unwrap_or_else(|| "-".into());
-        println!(
+        let total = s
+            .total
+            .map(|t| DecimalBytes(t).to_string())
+            .unwrap_or_else(|| "-".into());
+        outln!(
             "{:<40} {:>10} {:>10} {:>10} {:>10}",
             s.reference,
-            human_size(s.offset),
+            DecimalBytes(s.offset).to_string(),
             total,
             ago(s.started_at),
             ago(s.updated_at)
-        );
+        )?;
     }
     Ok(())
 }
@@ -136,18 +143,18 @@ pub async fn list(root: &Root, quiet: bool) -> CmdResult {
         .await?;
     infos.sort_by(|a, b| a.digest.as_ref().cmp(b.digest.as_ref()));
     if !quiet {
-        println!("{:<71} {:>10} {:>10}", "DIGEST", "SIZE", "AGE");
+        outln!("{:<71} {:>10} {:>10}", "DIGEST", "SIZE", "AGE")?;
     }
     for info in infos {
         if quiet {
-            println!("{}", info.digest);
+            outln!("{}", info.digest)?;
         } else {
-            println!(
+            outln!(
                 "{:<71} {:>10} {:>10}",
                 info.digest.to_string(),
-                human_size(info.size),
+                DecimalBytes(info.size).to_string(),
                 ago(info.created_at)
-            );
+            )?;
         }
     }
     Ok(())
@@ -163,9 +170,9 @@ pub fn path(root: &Root, path_only: bool, digests: &[String]) -> CmdResult {
             return Err(format!("content {digest}: not found").into());
         }
         if path_only {
-            println!("{}", path.display());
+            outln!("{}", path.display())?;
         } else {
-            println!("{digest} {}", path.display());
+            outln!("{digest} {}", path.display())?;
         }
     }
     Ok(())

@@ -8,10 +8,10 @@ use futures::StreamExt;
 use oci_spec::image::Descriptor;
 use tokio::io::AsyncWriteExt;
 
-use crate::CmdResult;
 use crate::cli::Global;
 use crate::content_cmds::parse_digest;
 use crate::registry;
+use crate::{CmdResult, StdoutError};
 
 /// How far below the target `fetch-object` looks for a named digest.
 const MAX_DEPTH: usize = 4;
@@ -34,9 +34,9 @@ pub async fn fetch_object(global: &Global, reference: &str, digest: Option<&str>
     let mut body = fetcher.fetch(&desc).await?;
     let mut stdout = tokio::io::stdout();
     while let Some(chunk) = body.next().await {
-        stdout.write_all(&chunk?).await?;
+        stdout.write_all(&chunk?).await.map_err(StdoutError)?;
     }
-    stdout.flush().await?;
+    stdout.flush().await.map_err(StdoutError)?;
     Ok(())
 }
 

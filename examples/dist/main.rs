@@ -7,6 +7,15 @@
 // An example binary has no public API: `pub` here means "used by sibling modules".
 #![allow(unreachable_pub)]
 
+/// `println!` that returns the write's error instead of panicking, so a closed pipe
+/// (`dist images | head -1`) ends the tool quietly: see [`StdoutError`].
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err($crate::StdoutError)
+    }};
+}
+
 mod cli;
 mod content_cmds;
 mod fetch;
@@ -23,6 +32,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{Cli, Command, ImagesCommand};
+
+/// A write to stdout failed. When the reader went away (`BrokenPipe`), the tool exits
+/// with status 0 and says nothing, like the Unix tools a pipeline expects.
+#[derive(Debug, thiserror::Error)]
+#[error("writing to stdout")]
+pub struct StdoutError(#[source] pub std::io::Error);
 
 /// Any error a command reports: printed as one `error: ...` line.
 pub type CmdError = Box<dyn std::error::Error + Send + Sync>;
@@ -46,6 +61,11 @@ fn main() -> ExitCode {
 }
 
 fn fail(e: &CmdError) -> ExitCode {
+    if let Some(StdoutError(io)) = e.downcast_ref()
+        && io.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        return ExitCode::SUCCESS;
+    }
     let mut msg = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{DecimalBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Progress of every descriptor of one pull.
 pub struct Progress {
@@ -77,7 +77,7 @@ impl Progress {
                 bar.reset_eta();
                 bar.set_message("downloading");
             }
-            None if offset > 0 => self.line(key, &format!("resuming at {}", human_size(offset))),
+            None if offset > 0 => self.line(key, &format!("resuming at {}", DecimalBytes(offset))),
             None => self.line(key, "downloading"),
         }
     }
@@ -126,9 +126,9 @@ impl Progress {
             let secs = elapsed.as_secs_f64().max(1e-6);
             format!(
                 "done {} in {:.1} s ({}/s)",
-                human_size(got),
+                DecimalBytes(got),
                 secs,
-                human_size((got as f64 / secs) as u64)
+                DecimalBytes((got as f64 / secs) as u64)
             )
         };
         match self.bar(key, total) {
@@ -157,8 +157,8 @@ impl Progress {
         let _ = writeln!(
             std::io::stderr().lock(),
             "elapsed: {elapsed:.1} s total: {} ({}/s)",
-            human_size(total),
-            human_size(rate as u64)
+            DecimalBytes(total),
+            DecimalBytes(rate as u64)
         );
     }
 }
@@ -168,21 +168,5 @@ fn short(key: &str) -> String {
     match key.find("sha256:") {
         Some(i) if key.len() > i + 19 => key[..i + 19].to_string(),
         _ => key.to_string(),
-    }
-}
-
-/// Formats a byte count the way `docker images` does (decimal units).
-pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }

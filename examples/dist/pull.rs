@@ -80,7 +80,7 @@ pub async fn pull(
     let ((), top) = tokio::try_join!(fetch, unpack)?;
     root.images()?.create_or_update(image).await?;
     job.progress.finish();
-    println!("{top}");
+    outln!("{top}")?;
     Ok(())
 }
 

@@ -11,7 +11,9 @@ use dist::remotes::{ByteStream, FetchEvent, FetchObserver, Fetcher, ref_key};
 use futures::StreamExt;
 use oci_spec::image::Descriptor;
 
-use crate::progress::{Progress, human_size};
+use indicatif::DecimalBytes;
+
+use crate::progress::Progress;
 
 /// Counts the bytes every fetched stream delivers, for the progress display.
 pub struct CountingFetcher {
@@ -61,7 +63,7 @@ impl FetchObserver for ShowInterruptions {
                 format!(
                     "{host}: no data for {} at {}, stall {stalls} of {budget}",
                     humantime::format_duration(*waited),
-                    human_size(*offset)
+                    DecimalBytes(*offset)
                 ),
             ),
             FetchEvent::Retrying {
@@ -73,7 +75,7 @@ impl FetchObserver for ShowInterruptions {
                 "retrying",
                 format!(
                     "from {} in {}: {reason}",
-                    human_size(*offset),
+                    DecimalBytes(*offset),
                     humantime::format_duration(*delay)
                 ),
             ),

@@ -10,9 +10,9 @@ use dist::rootfs::{
 
 use crate::CmdResult;
 use crate::cli::Global;
-use crate::progress::human_size;
 use crate::registry;
 use crate::root::Root;
+use indicatif::DecimalBytes;
 
 /// Reads the image record for `reference` (normalised) from the image store.
 async fn stored_image(root: &Root, reference: &str) -> CmdResult<Image> {
@@ -101,7 +101,7 @@ pub async fn apply_stdin(dir: &Path) -> CmdResult {
         apply(std::io::stdin().lock(), &dir, &ApplyOptions::default())
     })
     .await??;
-    println!("{}", applied.diff_id);
+    outln!("{}", applied.diff_id)?;
     Ok(())
 }
 
@@ -110,22 +110,25 @@ pub async fn list_images(global: &Global, root: &Root) -> CmdResult {
     let store = root.content()?;
     let matcher = root.matcher(global)?;
     let images = root.images()?.list().await?;
-    println!(
+    outln!(
         "{:<40} {:<55} {:<71} {:>10}",
-        "REF", "TYPE", "DIGEST", "SIZE"
-    );
+        "REF",
+        "TYPE",
+        "DIGEST",
+        "SIZE"
+    )?;
     for image in images {
         let size = match image.size(&store, &matcher).await {
-            Ok(n) => human_size(n),
+            Ok(n) => DecimalBytes(n).to_string(),
             Err(_) => "-".into(),
         };
-        println!(
+        outln!(
             "{:<40} {:<55} {:<71} {:>10}",
             image.name,
             image.target.media_type().to_string(),
             image.target.digest().to_string(),
             size
-        );
+        )?;
     }
     Ok(())
 }
@@ -139,7 +142,7 @@ pub async fn remove_images(root: &Root, references: &[String]) -> CmdResult {
             .delete(&name)
             .await
             .map_err(|e| format!("image {name}: {e}"))?;
-        println!("{name}");
+        outln!("{name}")?;
     }
     Ok(())
 }

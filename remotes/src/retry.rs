@@ -13,7 +13,7 @@ pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Bounds on retrying transient failures: connection errors, `408`, `429` and `5xx`.
 ///
-/// Waits grow exponentially from [`base_delay`](RetryPolicy::base_delay) with full jitter,
+/// Waits grow exponentially from [`base_delay`](RetryPolicy::base_delay) with equal jitter,
 /// capped by [`max_delay`](RetryPolicy::max_delay); a `Retry-After` header replaces the
 /// computed wait. Retrying stops after [`max_attempts`](RetryPolicy::max_attempts) tries or
 /// once [`max_elapsed`](RetryPolicy::max_elapsed) has passed, whichever comes first.
@@ -76,7 +76,7 @@ impl RetryPolicy {
             .base_delay
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
         let cap = exp.min(self.max_delay);
-        // Full jitter: anywhere between half the step and the step, so that many clients
+        // Equal jitter: anywhere between half the step and the step, so that many clients
         // retrying at once spread out.
         let millis = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
         if millis == 0 {

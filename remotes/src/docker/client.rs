@@ -48,6 +48,7 @@ impl Shared {
         // Token requests go through this client too, outside our own timeouts: reqwest's
         // read timeout bounds their wait for headers and each read of their body.
         let opts = &self.opts;
+        crypto_provider(host)?;
         let mut b = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(opts.connect_timeout)
@@ -76,6 +77,29 @@ impl Shared {
         clients.insert(tls.clone(), client.clone());
         Ok(client)
     }
+}
+
+/// Makes sure rustls has a crypto provider before reqwest builds a client (reqwest panics
+/// without one). A provider the application installed process-wide always wins; otherwise
+/// the crate feature chooses: `aws-lc-rs` is reqwest's own default, `ring` is installed
+/// here, and with neither the caller gets an error instead of a panic.
+fn crypto_provider(host: &str) -> Result<()> {
+    if cfg!(feature = "aws-lc-rs") || rustls::crypto::CryptoProvider::get_default().is_some() {
+        return Ok(());
+    }
+    #[cfg(feature = "ring")]
+    {
+        // Losing a race with another installer is fine: some provider is now installed.
+        let _ = host;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Ok(())
+    }
+    #[cfg(not(feature = "ring"))]
+    Err(Error::protocol(
+        host,
+        "no TLS crypto provider: enable dist-remotes' `aws-lc-rs` or `ring` feature, \
+         or install a rustls CryptoProvider",
+    ))
 }
 
 /// One endpoint of a repository's registry, with its client.

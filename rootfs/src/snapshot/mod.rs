@@ -87,7 +87,8 @@ impl Info {
     }
 }
 
-/// Disk usage of one snapshot's own data (not its parents').
+/// Disk usage of one snapshot's directory: overlay counts its own upper layer, native (a
+/// full copy of its parent) counts the whole tree, parents' files included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Usage {
@@ -407,7 +408,7 @@ pub trait Snapshotter: Send + Sync {
     /// Information about a snapshot; `NotFound` when absent.
     async fn stat(&self, key: &str) -> Result<Info>;
 
-    /// Disk usage of a snapshot's own data.
+    /// Disk usage of a snapshot's directory (the whole tree for native, see [`Usage`]).
     async fn usage(&self, key: &str) -> Result<Usage>;
 
     /// The mounts of an active snapshot or view.
