@@ -240,3 +240,299 @@ pub fn skopeo_push(layout: &Path, tag: &str, host: &str, repo_tag: &str) {
         .arg(format!("oci:{}:{tag}", layout.display()))
         .arg(format!("docker://{host}/{repo_tag}")));
 }
+
+/// How a bounded `dist` run ended: see [`Dist::run_bounded`].
+#[derive(Debug)]
+pub struct Finished {
+    /// The exit code, `None` when a signal ended the process.
+    pub code: Option<i32>,
+    /// Whether the harness killed it at the deadline.
+    pub killed: bool,
+    /// The first [`KEEP`] bytes of stdout.
+    pub stdout: Vec<u8>,
+    /// The first [`KEEP`] bytes of stderr.
+    pub stderr: Vec<u8>,
+    /// How many bytes stderr held in all.
+    pub stderr_len: u64,
+    /// Peak resident set of the `dist` process (`ru_maxrss` from `wait4`), in KiB.
+    pub max_rss_kib: u64,
+    /// Wall time from spawn to exit.
+    pub elapsed: std::time::Duration,
+}
+
+/// How much of each output stream a bounded run keeps.
+pub const KEEP: usize = 64 << 10;
+
+impl Finished {
+    /// stderr as text (lossy).
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// Reads `pipe` to its end, keeping the first [`KEEP`] bytes and counting the rest.
+fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<(Vec<u8>, u64)> {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut total = 0u64;
+        let mut buf = vec![0; 64 << 10];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            let room = KEEP.saturating_sub(kept.len()).min(n);
+            kept.extend_from_slice(&buf[..room]);
+        }
+        (kept, total)
+    })
+}
+
+/// Waits for `pid` with `wait4`, polling until `deadline` and then killing it; returns
+/// `(wait status, rusage.ru_maxrss in KiB, killed)`.
+#[allow(unsafe_code)]
+fn wait4_with_deadline(pid: libc::pid_t, deadline: std::time::Instant) -> (i32, u64, bool) {
+    let mut killed = false;
+    loop {
+        let mut status = 0;
+        // SAFETY: zeroed rusage is a valid value of this plain C struct.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let flags = if killed { 0 } else { libc::WNOHANG };
+        // SAFETY: `pid` is our own unreaped child; both out-pointers are valid locals.
+        let r = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
+        if r == pid {
+            return (status, u64::try_from(usage.ru_maxrss).unwrap_or(0), killed);
+        }
+        assert!(
+            r == 0 || killed,
+            "wait4({pid}) failed: {}",
+            std::io::Error::last_os_error()
+        );
+        if std::time::Instant::now() >= deadline && !killed {
+            // SAFETY: signalling our own unreaped child by pid.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed = true;
+            continue;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+impl Dist {
+    /// Runs `dist args...` with extra environment `env`, killing it after `deadline`;
+    /// measures its peak RSS exactly (`wait4`). Output is kept bounded.
+    pub fn run_bounded(
+        &self,
+        args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+        deadline: std::time::Duration,
+    ) -> Finished {
+        let mut cmd = self.cmd();
+        cmd.args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        // No credentials but the test's own, whatever the machine has.
+        if !env.iter().any(|(k, _)| *k == "DOCKER_CONFIG") {
+            cmd.env("DOCKER_CONFIG", self.root.path().join("no-docker-config"));
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let start = std::time::Instant::now();
+        let mut child = cmd.spawn().expect("spawn dist");
+        let out = drain(child.stdout.take().expect("stdout pipe"));
+        let err = drain(child.stderr.take().expect("stderr pipe"));
+        let pid = libc::pid_t::try_from(child.id()).expect("pid");
+        let (status, max_rss_kib, killed) = wait4_with_deadline(pid, start + deadline);
+        let elapsed = start.elapsed();
+        let (stdout, _) = out.join().expect("stdout reader");
+        let (stderr, stderr_len) = err.join().expect("stderr reader");
+        let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+        Finished {
+            code,
+            killed,
+            stdout,
+            stderr,
+            stderr_len,
+            max_rss_kib,
+            elapsed,
+        }
+    }
+
+    /// Every committed blob as `(path, size)`, each checked to hash to its name
+    /// (`<root>/content/blobs/<alg>/<hex>`): nothing corrupt is committed.
+    pub fn verified_blobs(&self) -> Vec<(PathBuf, u64)> {
+        let blobs = self.root.path().join("content/blobs");
+        let mut found = Vec::new();
+        let Ok(algs) = std::fs::read_dir(&blobs) else {
+            return found;
+        };
+        for alg in algs {
+            let alg = alg.unwrap();
+            let name = alg.file_name().to_string_lossy().into_owned();
+            assert_eq!(name, "sha256", "unexpected digest algorithm dir {name}");
+            for blob in std::fs::read_dir(alg.path()).unwrap() {
+                let path = blob.unwrap().path();
+                let hex_name = path.file_name().unwrap().to_string_lossy().into_owned();
+                let mut hasher = Sha256::new();
+                let mut file = std::fs::File::open(&path).unwrap();
+                let mut size = 0u64;
+                let mut buf = vec![0; 64 << 10];
+                loop {
+                    let n = std::io::Read::read(&mut file, &mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    hasher.update(&buf[..n]);
+                    size += n as u64;
+                }
+                assert_eq!(
+                    hex::encode(hasher.finalize()),
+                    hex_name,
+                    "committed blob {} does not hash to its name",
+                    path.display()
+                );
+                found.push((path, size));
+            }
+        }
+        found
+    }
+
+    /// Bytes in regular files anywhere under the root.
+    pub fn root_bytes(&self) -> u64 {
+        let mut total = 0;
+        let mut stack = vec![self.root.path().to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let Ok(meta) = entry.path().symlink_metadata() else {
+                    continue;
+                };
+                if meta.is_dir() {
+                    stack.push(entry.path());
+                } else if meta.is_file() {
+                    total += meta.len();
+                }
+            }
+        }
+        total
+    }
+}
+
+/// The bounds every hostile case is held to.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// Bytes the registry served honestly: the most the content store may hold.
+    pub legit: u64,
+    /// Extra bytes the root may hold beyond `legit` (unpacked files, metadata, partial
+    /// ingests of legitimate size).
+    pub slack: u64,
+    /// The wall-clock budget for the whole run.
+    pub budget: std::time::Duration,
+}
+
+/// Peak RSS a `dist` process may reach against any hostile input.
+pub const MAX_RSS_KIB: u64 = 64 << 10;
+/// The longest error line `dist` may print.
+pub const MAX_ERROR_LINE: usize = 1024;
+
+/// Asserts what holds for every hostile case, success or failure: `dist` ended on its own
+/// within the budget, without a panic, under [`MAX_RSS_KIB`]; a failure is exactly one
+/// bounded `error:` line; the store holds only verified blobs, no more than `legit`
+/// bytes of them, and the root no more than `legit + slack` bytes. Returns whether the
+/// run succeeded.
+pub fn assert_contained(case: &str, dist: &Dist, f: &Finished, bounds: Bounds) -> bool {
+    let stderr = f.stderr_text();
+    assert!(
+        !f.killed,
+        "{case}: dist still running after {:?}; stderr:\n{}",
+        bounds.budget,
+        elide(&stderr)
+    );
+    assert!(
+        f.elapsed <= bounds.budget,
+        "{case}: took {:?} (budget {:?})",
+        f.elapsed,
+        bounds.budget
+    );
+    assert!(
+        !stderr.contains("panicked") && f.code.is_some(),
+        "{case}: dist crashed ({:?}):\n{}",
+        f.code,
+        elide(&stderr)
+    );
+    assert!(
+        f.max_rss_kib < MAX_RSS_KIB,
+        "{case}: peak RSS {} KiB (limit {MAX_RSS_KIB} KiB)",
+        f.max_rss_kib
+    );
+    let ok = f.code == Some(0);
+    if !ok {
+        assert!(
+            f.stderr_len < 16 << 10,
+            "{case}: {} bytes of stderr:\n{}",
+            f.stderr_len,
+            elide(&stderr)
+        );
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(
+            errors.len(),
+            1,
+            "{case}: want one error line:\n{}",
+            elide(&stderr)
+        );
+        assert!(
+            errors[0].len() < MAX_ERROR_LINE,
+            "{case}: error line of {} bytes: {}",
+            errors[0].len(),
+            elide(errors[0])
+        );
+        assert_eq!(
+            stderr.lines().last(),
+            Some(errors[0]),
+            "{case}: the error is not the last line:\n{}",
+            elide(&stderr)
+        );
+    }
+    let stored: u64 = dist.verified_blobs().iter().map(|(_, n)| n).sum();
+    assert!(
+        stored <= bounds.legit,
+        "{case}: {stored} bytes of blobs committed, only {} legitimate",
+        bounds.legit
+    );
+    let total = dist.root_bytes();
+    assert!(
+        total <= bounds.legit + bounds.slack,
+        "{case}: the root holds {total} bytes, over {} legitimate + {} slack",
+        bounds.legit,
+        bounds.slack
+    );
+    ok
+}
+
+/// The first 2 KiB of `s`, for assertion messages.
+pub fn elide(s: &str) -> String {
+    if s.len() <= 2048 {
+        return s.to_string();
+    }
+    let mut end = 2048;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…({} bytes)", &s[..end], s.len())
+}
+
+/// `dist --timeout 2s pull <reference>` against hostile servers, in a fresh root, checked
+/// with [`assert_contained`]; returns the root, the run and whether it succeeded.
+pub fn pull_contained(
+    case: &str,
+    reference: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+    bounds: Bounds,
+) -> (Dist, Finished, bool) {
+    let dist = Dist::new();
+    let f = dist.run_bounded(&["--timeout", "2s", "pull", reference], env, bounds.budget);
+    let ok = assert_contained(case, &dist, &f, bounds);
+    (dist, f, ok)
+}
