@@ -54,6 +54,16 @@ pub enum Body {
         /// The `Content-Length` header value.
         declared: String,
     },
+    /// An honest body of `len` bytes: `prefix`, then `fill` bytes, generated as sent (a
+    /// huge body costs the test no memory).
+    Sized {
+        /// The first bytes.
+        prefix: Vec<u8>,
+        /// The byte that follows the prefix.
+        fill: u8,
+        /// The whole length, announced in `Content-Length`.
+        len: u64,
+    },
     /// A chunked body of `fill` bytes that never ends (up to [`ENDLESS_CAP`], then the
     /// connection closes without the last chunk).
     Endless {
@@ -132,6 +142,8 @@ struct Table {
 pub struct Served {
     /// The manifest digest (`sha256:<hex>`).
     pub manifest_digest: String,
+    /// The manifest bytes.
+    pub manifest: Vec<u8>,
     /// Manifest, config and layer bytes: what an honest pull may store.
     pub legit_bytes: u64,
     /// The config digest.
@@ -235,6 +247,7 @@ impl HostileRegistry {
         self.manifest(repo, &manifest_digest, OCI_MANIFEST, &manifest);
         Ok(Served {
             manifest_digest,
+            manifest,
             legit_bytes,
             config_digest,
             layer_digests,
@@ -390,6 +403,30 @@ async fn serve(sock: TcpStream, table: Arc<Mutex<Table>>, log: Arc<Mutex<Vec<Req
                 let _ = w.write_all(&out).await;
                 let _ = w.shutdown().await;
                 return;
+            }
+            Body::Sized { prefix, fill, len } => {
+                if !has_length {
+                    headers.push(("Content-Length".into(), len.to_string()));
+                }
+                if w.write_all(&head(response.status, &headers)).await.is_err() {
+                    return;
+                }
+                if is_head {
+                    continue;
+                }
+                let n = prefix.len().min(usize::try_from(len).unwrap_or(usize::MAX));
+                if w.write_all(&prefix[..n]).await.is_err() {
+                    return;
+                }
+                let chunk = vec![fill; 64 << 10];
+                let mut left = len.saturating_sub(n as u64);
+                while left > 0 {
+                    let k = left.min(chunk.len() as u64) as usize;
+                    if w.write_all(&chunk[..k]).await.is_err() {
+                        return;
+                    }
+                    left -= k as u64;
+                }
             }
             Body::Endless { fill } => {
                 headers.push(("Transfer-Encoding".into(), "chunked".into()));
