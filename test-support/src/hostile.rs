@@ -131,9 +131,18 @@ struct Guard {
     challenge: String,
 }
 
-#[derive(Debug, Default)]
+/// A response computed from the request (ranges, counting attempts, ...).
+type Script = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
+
+#[derive(Clone)]
+enum Route {
+    Fixed(Response),
+    Script(Script),
+}
+
+#[derive(Default)]
 struct Table {
-    routes: HashMap<String, Response>,
+    routes: HashMap<String, Route>,
     guard: Option<Guard>,
 }
 
@@ -189,8 +198,21 @@ impl HostileRegistry {
 
     /// Answers `path` (without query, any method) with `response`; replaces an earlier route.
     pub fn route(&self, path: &str, response: Response) {
+        self.set(path, Route::Fixed(response));
+    }
+
+    /// Answers `path` (without query, any method) with what `script` makes of each request.
+    pub fn route_fn(
+        &self,
+        path: &str,
+        script: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) {
+        self.set(path, Route::Script(Arc::new(script)));
+    }
+
+    fn set(&self, path: &str, route: Route) {
         if let Ok(mut t) = self.table.lock() {
-            t.routes.insert(path.to_string(), response);
+            t.routes.insert(path.to_string(), route);
         }
     }
 
@@ -354,8 +376,14 @@ fn pick(table: &Mutex<Table>, req: &Request) -> Response {
         .header("WWW-Authenticate", g.challenge.clone())
         .header("Content-Type", "application/json");
     }
-    if let Some(r) = t.routes.get(path) {
-        return r.clone();
+    match t.routes.get(path).cloned() {
+        Some(Route::Fixed(r)) => return r,
+        Some(Route::Script(script)) => {
+            // Not under the lock: a script may be slow.
+            drop(t);
+            return script(req);
+        }
+        None => {}
     }
     if path == "/v2/" || path == "/v2" {
         return Response::ok(b"{}".to_vec()).header("Content-Type", "application/json");

@@ -617,3 +617,25 @@ pub fn base64_encode(data: &[u8]) -> String {
     }
     out
 }
+
+impl Dist {
+    /// How many committed snapshots the native snapshotter records (active extraction
+    /// snapshots a failed pull leaves for the next one to clean do not count).
+    pub fn committed_snapshots(&self) -> usize {
+        let dir = self.root.path().join("snapshots/native/metadata");
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| std::fs::read(e.path()).ok())
+            .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .filter(|v| {
+                v["kind"]
+                    .as_str()
+                    .is_some_and(|k| k.eq_ignore_ascii_case("committed"))
+            })
+            .count()
+    }
+}
