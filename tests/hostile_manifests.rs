@@ -135,12 +135,12 @@ fn malformed_manifests_and_indexes_are_refused() {
         ),
         ("empty index", OCI_INDEX, index_bytes(vec![])),
     ];
-    for (case, media_type, body) in garbage {
+    support::each_case(garbage, |(case, media_type, body)| {
         let reg = HostileRegistry::start().unwrap();
-        let digest = reg.manifest("bad", "v1", media_type, &body);
-        reg.manifest("bad", &digest, media_type, &body);
+        let digest = reg.manifest("bad", "v1", media_type, body);
+        reg.manifest("bad", &digest, media_type, body);
         pull_fails(case, &reg, "bad", body.len() as u64);
-    }
+    });
 }
 
 #[test]
@@ -235,7 +235,7 @@ fn malformed_digests_in_descriptors_are_refused() {
         "sha256:",
         "",
     ];
-    for bad in digests {
+    support::each_case(digests, |bad| {
         let reg = HostileRegistry::start().unwrap();
         let config = dist_test_support::image_json(&[], None).unwrap().0;
         let config_digest = reg.blob("baddigest", &config);
@@ -247,7 +247,7 @@ fn malformed_digests_in_descriptors_are_refused() {
         reg.manifest("baddigest", &d, OCI_MANIFEST, &manifest);
         let legit = (config.len() + manifest.len()) as u64;
         pull_fails(&format!("layer digest {bad:?}"), &reg, "baddigest", legit);
-    }
+    });
 }
 
 #[test]
@@ -259,7 +259,7 @@ fn absurd_descriptor_sizes_are_refused() {
         json!(1.5),
         json!("12"),
     ];
-    for size in sizes {
+    support::each_case(sizes, |size| {
         let reg = HostileRegistry::start().unwrap();
         let (layer, diff_id) = OciLayout::tar_gz(&[("hello.txt", b"hello\n")]).unwrap();
         let layer_digest = reg.blob("size", &layer);
@@ -275,12 +275,12 @@ fn absurd_descriptor_sizes_are_refused() {
         reg.manifest("size", &d, OCI_MANIFEST, &manifest);
         let legit = (config.len() + manifest.len()) as u64;
         pull_fails(&format!("layer size {size}"), &reg, "size", legit);
-    }
+    });
 }
 
 #[test]
 fn an_index_entry_with_an_absurd_size_is_refused() {
-    for size in [json!(u64::MAX), json!(i64::MAX)] {
+    support::each_case([json!(u64::MAX), json!(i64::MAX)], |size| {
         let reg = HostileRegistry::start().unwrap();
         let layer = OciLayout::tar_gz(&[("hello.txt", b"hello\n")]).unwrap();
         let served = reg.image("idxsize", "inner", &[layer], None).unwrap();
@@ -295,5 +295,5 @@ fn an_index_entry_with_an_absurd_size_is_refused() {
             "idxsize",
             served.legit_bytes + index.len() as u64,
         );
-    }
+    });
 }

@@ -53,6 +53,8 @@ impl Dist {
         if stdin.is_some() {
             cmd.stdin(Stdio::piped());
         }
+        // Reaped below by `wait4`, which std's `Child::wait` cannot replace (no rusage).
+        #[allow(clippy::zombie_processes)]
         let mut child = cmd.spawn().expect("spawn dist");
         if let Some(input) = stdin {
             use std::io::Write;
@@ -358,6 +360,8 @@ impl Dist {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let start = std::time::Instant::now();
         let own_peak = vm_hwm_kib("self").unwrap_or(u64::MAX);
+        // Reaped below by `wait4`, which std's `Child::wait` cannot replace (no rusage).
+        #[allow(clippy::zombie_processes)]
         let mut child = cmd.spawn().expect("spawn dist");
         let out = drain(child.stdout.take().expect("stdout pipe"));
         let err = drain(child.stderr.take().expect("stderr pipe"));
@@ -532,12 +536,12 @@ pub fn assert_contained(case: &str, dist: &Dist, f: &Finished, bounds: Bounds) -
     ok
 }
 
-/// The first 2 KiB of `s`, for assertion messages.
+/// The first 512 bytes of `s`, for assertion messages.
 pub fn elide(s: &str) -> String {
-    if s.len() <= 2048 {
+    if s.len() <= 512 {
         return s.to_string();
     }
-    let mut end = 2048;
+    let mut end = 512;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
@@ -638,4 +642,22 @@ impl Dist {
             })
             .count()
     }
+}
+
+/// Runs `check` on every case, even after one fails, then fails naming every case that
+/// did (each failure's message is printed as it happens).
+pub fn each_case<T: std::fmt::Debug>(cases: impl IntoIterator<Item = T>, check: impl Fn(&T)) {
+    let mut failed = Vec::new();
+    for case in cases {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&case)));
+        if run.is_err() {
+            failed.push(format!("{case:?}"));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} case(s) failed: {}",
+        failed.len(),
+        elide(&failed.join(", "))
+    );
 }
