@@ -100,6 +100,16 @@ fn assert_no_credentials(case: &str, other: &HostileRegistry) {
     }
 }
 
+/// Asserts `reg` served `path` to an authorised request: the hostile answer was reached.
+fn assert_reached(case: &str, reg: &HostileRegistry, path: &str) {
+    assert!(
+        reg.requests()
+            .iter()
+            .any(|r| r.path() == path && r.header("authorization").is_some()),
+        "{case}: {path} was never requested with credentials, so the case proves nothing"
+    );
+}
+
 fn redirect_off_host(case: &str, reg: &HostileRegistry, served: &Served, layer: Vec<u8>) {
     let other = HostileRegistry::start().unwrap();
     other.route("/elsewhere/layer", Response::ok(layer));
@@ -118,6 +128,11 @@ fn redirect_off_host(case: &str, reg: &HostileRegistry, served: &Served, layer: 
         !reg.authorized_requests().is_empty(),
         "{case}: the registry never saw credentials, so the check proves nothing:\n{}",
         f.stderr_text()
+    );
+    assert_reached(
+        case,
+        reg,
+        &format!("/v2/off/blobs/{}", served.layer_digests[0]),
     );
     assert_no_credentials(case, &other);
     if ok {
@@ -182,6 +197,7 @@ fn redirect_loops_fail_within_bounds() {
         bounds(&served),
     );
     assert!(!ok, "a redirect loop ended in success");
+    assert_reached("redirect loop", &reg, &blob);
     assert_eq!(dist.committed_snapshots(), 0);
     let hops = reg.requests().iter().filter(|r| r.path() == blob).count();
     assert!(hops < 100, "{hops} requests for a looping blob");
@@ -200,6 +216,7 @@ fn redirect_loops_fail_within_bounds() {
         bounds(&served),
     );
     assert!(!ok, "a redirect ping-pong ended in success");
+    assert_reached("ping-pong", &reg, &blob);
     assert_no_credentials("ping-pong", &other);
 }
 
@@ -230,6 +247,11 @@ fn redirects_to_non_http_schemes_fail_within_bounds() {
                 bounds(&served),
             );
             assert!(!ok, "a redirect to {location:?} ended in success");
+            assert_reached(
+                location,
+                &reg,
+                &format!("/v2/scheme/blobs/{}", served.layer_digests[0]),
+            );
             assert_eq!(dist.committed_snapshots(), 0);
         },
     );
@@ -252,6 +274,10 @@ fn with_token_response(case: &str, token: Response, must_fail: bool) {
     if must_fail {
         assert!(!ok, "{case}: the pull succeeded:\n{}", f.stderr_text());
     }
+    assert!(
+        reg.requests().iter().any(|r| r.path() == "/token"),
+        "{case}: the token endpoint was never asked"
+    );
     if !ok {
         assert_eq!(dist.committed_snapshots(), 0, "{case}");
     }

@@ -178,6 +178,7 @@ fn silent_case(case: &str, hostile: impl Fn(&Served) -> (String, Response)) {
     let (served, _) = image(&reg, "silent", &[("hello.txt", b"hello\n")]);
     let (path, response) = hostile(&served);
     reg.route(&path, response);
+    let reached = |reg: &HostileRegistry| reg.requests().iter().any(|r| r.path() == path);
     let (dist, f, ok) = pull_contained(
         case,
         &format!("{}/silent:v1", reg.host()),
@@ -185,7 +186,13 @@ fn silent_case(case: &str, hostile: impl Fn(&Served) -> (String, Response)) {
         bounds(&served, 45),
     );
     assert!(!ok, "{case}: the pull succeeded:\n{}", f.stderr_text());
+    assert!(reached(&reg), "{case}: never reached:\n{}", f.stderr_text());
     assert_eq!(dist.committed_snapshots(), 0);
+    eprintln!(
+        "{case}: {:?}, {}",
+        f.elapsed,
+        f.stderr_text().lines().last().unwrap_or_default()
+    );
 }
 
 #[test]
