@@ -404,6 +404,9 @@ async fn serve(sock: TcpStream, table: Arc<Mutex<Table>>, log: Arc<Mutex<Vec<Req
         }
         let response = pick(&table, &req);
         let is_head = req.method == "HEAD";
+        let close = req
+            .header("connection")
+            .is_some_and(|c| c.eq_ignore_ascii_case("close"));
         let has_length = response
             .headers
             .iter()
@@ -490,5 +493,101 @@ async fn serve(sock: TcpStream, table: Arc<Mutex<Table>>, log: Arc<Mutex<Vec<Req
                 return;
             }
         }
+        if close {
+            let _ = w.shutdown().await;
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn exchange(reg: &HostileRegistry, request: &str) -> String {
+        let mut s = std::net::TcpStream::connect(reg.addr()).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn a_guard_answers_its_challenge_and_every_request_is_recorded_with_headers() {
+        let reg = HostileRegistry::start().unwrap();
+        let digest = reg.blob("r", b"blob");
+        reg.guard("Bearer t", "Garbage challenge");
+        let path = format!("/v2/r/blobs/{digest}");
+        let denied = exchange(
+            &reg,
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        );
+        assert!(denied.starts_with("HTTP/1.1 401"), "{denied}");
+        assert!(
+            denied.contains("WWW-Authenticate: Garbage challenge"),
+            "{denied}"
+        );
+        let ok = exchange(
+            &reg,
+            &format!(
+                "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nConnection: close\r\n\r\n"
+            ),
+        );
+        assert!(
+            ok.starts_with("HTTP/1.1 200") && ok.ends_with("blob"),
+            "{ok}"
+        );
+        let log = reg.requests();
+        assert_eq!(log.len(), 2);
+        assert_eq!(log[0].header("authorization"), None);
+        assert_eq!(log[1].header("authorization"), Some("Bearer t"));
+        assert_eq!(reg.authorized_requests().len(), 1);
+    }
+
+    #[test]
+    fn a_declared_length_is_sent_as_given_and_the_connection_closes() {
+        let reg = HostileRegistry::start().unwrap();
+        reg.route(
+            "/x",
+            Response::with(
+                200,
+                Body::Declared {
+                    bytes: b"abc".to_vec(),
+                    declared: u64::MAX.to_string(),
+                },
+            ),
+        );
+        let got = exchange(&reg, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(
+            got.contains("Content-Length: 18446744073709551615\r\n"),
+            "{got}"
+        );
+        assert!(got.ends_with("\r\n\r\nabc"), "{got}");
+    }
+
+    #[test]
+    fn a_sized_body_is_generated_to_its_length() {
+        let reg = HostileRegistry::start().unwrap();
+        reg.route(
+            "/big",
+            Response::with(
+                200,
+                Body::Sized {
+                    prefix: b"{".to_vec(),
+                    fill: b' ',
+                    len: 100_000,
+                },
+            ),
+        );
+        let got = exchange(
+            &reg,
+            "GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        let body = got.split_once("\r\n\r\n").unwrap().1;
+        assert_eq!(body.len(), 100_000);
+        assert!(body.starts_with("{ "));
     }
 }
