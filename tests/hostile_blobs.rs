@@ -245,3 +245,91 @@ fn a_config_that_stalls_before_its_first_byte_fails_in_time() {
         )
     });
 }
+
+#[test]
+fn absurd_retry_after_values_neither_panic_nor_hang() {
+    support::each_case_at_once(
+        &[
+            "18446744073709551615",
+            "9223372036854775807",
+            "-1",
+            "1e300",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+            "Thu, 01 Jan 1970 00:00:00 GMT",
+            "soon",
+        ],
+        |value| {
+            let reg = HostileRegistry::start().unwrap();
+            let (served, layer) = image(&reg, "retry", &[("hello.txt", b"hello\n")]);
+            let count = std::sync::atomic::AtomicUsize::new(0);
+            let header = value.to_string();
+            reg.route_fn(&layer_path("retry", &served), move |_| {
+                if count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    Response::status(503).header("Retry-After", header.clone())
+                } else {
+                    Response::ok(layer.clone())
+                }
+            });
+            let (dist, f, ok) = pull_contained(
+                &format!("503 with Retry-After {value:?}"),
+                &format!("{}/retry:v1", reg.host()),
+                &[],
+                bounds(&served, 30),
+            );
+            eprintln!("Retry-After {value:?}: ok={ok} in {:?}", f.elapsed);
+            if ok {
+                assert_eq!(dist.committed_snapshots(), 1);
+            }
+        },
+    );
+}
+
+#[test]
+fn lying_content_ranges_on_a_resumed_blob_commit_only_verified_content() {
+    support::each_case(
+        [
+            "bytes 0-{last}/{len}",
+            "bytes 18446744073709551615-0/1",
+            "bytes 0-18446744073709551615/18446744073709551615",
+            "bytes {start}-{last}/18446744073709551615",
+            "bytes */*",
+            "pages 1-2/3",
+        ],
+        |template| {
+            let reg = HostileRegistry::start().unwrap();
+            let big = noise(200_000);
+            let (served, layer) = image(&reg, "range", &[("noise.bin", &big)]);
+            let len = layer.len();
+            let count = std::sync::atomic::AtomicUsize::new(0);
+            let lie = template.to_string();
+            reg.route_fn(&layer_path("range", &served), move |req| {
+                if count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    // The first attempt breaks off after 50 KB, so the client resumes.
+                    return Response::with(
+                        200,
+                        Body::Declared {
+                            bytes: layer[..50_000].to_vec(),
+                            declared: len.to_string(),
+                        },
+                    );
+                }
+                let start = parse_range(req.header("range"), len).map_or(0, |(a, _)| a);
+                let range = lie
+                    .replace("{start}", &start.to_string())
+                    .replace("{last}", &(len - 1).to_string())
+                    .replace("{len}", &len.to_string());
+                Response::with(206, Body::Bytes(layer[start..].to_vec()))
+                    .header("Content-Range", range)
+            });
+            let (dist, _, ok) = pull_contained(
+                &format!("resumed with Content-Range {template:?}"),
+                &format!("{}/range:v1", reg.host()),
+                &[],
+                bounds(&served, 30),
+            );
+            if ok {
+                assert_eq!(dist.committed_snapshots(), 1);
+            }
+        },
+    );
+}

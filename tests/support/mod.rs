@@ -661,3 +661,22 @@ pub fn each_case<T: std::fmt::Debug>(cases: impl IntoIterator<Item = T>, check: 
         elide(&failed.join(", "))
     );
 }
+
+/// [`each_case`], with the cases run at once (for cases that mostly wait).
+pub fn each_case_at_once<T: std::fmt::Debug + Sync>(cases: &[T], check: impl Fn(&T) + Sync) {
+    let failed: Vec<String> = std::thread::scope(|s| {
+        let runs: Vec<_> = cases
+            .iter()
+            .map(|case| (case, s.spawn(|| check(case))))
+            .collect();
+        runs.into_iter()
+            .filter_map(|(case, run)| run.join().is_err().then(|| format!("{case:?}")))
+            .collect()
+    });
+    assert!(
+        failed.is_empty(),
+        "{} case(s) failed: {}",
+        failed.len(),
+        elide(&failed.join(", "))
+    );
+}
