@@ -297,3 +297,55 @@ fn an_index_entry_with_an_absurd_size_is_refused() {
         );
     });
 }
+
+#[test]
+fn a_manifest_listing_tens_of_thousands_of_missing_layers_fails_within_bounds() {
+    let reg = HostileRegistry::start().unwrap();
+    let config = dist_test_support::image_json(&[], None).unwrap().0;
+    let config_digest = reg.blob("many", &config);
+    let layers = (0..30_000u32)
+        .map(|i| desc_json(LAYER_GZIP, &sha256(&i.to_le_bytes()), json!(1000)))
+        .collect();
+    let manifest = manifest_bytes(
+        desc_json(CONFIG, &config_digest, json!(config.len())),
+        layers,
+    );
+    let d = reg.manifest("many", "v1", OCI_MANIFEST, &manifest);
+    reg.manifest("many", &d, OCI_MANIFEST, &manifest);
+    pull_fails(
+        "30000 missing layers",
+        &reg,
+        "many",
+        (config.len() + manifest.len()) as u64,
+    );
+    let blob_requests = reg
+        .requests()
+        .iter()
+        .filter(|r| r.path().contains("/blobs/"))
+        .count();
+    assert!(
+        blob_requests < 1000,
+        "{blob_requests} blob requests after the first 404"
+    );
+}
+
+#[test]
+fn an_index_of_tens_of_thousands_of_foreign_platforms_fails_within_bounds() {
+    let reg = HostileRegistry::start().unwrap();
+    let manifests = (0..30_000u32)
+        .map(|i| {
+            let mut d = desc_json(OCI_MANIFEST, &sha256(&i.to_le_bytes()), json!(500));
+            d["platform"] = json!({"os": "plan9", "architecture": format!("arch{i}")});
+            d
+        })
+        .collect();
+    let index = index_bytes(manifests);
+    let d = reg.manifest("foreign", "v1", OCI_INDEX, &index);
+    reg.manifest("foreign", &d, OCI_INDEX, &index);
+    pull_fails(
+        "30000 foreign platforms",
+        &reg,
+        "foreign",
+        index.len() as u64,
+    );
+}
