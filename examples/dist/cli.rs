@@ -37,8 +37,16 @@ pub struct Global {
     /// Log level or filter for stderr logs (e.g. info, debug, dist_remotes=trace)
     #[arg(long, global = true, value_name = "LEVEL")]
     pub log_level: Option<String>,
-    /// Give up on registry requests that take longer than this (e.g. 30s, 2m)
-    #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    /// Per-request limit on registries: the wait for response headers and for each
+    /// next byte of a body (e.g. 10s, 2m) [default: 30s]
+    ///
+    /// Applies to every request: manifests, blobs and token requests, and also caps the
+    /// connect timeout (30s by default). A request whose headers do not arrive within
+    /// DURATION, or whose body delivers nothing for DURATION, is a stalled attempt; a blob
+    /// is retried from where it stopped and fails at its 3rd stalled attempt. A registry
+    /// that keeps stalling thus fails the command after about 3 x DURATION (at most
+    /// 3 x 2 x DURATION when it also holds back its headers), naming host and digest.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
 }
 
@@ -139,4 +147,13 @@ pub enum SnapshotterKind {
     Native,
     /// overlayfs upper/work directories (needs a kernel that allows overlay mounts)
     Overlay,
+}
+
+/// A humantime duration (`500ms`, `30s`, `2m`) that is not zero.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
 }

@@ -11,12 +11,12 @@ use dist::images::{
     Handler, Handlers, Image, ImageStore, PlatformMatcher, children, dispatch, filter_platforms,
     limit_manifests,
 };
-use dist::remotes::{ByteStream, Fetcher, fetch_handler, ref_key};
+use dist::remotes::{ByteStream, FetchEvent, FetchObserver, Fetcher, fetch_handler, ref_key};
 use futures::StreamExt;
 use oci_spec::image::Descriptor;
 
 use crate::CmdResult;
-use crate::progress::Progress;
+use crate::progress::{Progress, human_size};
 use crate::tracker::Tracker;
 
 /// Counts the bytes every fetched stream delivers, for the progress display and for the
@@ -33,7 +33,12 @@ impl Fetcher for CountingFetcher {
         let key = ref_key(desc);
         let size = desc.size();
         self.progress.start(&key, offset, size);
-        let stream = self.inner.fetch_at(desc, offset).await?;
+        let observer = Arc::new(ShowInterruptions {
+            key: key.clone(),
+            size,
+            progress: Arc::clone(&self.progress),
+        });
+        let stream = self.inner.fetch_at_observed(desc, offset, observer).await?;
         let progress = Arc::clone(&self.progress);
         let tracker = Arc::clone(&self.tracker);
         Ok(Box::pin(stream.inspect(move |chunk| {
@@ -42,6 +47,50 @@ impl Fetcher for CountingFetcher {
                 tracker.progressed();
             }
         })))
+    }
+}
+
+/// Shows a download's stalls and retries on its progress line.
+struct ShowInterruptions {
+    key: String,
+    size: u64,
+    progress: Arc<Progress>,
+}
+
+impl FetchObserver for ShowInterruptions {
+    fn on_event(&self, event: &FetchEvent) {
+        let (state, what) = match event {
+            FetchEvent::Stalled {
+                host,
+                offset,
+                waited,
+                stalls,
+                budget,
+            } => (
+                "stalled",
+                format!(
+                    "{host}: no data for {} at {}, stall {stalls} of {budget}",
+                    humantime::format_duration(*waited),
+                    human_size(*offset)
+                ),
+            ),
+            FetchEvent::Retrying {
+                offset,
+                delay,
+                reason,
+                ..
+            } => (
+                "retrying",
+                format!(
+                    "from {} in {}: {reason}",
+                    human_size(*offset),
+                    humantime::format_duration(*delay)
+                ),
+            ),
+            _ => return,
+        };
+        self.progress
+            .interrupted(&self.key, state, &what, self.size);
     }
 }
 

@@ -1,7 +1,7 @@
 //! Pull progress on stderr, one line per descriptor as in the seed's `dist fetch`: bars
 //! (indicatif) when stderr is a terminal, plain state-change lines otherwise.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +15,8 @@ pub struct Progress {
     transferred: AtomicU64,
     /// Bytes received per descriptor key in this run.
     received: Mutex<HashMap<String, u64>>,
+    /// Keys whose bar shows "stalled" or "retrying" until their next bytes arrive.
+    interrupted: Mutex<HashSet<String>>,
     bars: Option<(MultiProgress, Mutex<HashMap<String, ProgressBar>>)>,
 }
 
@@ -29,6 +31,7 @@ impl Progress {
             started: Instant::now(),
             transferred: AtomicU64::new(0),
             received: Mutex::new(HashMap::new()),
+            interrupted: Mutex::new(HashSet::new()),
             bars,
         }
     }
@@ -85,8 +88,27 @@ impl Progress {
         if let Ok(mut r) = self.received.lock() {
             *r.entry(key.to_string()).or_default() += n;
         }
+        let resumed = self
+            .interrupted
+            .lock()
+            .is_ok_and(|mut keys| keys.remove(key));
         if let Some(bar) = self.bar(key, total) {
+            if resumed {
+                bar.set_message("downloading");
+            }
             bar.inc(n);
+        }
+    }
+
+    /// `key` stalled (`what` says how) or is being retried: the bar says so until bytes
+    /// flow again; plain output gets a line.
+    pub fn interrupted(&self, key: &str, state: &str, what: &str, total: u64) {
+        if let Ok(mut keys) = self.interrupted.lock() {
+            keys.insert(key.to_string());
+        }
+        match self.bar(key, total) {
+            Some(bar) => bar.set_message(state.to_string()),
+            None => self.line(key, &format!("{state} ({what})")),
         }
     }
 

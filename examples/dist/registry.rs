@@ -31,7 +31,11 @@ pub fn resolver(global: &Global, reference: &str) -> CmdResult<DockerResolver> {
         .with_hosts(hosts)
         .with_credentials(Arc::new(DockerConfig::load()?));
     if let Some(timeout) = global.timeout {
-        options = options.with_timeouts(timeout, timeout);
+        // Headers and body stalls wait `timeout`; connecting never waits longer.
+        let connect = options.connect_timeout.min(timeout);
+        options = options
+            .with_request_timeout(timeout)
+            .with_timeouts(connect, timeout);
     }
     Ok(DockerResolver::new(options))
 }

@@ -1,6 +1,8 @@
 //! The [`Fetcher`] trait: content by descriptor, as a verified byte stream.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -12,6 +14,50 @@ use crate::Result;
 /// A stream of content bytes; it ends with an `Err` (never silently short) when the content
 /// does not match its descriptor or the transfer fails for good.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
+
+/// Something that happened to one transfer that the bytes themselves do not show: a
+/// progress display uses it to say that a download is stalled or being retried.
+///
+/// Events are advisory: the stream still ends in an error when the retry budget runs out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FetchEvent {
+    /// No response headers, or no body byte, arrived for `waited`; the attempt is
+    /// abandoned. `stalls` counts the stalled attempts of this descriptor so far, out of
+    /// `budget` (the fetch fails when they are equal).
+    Stalled {
+        /// The registry host.
+        host: String,
+        /// How many bytes of the content had arrived (from offset 0).
+        offset: u64,
+        /// The timeout that fired.
+        waited: Duration,
+        /// Stalled attempts so far.
+        stalls: u32,
+        /// Stalled attempts allowed.
+        budget: u32,
+    },
+    /// The transfer is tried again from `offset` after `delay`, because of `reason` (a
+    /// one-line, elided description of the last failure).
+    Retrying {
+        /// The registry host.
+        host: String,
+        /// Where the next attempt starts.
+        offset: u64,
+        /// The wait before the next attempt.
+        delay: Duration,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Receives [`FetchEvent`]s for one fetch (see [`Fetcher::fetch_at_observed`]).
+///
+/// Called on the fetching task: keep it quick and never block.
+pub trait FetchObserver: Send + Sync {
+    /// One event happened.
+    fn on_event(&self, event: &FetchEvent);
+}
 
 /// Fetches content named by a descriptor from one remote repository.
 ///
@@ -98,4 +144,17 @@ pub trait Fetcher: Send + Sync {
     /// Streams the content of `desc` from byte `offset` on, so that a partial download
     /// resumes instead of restarting.
     async fn fetch_at(&self, desc: &Descriptor, offset: u64) -> Result<ByteStream>;
+
+    /// [`fetch_at`](Fetcher::fetch_at), telling `observer` when the transfer stalls or is
+    /// retried. The default ignores the observer: fetchers that never retry have nothing
+    /// to tell.
+    async fn fetch_at_observed(
+        &self,
+        desc: &Descriptor,
+        offset: u64,
+        observer: Arc<dyn FetchObserver>,
+    ) -> Result<ByteStream> {
+        let _ = observer;
+        self.fetch_at(desc, offset).await
+    }
 }

@@ -15,10 +15,11 @@ mod verify;
 
 pub use auth::{Anonymous, Credential, Credentials, DockerConfig, StaticCredentials};
 pub use docker::{
-    DEFAULT_MAX_MANIFEST_SIZE, DockerFetcher, DockerResolver, ParallelFetch, ResolverOptions,
+    DEFAULT_MAX_MANIFEST_SIZE, DEFAULT_MAX_STALLS, DEFAULT_REQUEST_TIMEOUT, DockerFetcher,
+    DockerResolver, ParallelFetch, ResolverOptions,
 };
 pub use error::{Error, ErrorKind, Result};
-pub use fetcher::{ByteStream, Fetcher};
+pub use fetcher::{ByteStream, FetchEvent, FetchObserver, Fetcher};
 pub use handler::{FetchHandler, fetch_handler, ref_key};
 pub use hosts::{
     Capabilities, DOCKER_HUB, DOCKER_HUB_API, HostsConfig, RegistryHost, Scheme, TlsOptions,

@@ -81,7 +81,7 @@ pub(crate) fn verified(
             }
             match st.inner.next().await {
                 Some(Ok(chunk)) => {
-                    st.seen += chunk.len() as u64;
+                    st.seen = st.seen.saturating_add(chunk.len() as u64);
                     if st.seen > want {
                         st.done = true;
                         let reason = format!("more than the expected {size} bytes");
@@ -99,7 +99,8 @@ pub(crate) fn verified(
                 None => {
                     st.done = true;
                     if st.seen < want {
-                        let reason = format!("short content: {} of {size} bytes", offset + st.seen);
+                        let got = offset.saturating_add(st.seen);
+                        let reason = format!("short content: {got} of {size} bytes");
                         return Some((Err(Error::mismatch(what, reason)), st));
                     }
                     match st.hasher.take().map(Hasher::finish) {

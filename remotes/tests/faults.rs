@@ -299,7 +299,41 @@ async fn a_server_that_never_answers_times_out_instead_of_hanging() {
     assert!(err.to_string().contains("no response"), "{err}");
 }
 
-/// The fault options with a 300 ms stall bound, for the tests that stall on purpose.
+/// The fault options with 300 ms header and stall bounds, for the tests that stall on purpose.
 fn short_stall(host: &str) -> dist_remotes::ResolverOptions {
-    options(host).with_timeouts(Duration::from_secs(5), Duration::from_millis(300))
+    options(host).with_request_timeout(Duration::from_millis(300))
+}
+
+#[tokio::test]
+async fn a_server_that_cuts_every_connection_after_a_few_bytes_fails_instead_of_crawling() {
+    let blob = data(200_000);
+    let d = desc(&blob, MediaType::ImageLayerGzip);
+    let b = blob.clone();
+    let srv = FaultServer::start(move |req, _| {
+        let (status, from) = match dist_test_support::parse_range(req.header("range"), b.len()) {
+            Some((a, _)) => (206, a),
+            None => (200, 0),
+        };
+        let headers = if status == 206 {
+            vec![(
+                "Content-Range".into(),
+                format!("bytes {from}-{}/{}", b.len() - 1, b.len()),
+            )]
+        } else {
+            vec![]
+        };
+        Reply::Cut {
+            status,
+            headers,
+            body: b[from..from + 100].to_vec(),
+            announced: b.len() - from,
+        }
+    })
+    .unwrap();
+    let f = fetcher(options(&srv.host()), &srv.host()).await;
+    let err = collect(f.as_ref(), &d, 0).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains(d.digest().as_ref()), "{err}");
+    // The first attempt and three reopenings, not 2,000 of 100 bytes each.
+    assert_eq!(srv.requests().len(), 4);
 }

@@ -69,3 +69,41 @@ async fn skip_verify_accepts_any_certificate() {
     let opts = ResolverOptions::default().with_hosts(hosts);
     assert!(pull(opts, &reg).await.unwrap() > 0);
 }
+
+#[tokio::test]
+async fn a_ca_file_is_read_once_per_resolver_not_per_request() {
+    let reg = tls_registry();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::copy(reg.ca_cert().unwrap(), &ca).unwrap();
+    let tls = TlsOptions::default().with_ca_file(&ca);
+    let hosts = HostsConfig::new().with_hosts(
+        reg.host(),
+        vec![RegistryHost::new(reg.host()).with_tls(tls)],
+    );
+    let opts = ResolverOptions::default()
+        .with_hosts(hosts)
+        .with_retry(RetryPolicy::none());
+    let r = DockerResolver::new(opts.clone());
+    let reference = format!("{}/tls/img:v1", reg.host());
+    r.resolve(&reference).await.unwrap();
+
+    // Gone from disk: the resolver that read it keeps working...
+    std::fs::remove_file(&ca).unwrap();
+    let (name, desc) = r.resolve(&reference).await.unwrap();
+    let f = r.fetcher(&name).await.unwrap();
+    assert!(
+        !common::fetch_all(f.as_ref(), &desc)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // ...and a new resolver reads it afresh, and says which file is missing.
+    let err = DockerResolver::new(opts)
+        .resolve(&reference)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    assert!(err.to_string().contains("ca.pem"), "{err}");
+}

@@ -1,14 +1,18 @@
 //! Sending one registry request: endpoint choice, auth, retries, redirects, HTTP fallback.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use dist_content::{Elided, elide};
 use reqwest::header::{ACCEPT, AUTHORIZATION, LOCATION, RANGE};
 use reqwest::{Method, Response, StatusCode};
+use tokio::sync::Mutex;
 
 use super::ResolverOptions;
+use super::range::range_header;
+use super::watch::Watch;
 use crate::auth::Authorizer;
 use crate::hosts::{Capabilities, RegistryHost, Scheme, TlsOptions};
 use crate::{Error, Result};
@@ -33,22 +37,29 @@ impl Shared {
     }
 
     /// One HTTP client per TLS configuration, so connections are pooled across requests.
-    fn client(&self, tls: &TlsOptions, host: &str) -> Result<reqwest::Client> {
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+    ///
+    /// A configuration's CA files are read once per resolver, with `tokio::fs`, the first
+    /// time a repository needs it; the async lock only orders first uses.
+    async fn client(&self, tls: &TlsOptions, host: &str) -> Result<reqwest::Client> {
+        let mut clients = self.clients.lock().await;
         if let Some(c) = clients.get(tls) {
             return Ok(c.clone());
         }
+        // Token requests go through this client too, outside our own timeouts: reqwest's
+        // read timeout bounds their wait for headers and each read of their body.
+        let opts = &self.opts;
         let mut b = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(self.opts.connect_timeout)
-            .user_agent(self.opts.user_agent.clone());
+            .connect_timeout(opts.connect_timeout)
+            .read_timeout(opts.header_timeout.max(opts.stall_timeout))
+            .user_agent(opts.user_agent.clone());
         for path in &tls.ca_files {
-            let pem = std::fs::read(path).map_err(|e| Error::Io {
-                context: format!("CA file {} for {host}", path.display()),
+            let pem = tokio::fs::read(path).await.map_err(|e| Error::Io {
+                context: format!("CA file {} for {host}", Elided(&path.display().to_string())),
                 source: e,
             })?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::Config {
-                path: path.display().to_string(),
+                path: elide(&path.display().to_string()),
                 reason: e.to_string(),
             })?;
             b = b.tls_certs_merge(certs);
@@ -91,6 +102,8 @@ pub(crate) struct Request {
     pub(crate) accept: Option<String>,
     /// `Range: bytes=<start>-[<end>]` (inclusive end) when set.
     pub(crate) range: Option<(u64, Option<u64>)>,
+    /// The stall budget and observer of the descriptor being fetched, when there is one.
+    pub(crate) watch: Option<Watch>,
 }
 
 impl Request {
@@ -100,6 +113,7 @@ impl Request {
             path,
             accept: None,
             range: None,
+            watch: None,
         }
     }
 }
@@ -115,10 +129,10 @@ pub(crate) struct Repository {
 }
 
 impl Repository {
-    pub(crate) fn new(shared: Arc<Shared>, registry: &str, name: String) -> Result<Self> {
+    pub(crate) async fn new(shared: Arc<Shared>, registry: &str, name: String) -> Result<Self> {
         let mut endpoints = Vec::new();
         for host in shared.opts.hosts.hosts(registry)? {
-            let client = shared.client(&host.tls, &host.host)?;
+            let client = shared.client(&host.tls, &host.host).await?;
             endpoints.push(Endpoint {
                 host,
                 client,
@@ -180,15 +194,25 @@ impl Repository {
     }
 
     /// Sends `req` to one endpoint with auth and up to `attempts` tries.
+    ///
+    /// An attempt whose headers do not arrive within the header timeout counts against the
+    /// request's stall budget (its descriptor's when it has one, else a fresh one); once
+    /// that is spent, the request fails without further tries. Other failures are retried
+    /// until `max_elapsed` has passed without a byte of the descriptor.
     async fn send_one(&self, ep: &Endpoint, req: &Request, attempts: u32) -> Result<Response> {
         let policy = &self.shared.opts.retry;
         let scope = self.scope();
         let host = ep.host.host.as_str();
         let start = Instant::now();
+        let watch = req
+            .watch
+            .clone()
+            .unwrap_or_else(|| Watch::new(self.shared.opts.max_stalls, None));
+        let offset = req.range.map_or(0, |(s, _)| s);
         let mut attempt = 0u32;
         let mut authorized = false;
         loop {
-            attempt += 1;
+            attempt = attempt.saturating_add(1);
             let url = format!(
                 "{}://{}{}/{}/{}",
                 ep.scheme(),
@@ -207,11 +231,11 @@ impl Repository {
                         };
                         return Err(Error::Unauthorized {
                             host: host.to_string(),
-                            reason: format!("{} {url}: {why}", req.method),
+                            reason: format!("{} {}: {why}", req.method, Elided(&url)),
                         });
                     }
                     authorized = true;
-                    attempt -= 1;
+                    attempt = attempt.saturating_sub(1);
                     let auth = &self.shared.auth;
                     auth.on_unauthorized(&ep.client, host, &scope, resp.headers())
                         .await?;
@@ -225,12 +249,18 @@ impl Repository {
                     }
                 }
                 Err(Failure::TooManyRedirects) => {
-                    return Err(Error::protocol(host, format!("{url}: too many redirects")));
+                    return Err(Error::protocol(
+                        host,
+                        format!("{}: too many redirects", Elided(&url)),
+                    ));
                 }
-                Err(Failure::NoResponse(d)) => (
-                    format!("{} {url}: no response for {d:?}", req.method),
-                    policy.backoff(attempt),
-                ),
+                Err(Failure::NoResponse(d)) => {
+                    let reason = format!("{} {url}: no response headers within {d:?}", req.method);
+                    if !watch.stalled(host, offset, d) {
+                        return Err(gave_up(host, &watch, &reason));
+                    }
+                    (reason, policy.backoff(attempt))
+                }
                 Err(Failure::Http(e)) => {
                     // Docker falls back when the server does not speak TLS at all, not
                     // when it presents a certificate we refuse.
@@ -240,11 +270,11 @@ impl Repository {
                         && !ep.use_http.swap(true, Ordering::Relaxed)
                     {
                         tracing::info!(host, "HTTPS failed on loopback host, using plain HTTP");
-                        attempt -= 1;
+                        attempt = attempt.saturating_sub(1);
                         continue;
                     }
                     if e.is_builder() {
-                        return Err(Error::protocol(host, e.to_string()));
+                        return Err(Error::protocol(host, elide(&e.to_string())));
                     }
                     (
                         format!("{} {url}: {}", req.method, error_chain(&e)),
@@ -253,10 +283,14 @@ impl Repository {
                 }
             };
             let (reason, delay) = failure;
-            if attempt >= attempts || start.elapsed() + delay > policy.max_elapsed {
-                return Err(Error::unavailable(host, reason));
+            // Time without a byte of the descriptor, across reopenings (for a request
+            // without one, since this request began).
+            let idle = watch.since_progress().max(start.elapsed());
+            if !policy.may_retry(attempt, attempts, idle, delay) {
+                return Err(Error::unavailable(host, elide(&reason)));
             }
             tracing::debug!(host, attempt, ?delay, reason, "retrying");
+            watch.retrying(host, offset, delay, &reason);
             tokio::time::sleep(delay).await;
         }
     }
@@ -270,6 +304,9 @@ impl Repository {
         req: &Request,
         scope: &str,
     ) -> std::result::Result<Response, Failure> {
+        // One header deadline for the whole chain of redirects.
+        let limit = self.shared.opts.header_timeout;
+        let deadline = tokio::time::Instant::now() + limit;
         let mut url = url.to_string();
         let origin = origin_of(&url);
         for _ in 0..=MAX_REDIRECTS {
@@ -283,17 +320,13 @@ impl Repository {
                 rb = rb.header(ACCEPT, a.as_str());
             }
             if let Some((start, end)) = req.range {
-                let v = match end {
-                    Some(e) => format!("bytes={start}-{e}"),
-                    None => format!("bytes={start}-"),
-                };
-                rb = rb.header(RANGE, v);
+                rb = rb.header(RANGE, range_header(start, end));
             }
-            // The stall bound also covers a server that accepts and never answers.
-            let stall = self.shared.opts.stall_timeout;
-            let resp = match tokio::time::timeout(stall, rb.send()).await {
-                Ok(r) => r.map_err(Failure::Http)?,
-                Err(_) => return Err(Failure::NoResponse(stall)),
+            let resp = match tokio::time::timeout_at(deadline, rb.send()).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) if e.is_timeout() => return Err(Failure::NoResponse(limit)),
+                Ok(Err(e)) => return Err(Failure::Http(e)),
+                Err(_) => return Err(Failure::NoResponse(limit)),
             };
             if !resp.status().is_redirection() {
                 return Ok(resp);
@@ -306,7 +339,7 @@ impl Repository {
             else {
                 return Ok(resp);
             };
-            tracing::debug!(from = %resp.url(), to = %next, "following redirect");
+            tracing::debug!(from = %resp.url(), to = %Elided(next.as_str()), "following redirect");
             url = next.to_string();
         }
         Err(Failure::TooManyRedirects)
@@ -316,7 +349,7 @@ impl Repository {
 /// Why one attempt produced no response.
 enum Failure {
     Http(reqwest::Error),
-    NoResponse(std::time::Duration),
+    NoResponse(Duration),
     TooManyRedirects,
 }
 
@@ -331,6 +364,7 @@ fn origin_of(url: &str) -> Option<(String, String, Option<u16>)> {
 }
 
 /// A reqwest error with its causes, which carry the useful part (refused, reset, TLS).
+/// Callers elide the result: a reqwest error quotes the URL, which a redirect may set.
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
@@ -340,4 +374,25 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
         src = c.source();
     }
     s
+}
+
+/// The error once `watch`'s stall budget is spent: one line naming the host (and, in
+/// `last`, the URL with the digest).
+pub(crate) fn gave_up(host: &str, watch: &Watch, last: &str) -> Error {
+    let stalls = watch.stalls();
+    Error::unavailable(
+        host,
+        format!(
+            "{GAVE_UP} {stalls} stalled attempts; last: {}",
+            Elided(last)
+        ),
+    )
+}
+
+/// How [`gave_up`] reasons start.
+const GAVE_UP: &str = "gave up after";
+
+/// Whether `e` came from [`gave_up`] (so it is final, not wrapped again).
+pub(crate) fn is_gave_up(e: &Error) -> bool {
+    matches!(e, Error::Unavailable { reason, .. } if reason.starts_with(GAVE_UP))
 }

@@ -5,16 +5,23 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use dist_content::Elided;
+use futures::{Stream, StreamExt};
 use oci_spec::image::Descriptor;
 use reqwest::header::CONTENT_RANGE;
 use reqwest::{Method, StatusCode};
 
-use super::client::{Repository, Request, error_chain};
-use super::resolve::header_digest;
+use super::client::{Repository, Request, error_chain, gave_up, is_gave_up};
+use super::range::check_partial;
+use super::resolve::{content_length, header_digest};
+use super::watch::Watch;
 use crate::media::{is_manifest, manifest_accept};
 use crate::verify::verified;
-use crate::{ByteStream, Error, Fetcher, Result};
+use crate::{ByteStream, Error, FetchObserver, Fetcher, Result};
+
+/// Descriptor sizes above this are refused before any request: the OCI image spec makes
+/// `size` an int64, and nothing real comes near it.
+pub(crate) const MAX_DESCRIPTOR_SIZE: u64 = i64::MAX as u64;
 
 /// Fetches content of one repository from a Docker/OCI registry.
 ///
@@ -44,6 +51,10 @@ pub(super) struct Target {
     pub(super) accept: String,
     /// For error messages: `host/repo@digest`.
     pub(super) what: String,
+    /// The content's size, from the descriptor.
+    pub(super) size: u64,
+    /// The stall budget and observer shared by every attempt for this descriptor.
+    pub(super) watch: Watch,
 }
 
 impl DockerFetcher {
@@ -55,9 +66,35 @@ impl DockerFetcher {
 #[async_trait]
 impl Fetcher for DockerFetcher {
     async fn fetch_at(&self, desc: &Descriptor, offset: u64) -> Result<ByteStream> {
+        self.fetch_watched(desc, offset, None).await
+    }
+
+    async fn fetch_at_observed(
+        &self,
+        desc: &Descriptor,
+        offset: u64,
+        observer: Arc<dyn FetchObserver>,
+    ) -> Result<ByteStream> {
+        self.fetch_watched(desc, offset, Some(observer)).await
+    }
+}
+
+impl DockerFetcher {
+    async fn fetch_watched(
+        &self,
+        desc: &Descriptor,
+        offset: u64,
+        observer: Option<Arc<dyn FetchObserver>>,
+    ) -> Result<ByteStream> {
         let size = desc.size();
         let digest = desc.digest();
         let what = format!("{}/{}@{digest}", self.repo.registry, self.repo.name);
+        if size > MAX_DESCRIPTOR_SIZE {
+            return Err(Error::mismatch(
+                what,
+                format!("absurd descriptor size {size} (over {MAX_DESCRIPTOR_SIZE})"),
+            ));
+        }
         if offset > size {
             return Err(Error::mismatch(
                 what,
@@ -65,7 +102,8 @@ impl Fetcher for DockerFetcher {
             ));
         }
         let manifest = is_manifest(desc.media_type());
-        let max = self.repo.shared.opts.max_manifest_size;
+        let opts = &self.repo.shared.opts;
+        let max = opts.max_manifest_size;
         if manifest && size > max {
             return Err(Error::TooLarge {
                 what,
@@ -87,10 +125,12 @@ impl Fetcher for DockerFetcher {
                 format!("{}, */*", desc.media_type())
             },
             what,
+            size,
+            watch: Watch::new(opts.max_stalls, observer),
         };
-        let body = match self.repo.shared.opts.parallel {
+        let body = match opts.parallel {
             Some(p) if !manifest && size - offset >= p.min_size => {
-                super::parallel::fetch(target, offset, size, p).await?
+                super::parallel::fetch(target, offset, size, p)
             }
             _ => {
                 let first = open(&target, offset, None, Some(digest)).await?;
@@ -112,22 +152,41 @@ pub(super) async fn open(
 ) -> Result<ByteStream> {
     let mut req = Request::new(Method::GET, t.path.clone());
     req.accept = Some(t.accept.clone());
+    req.watch = Some(t.watch.clone());
     if start > 0 || end.is_some() {
         req.range = Some((start, end));
     }
     let (host, resp) = t.repo.send(|c| c.pull, &req).await?;
     let status = resp.status();
+    // How many bytes, from `start`, this request may deliver.
+    let wanted = match end {
+        Some(e) => e.checked_sub(start).and_then(|n| n.checked_add(1)),
+        None => t.size.checked_sub(start),
+    }
+    .ok_or_else(|| Error::protocol(&host, format!("{}: empty range from {start}", t.what)))?;
     let skip = match status {
-        StatusCode::OK => start,
-        StatusCode::PARTIAL_CONTENT => {
-            if let Some(first) = content_range_start(resp.headers())
-                && first != start
+        StatusCode::OK => {
+            // The whole content: its length, when announced, must not exceed the size.
+            if let Some(len) = content_length(resp.headers())
+                && len > t.size
             {
-                return Err(Error::protocol(
-                    &host,
-                    format!("{}: asked for bytes from {start}, got from {first}", t.what),
+                return Err(Error::mismatch(
+                    &t.what,
+                    format!(
+                        "registry announces {len} bytes, more than the size {}",
+                        t.size
+                    ),
                 ));
             }
+            start
+        }
+        StatusCode::PARTIAL_CONTENT => {
+            let header = resp
+                .headers()
+                .get(CONTENT_RANGE)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            check_partial(header.as_deref(), start, end, t.size)
+                .map_err(|why| Error::protocol(&host, format!("{}: {why}", t.what)))?;
             0
         }
         StatusCode::NOT_FOUND => {
@@ -157,49 +216,68 @@ pub(super) async fn open(
             format!("registry says Docker-Content-Digest {served}"),
         ));
     }
-    let stall = t.repo.shared.opts.stall_timeout;
-    let h = host.clone();
-    let what = t.what.clone();
-    let body = resp.bytes_stream().map_err(move |e| {
-        Error::unavailable(&h, format!("{what}: reading body: {}", error_chain(&e)))
-    });
-    let body = with_stall_timeout(Box::pin(body), stall, host, t.what.clone());
+    let body = with_stall_timeout(resp.bytes_stream(), t, host, start.saturating_sub(skip));
     let body = skip_prefix(body, skip);
+    // An endless or overlong body ends at what was asked for (`verified` then sees the
+    // excess of a whole-content answer as an error).
     Ok(match end {
-        Some(e) => take(body, e + 1 - start),
+        Some(_) => take(body, wanted),
         None => body,
     })
 }
 
-fn content_range_start(headers: &reqwest::header::HeaderMap) -> Option<u64> {
-    let v = headers.get(CONTENT_RANGE)?.to_str().ok()?;
-    let range = v.trim().strip_prefix("bytes")?.trim();
-    range.split('-').next()?.trim().parse().ok()
-}
-
-/// Ends the stream with an `Unavailable` error when no chunk arrives for `stall`.
+/// Maps the body's errors and ends it with an `Unavailable` error when no chunk arrives
+/// for the stall timeout. A stall counts against the descriptor's budget, which
+/// [`resuming`] checks before another attempt. `pos` is the content offset
+/// of the body's first byte, for events and messages.
 fn with_stall_timeout(
-    inner: ByteStream,
-    stall: Duration,
+    inner: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+    t: &Target,
     host: String,
-    what: String,
+    pos: u64,
 ) -> ByteStream {
-    Box::pin(futures::stream::unfold(Some(inner), move |st| {
-        let (host, what) = (host.clone(), what.clone());
-        async move {
-            let mut inner = st?;
-            match tokio::time::timeout(stall, inner.next()).await {
-                Ok(Some(item)) => Some((item, Some(inner))),
-                Ok(None) => None,
-                Err(_) => Some((
-                    Err(Error::unavailable(
-                        host,
-                        format!("{what}: no data for {stall:?}"),
-                    )),
-                    None,
-                )),
+    struct State<S> {
+        inner: std::pin::Pin<Box<S>>,
+        pos: u64,
+        host: String,
+        what: String,
+        watch: Watch,
+        stall: Duration,
+    }
+    let state = State {
+        inner: Box::pin(inner),
+        pos,
+        host,
+        what: t.what.clone(),
+        watch: t.watch.clone(),
+        stall: t.repo.shared.opts.stall_timeout,
+    };
+    Box::pin(futures::stream::unfold(Some(state), |st| async move {
+        let mut st = st?;
+        let stalled = match tokio::time::timeout(st.stall, st.inner.next()).await {
+            Ok(Some(Ok(b))) => {
+                if !b.is_empty() {
+                    st.watch.progressed();
+                }
+                st.pos = st.pos.saturating_add(b.len() as u64);
+                return Some((Ok(b), Some(st)));
             }
-        }
+            Ok(None) => return None,
+            // reqwest's own read timeout (the client's) is a stall as well.
+            Ok(Some(Err(e))) if !e.is_timeout() => {
+                let reason = format!("{}: reading body: {}", st.what, error_chain(&e));
+                return Some((
+                    Err(Error::unavailable(&st.host, Elided(&reason).to_string())),
+                    None,
+                ));
+            }
+            Ok(Some(Err(_))) | Err(_) => st.stall,
+        };
+        let reason = format!("{}: no data for {stalled:?} at byte {}", st.what, st.pos);
+        // Counted here; `resuming` decides whether the budget allows another attempt.
+        st.watch.stalled(&st.host, st.pos, stalled);
+        let err = Error::unavailable(&st.host, Elided(&reason).to_string());
+        Some((Err(err), None))
     }))
 }
 
@@ -217,8 +295,8 @@ fn skip_prefix(inner: ByteStream, n: u64) -> ByteStream {
                         if left == 0 {
                             return Some((Ok(b), (inner, 0)));
                         }
-                        let cut = left.min(b.len() as u64) as usize;
-                        left -= cut as u64;
+                        let cut = usize::try_from(left).unwrap_or(usize::MAX).min(b.len());
+                        left = left.saturating_sub(cut as u64);
                         let rest = b.split_off(cut);
                         if !rest.is_empty() {
                             return Some((Ok(rest), (inner, left)));
@@ -241,10 +319,12 @@ fn take(inner: ByteStream, n: u64) -> ByteStream {
             }
             match inner.next().await? {
                 Ok(mut b) => {
-                    if b.len() as u64 > left {
-                        b.truncate(left as usize);
+                    if let Ok(l) = usize::try_from(left)
+                        && b.len() > l
+                    {
+                        b.truncate(l);
                     }
-                    let l = left - b.len() as u64;
+                    let l = left.saturating_sub(b.len() as u64);
                     Some((Ok::<Bytes, Error>(b), (inner, l)))
                 }
                 Err(e) => Some((Err(e), (inner, left))),
@@ -253,9 +333,14 @@ fn take(inner: ByteStream, n: u64) -> ByteStream {
     ))
 }
 
+/// How many bytes one attempt must deliver to reset the count of fruitless reopenings.
+const MIN_PROGRESS: u64 = 64 << 10;
+
 /// Streams bytes `pos..end` starting from the already-open `first`; when the body breaks,
 /// stalls or ends early, reopens it at the current position, giving up after the
-/// configured number of reopenings that brought no byte.
+/// configured number of reopenings in a row that each brought less than 64 KiB, once the retry policy's
+/// `max_elapsed` has passed without a byte, or once the descriptor's stall budget is spent
+/// (stalls count even when the attempt delivered bytes).
 pub(super) fn resuming(t: Target, first: ByteStream, pos: u64, end: u64) -> ByteStream {
     struct State {
         t: Target,
@@ -263,6 +348,8 @@ pub(super) fn resuming(t: Target, first: ByteStream, pos: u64, end: u64) -> Byte
         pos: u64,
         end: u64,
         fruitless: u32,
+        /// Bytes the current attempt delivered.
+        got: u64,
         last: Option<Error>,
         done: bool,
     }
@@ -272,6 +359,7 @@ pub(super) fn resuming(t: Target, first: ByteStream, pos: u64, end: u64) -> Byte
         pos,
         end,
         fruitless: 0,
+        got: 0,
         last: None,
         done: false,
     };
@@ -284,16 +372,35 @@ pub(super) fn resuming(t: Target, first: ByteStream, pos: u64, end: u64) -> Byte
                 Some(c) => c,
                 None => {
                     let max = st.t.repo.shared.opts.max_resumes_without_progress;
-                    if st.fruitless >= max {
+                    if st.t.watch.exhausted() {
+                        st.done = true;
+                        let e = match st.last.take() {
+                            Some(e) if is_gave_up(&e) => e,
+                            last => {
+                                let last = last.map_or_else(String::new, |e| reason_of(&e));
+                                gave_up(&st.t.repo.registry, &st.t.watch, &last)
+                            }
+                        };
+                        return Some((Err(e), st));
+                    }
+                    let idle = st.t.watch.since_progress();
+                    if st.fruitless >= max || idle > st.t.repo.shared.opts.retry.max_elapsed {
                         st.done = true;
                         let e = st.last.take().unwrap_or_else(|| {
                             Error::unavailable(&st.t.repo.registry, "body kept breaking")
                         });
                         return Some((Err(e), st));
                     }
-                    st.fruitless += 1;
+                    st.fruitless = st.fruitless.saturating_add(1);
+                    st.got = 0;
                     tracing::debug!(what = st.t.what, pos = st.pos, "reopening body with Range");
-                    let end = (st.end > 0).then(|| st.end - 1);
+                    if let Some(last) = &st.last {
+                        let registry = &st.t.repo.registry;
+                        let reason = reason_of(last);
+                        st.t.watch
+                            .retrying(registry, st.pos, Duration::ZERO, &reason);
+                    }
+                    let end = st.end.checked_sub(1);
                     match open(&st.t, st.pos, end, None).await {
                         Ok(c) => c,
                         Err(e) if e.is_transient() => {
@@ -309,10 +416,14 @@ pub(super) fn resuming(t: Target, first: ByteStream, pos: u64, end: u64) -> Byte
             };
             match cur.next().await {
                 Some(Ok(b)) => {
-                    if !b.is_empty() {
+                    // An attempt counts as progress once it brought a useful amount, so
+                    // a server cutting every connection after a few bytes cannot keep the
+                    // fetch crawling for ever.
+                    st.got = st.got.saturating_add(b.len() as u64);
+                    if st.got >= MIN_PROGRESS {
                         st.fruitless = 0;
                     }
-                    st.pos += b.len() as u64;
+                    st.pos = st.pos.saturating_add(b.len() as u64);
                     st.cur = Some(cur);
                     return Some((Ok(b), st));
                 }
@@ -334,4 +445,12 @@ pub(super) fn resuming(t: Target, first: ByteStream, pos: u64, end: u64) -> Byte
             }
         }
     }))
+}
+
+/// The part of an error that says what went wrong, without the host it already names.
+fn reason_of(e: &Error) -> String {
+    match e {
+        Error::Unavailable { reason, .. } => reason.clone(),
+        e => e.to_string(),
+    }
 }

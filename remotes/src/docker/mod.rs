@@ -3,7 +3,9 @@
 mod client;
 mod fetch;
 mod parallel;
+mod range;
 mod resolve;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +24,13 @@ use client::{Repository, Shared};
 /// The largest manifest or index accepted by default: 4 MiB, as containerd.
 pub const DEFAULT_MAX_MANIFEST_SIZE: u64 = 4 << 20;
 
+/// The default response-header and body-stall timeouts: 30 s each.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default number of stalled attempts a descriptor may have: 3, so that a registry that
+/// keeps stalling fails a blob after about 90 s (three 30 s stalls).
+pub const DEFAULT_MAX_STALLS: u32 = 3;
+
 /// How a [`DockerResolver`] talks to registries. Start from [`Default`] and adjust.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -38,10 +47,19 @@ pub struct ResolverOptions {
     pub mirror_fallback: bool,
     /// Manifests and indexes above this size are refused without being read.
     pub max_manifest_size: u64,
-    /// Bound on establishing a connection.
+    /// Bound on establishing a connection (30 s).
     pub connect_timeout: Duration,
-    /// A body that delivers no byte for this long is abandoned (and resumed).
+    /// Bound on waiting for a response's headers, redirects included (30 s). A server
+    /// that accepts and never answers fails the attempt after this long.
+    pub header_timeout: Duration,
+    /// A body that delivers no byte for this long is abandoned (30 s). Applies to every
+    /// body: manifests, blobs and token responses.
     pub stall_timeout: Duration,
+    /// How many stalled attempts (header or stall timeout) one descriptor may have before
+    /// its fetch fails (3), counting attempts that delivered bytes before stalling. With
+    /// every attempt stalling, a fetch fails after at most
+    /// `max_stalls * (header_timeout + stall_timeout)` plus retry waits.
+    pub max_stalls: u32,
     /// How many times in a row a broken body is reopened without receiving a byte.
     pub max_resumes_without_progress: u32,
     /// Fetch blobs at least this large as parallel `Range` requests.
@@ -82,7 +100,9 @@ impl Default for ResolverOptions {
             mirror_fallback: true,
             max_manifest_size: DEFAULT_MAX_MANIFEST_SIZE,
             connect_timeout: Duration::from_secs(30),
-            stall_timeout: Duration::from_secs(60),
+            header_timeout: DEFAULT_REQUEST_TIMEOUT,
+            stall_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_stalls: DEFAULT_MAX_STALLS,
             max_resumes_without_progress: 5,
             parallel: None,
             user_agent: concat!("dist-rs/", env!("CARGO_PKG_VERSION")).to_string(),
@@ -139,6 +159,32 @@ impl ResolverOptions {
         self
     }
 
+    /// Sets the per-request limits at once: the response-header timeout and the body
+    /// stall timeout both become `limit` (what `dist --timeout` sets).
+    pub fn with_request_timeout(mut self, limit: Duration) -> Self {
+        self.header_timeout = limit;
+        self.stall_timeout = limit;
+        self
+    }
+
+    /// Sets the bound on waiting for response headers.
+    pub fn with_header_timeout(mut self, limit: Duration) -> Self {
+        self.header_timeout = limit;
+        self
+    }
+
+    /// Sets the bound on a body delivering no byte.
+    pub fn with_stall_timeout(mut self, limit: Duration) -> Self {
+        self.stall_timeout = limit;
+        self
+    }
+
+    /// Sets how many stalled attempts one descriptor may have (at least 1).
+    pub fn with_max_stalls(mut self, n: u32) -> Self {
+        self.max_stalls = n.max(1);
+        self
+    }
+
     /// Sets how often a broken body is reopened without progress.
     pub fn with_max_resumes(mut self, n: u32) -> Self {
         self.max_resumes_without_progress = n;
@@ -160,7 +206,13 @@ impl std::fmt::Debug for ResolverOptions {
             .field("mirror_fallback", &self.mirror_fallback)
             .field("max_manifest_size", &self.max_manifest_size)
             .field("connect_timeout", &self.connect_timeout)
+            .field("header_timeout", &self.header_timeout)
             .field("stall_timeout", &self.stall_timeout)
+            .field("max_stalls", &self.max_stalls)
+            .field(
+                "max_resumes_without_progress",
+                &self.max_resumes_without_progress,
+            )
             .field("parallel", &self.parallel)
             .finish_non_exhaustive()
     }
@@ -183,9 +235,9 @@ impl DockerResolver {
         }
     }
 
-    fn repository(&self, reference: &str) -> Result<(Repository, dist_reference::Spec)> {
+    async fn repository(&self, reference: &str) -> Result<(Repository, dist_reference::Spec)> {
         let bad = |reason: String| Error::InvalidReference {
-            reference: reference.to_string(),
+            reference: dist_content::elide(reference),
             reason,
         };
         let spec = dist_reference::Spec::parse(reference).map_err(|e| bad(e.to_string()))?;
@@ -197,7 +249,7 @@ impl DockerResolver {
         if host == DOCKER_HUB && !name.contains('/') {
             name = format!("library/{name}");
         }
-        let repo = Repository::new(self.shared.clone(), &host, name)?;
+        let repo = Repository::new(self.shared.clone(), &host, name).await?;
         Ok((repo, spec))
     }
 }
@@ -219,13 +271,13 @@ impl std::fmt::Debug for DockerResolver {
 #[async_trait]
 impl Resolver for DockerResolver {
     async fn resolve(&self, reference: &str) -> Result<(String, Descriptor)> {
-        let (repo, spec) = self.repository(reference)?;
+        let (repo, spec) = self.repository(reference).await?;
         let desc = resolve::resolve(&repo, reference, spec.tag(), spec.digest()).await?;
         Ok((reference.to_string(), desc))
     }
 
     async fn fetcher(&self, name: &str) -> Result<Box<dyn Fetcher>> {
-        let (repo, _) = self.repository(name)?;
+        let (repo, _) = self.repository(name).await?;
         Ok(Box::new(DockerFetcher::new(Arc::new(repo))))
     }
 }

@@ -6,7 +6,9 @@ use oci_spec::image::{Descriptor, Digest, MediaType};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, Response, StatusCode};
 
-use super::client::{Repository, Request};
+use dist_content::Elided;
+
+use super::client::{Repository, Request, error_chain};
 use crate::media::manifest_accept;
 use crate::verify::Hasher;
 use crate::{Error, Result};
@@ -23,7 +25,7 @@ pub(crate) async fn resolve(
     digest: Option<&str>,
 ) -> Result<Descriptor> {
     let bad = |reason: &str| Error::InvalidReference {
-        reference: reference.to_string(),
+        reference: dist_content::elide(reference),
         reason: reason.to_string(),
     };
     let expected = match digest {
@@ -63,7 +65,8 @@ pub(crate) async fn resolve(
     check_status(&resp, &host, reference)?;
     let body_header_digest = header_digest(resp.headers(), &host)?;
     let header_type = media_type(resp.headers());
-    let (body, actual) = read_capped(resp, reference, max, &host, expected.as_ref()).await?;
+    let stall = repo.shared.opts.stall_timeout;
+    let (body, actual) = read_capped(resp, reference, max, stall, &host, expected.as_ref()).await?;
     if let Some(d) = &body_header_digest
         && *d != actual
     {
@@ -121,9 +124,11 @@ pub(crate) fn header_digest(headers: &HeaderMap, host: &str) -> Result<Option<Di
     let s = v
         .to_str()
         .map_err(|_| Error::protocol(host, "non-ASCII Docker-Content-Digest"))?;
-    Digest::from_str(s.trim())
-        .map(Some)
-        .map_err(|e| Error::protocol(host, format!("bad Docker-Content-Digest {s:?}: {e}")))
+    Digest::from_str(s.trim()).map(Some).map_err(|e| {
+        // The parser's message may quote the value again: elide the whole reason.
+        let reason = format!("bad Docker-Content-Digest `{}`: {e}", Elided(s));
+        Error::protocol(host, dist_content::elide(&reason))
+    })
 }
 
 /// `Content-Length` from the header itself (a HEAD response has no body to size).
@@ -157,11 +162,13 @@ fn body_media_type(body: &[u8]) -> Option<MediaType> {
     p.media_type.map(|m| MediaType::from(m.as_str()))
 }
 
-/// Reads a manifest body, refusing it once it passes `max` bytes, and digests it.
+/// Reads a manifest body, refusing it once it passes `max` bytes, and digests it. A body
+/// that delivers nothing for `stall` fails `Unavailable`.
 async fn read_capped(
     mut resp: Response,
     reference: &str,
     max: u64,
+    stall: std::time::Duration,
     host: &str,
     expected: Option<&Digest>,
 ) -> Result<(Vec<u8>, Digest)> {
@@ -174,12 +181,20 @@ async fn read_capped(
         Some(d) => Hasher::for_digest(d)?,
         None => Hasher::Sha256(Default::default()),
     };
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| Error::unavailable(host, format!("{reference}: reading manifest: {e}")))?
-    {
-        let total = (body.len() + chunk.len()) as u64;
+    loop {
+        let chunk = match tokio::time::timeout(stall, resp.chunk()).await {
+            Ok(Ok(Some(chunk))) => chunk,
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) if !e.is_timeout() => {
+                let reason = format!("{reference}: reading manifest: {}", error_chain(&e));
+                return Err(Error::unavailable(host, Elided(&reason).to_string()));
+            }
+            Ok(Err(_)) | Err(_) => {
+                let reason = format!("{reference}: reading manifest: no data for {stall:?}");
+                return Err(Error::unavailable(host, Elided(&reason).to_string()));
+            }
+        };
+        let total = (body.len() as u64).saturating_add(chunk.len() as u64);
         if total > max {
             return Err(too_large(reference, total, max));
         }

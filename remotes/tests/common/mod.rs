@@ -56,8 +56,8 @@ pub(crate) async fn fetch_all(f: &dyn Fetcher, desc: &Descriptor) -> dist_remote
     Ok(parts.concat())
 }
 
-/// Options for a scripted server on loopback: plain HTTP, four fast attempts, a 5 s
-/// stall bound (generous: the machine may be busy), three reopenings.
+/// Options for a scripted server on loopback: plain HTTP, four fast attempts, 5 s header
+/// and stall bounds (generous: the machine may be busy), three reopenings.
 pub(crate) fn fault_options(host: &str) -> ResolverOptions {
     ResolverOptions::default()
         .with_credentials(Arc::new(dist_remotes::Anonymous))
@@ -68,6 +68,7 @@ pub(crate) fn fault_options(host: &str) -> ResolverOptions {
                 .with_delays(Duration::from_millis(10), Duration::from_millis(50)),
         )
         .with_timeouts(Duration::from_secs(5), Duration::from_secs(5))
+        .with_header_timeout(Duration::from_secs(5))
         .with_max_resumes(3)
 }
 
