@@ -74,6 +74,15 @@ pub enum Error {
         /// What was wrong with it.
         reason: String,
     },
+    /// A registry's `WWW-Authenticate` challenge or its token server's answer is malformed.
+    #[error("{host}: {source}")]
+    AuthResponse {
+        /// The registry whose challenge or token server answered.
+        host: String,
+        /// What was wrong (it quotes at most an elided snippet, never a token).
+        #[source]
+        source: crate::auth::ParseError,
+    },
     /// The content store failed while `fetch_handler` was writing.
     #[error(transparent)]
     Content(#[from] dist_content::Error),
@@ -96,7 +105,7 @@ impl Error {
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Unauthorized { .. } => ErrorKind::Unauthorized,
             Error::Mismatch { .. } | Error::TooLarge { .. } => ErrorKind::FailedPrecondition,
-            Error::Protocol { .. } => ErrorKind::Protocol,
+            Error::Protocol { .. } | Error::AuthResponse { .. } => ErrorKind::Protocol,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::Content(e) => e.kind(),
             Error::Io { .. } => ErrorKind::Io,

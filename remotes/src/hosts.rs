@@ -1,10 +1,14 @@
 //! Which endpoints serve a registry host: mirrors, schemes, TLS options, `hosts.toml`.
 
+mod file;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use serde::Deserialize;
+pub use file::HostsFile;
+use file::{parse_hosts_file, read_bounded};
 
 use crate::{Error, Result};
 
@@ -138,11 +142,34 @@ impl RegistryHost {
 /// Hosts listed with [`with_plain_http`](HostsConfig::with_plain_http) use plain HTTP.
 /// With [`with_config_dir`](HostsConfig::with_config_dir), containerd's
 /// `<dir>/<host>/hosts.toml` files add mirrors and TLS options.
+///
+/// Files are read when the configuration is built, never per request:
+/// [`hosts`](HostsConfig::hosts) does no I/O, so a resolver can call it on a runtime worker.
 #[derive(Debug, Clone, Default)]
 pub struct HostsConfig {
-    dir: Option<PathBuf>,
+    /// Parsed `hosts.toml` files by namespace (`docker.io`, `host_5000_`, `_default`), or
+    /// why one could not be used.
+    files: Arc<HashMap<String, std::result::Result<HostsFile, FileError>>>,
+    /// Why the configuration directory itself could not be read.
+    dir_error: Option<FileError>,
     plain_http: Vec<String>,
     explicit: HashMap<String, Vec<RegistryHost>>,
+}
+
+/// A configuration file problem, kept to be reported for the hosts it concerns.
+#[derive(Debug, Clone)]
+struct FileError {
+    path: String,
+    reason: String,
+}
+
+impl From<&FileError> for Error {
+    fn from(e: &FileError) -> Self {
+        Error::Config {
+            path: e.path.clone(),
+            reason: e.reason.clone(),
+        }
+    }
 }
 
 impl HostsConfig {
@@ -151,9 +178,72 @@ impl HostsConfig {
         HostsConfig::default()
     }
 
-    /// Reads `<dir>/<host>/hosts.toml` (or `<dir>/_default/hosts.toml`) when present.
+    /// Reads every `<dir>/<namespace>/hosts.toml` now, once, on the calling thread (on a
+    /// runtime, use [`with_config_dir_async`](HostsConfig::with_config_dir_async)), in
+    /// containerd's `certs.d` layout: `<host>`, `<name>_<port>_` for a host with a port,
+    /// and `_default` for any other host. Later edits need a new `HostsConfig` (and
+    /// resolver).
+    ///
+    /// A missing directory means no files. A file that cannot be read or parsed (or a
+    /// directory that cannot be listed) is reported by [`hosts`](HostsConfig::hosts) for
+    /// the hosts it would configure, so one broken file does not stop pulls from others.
     pub fn with_config_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.dir = Some(dir.into());
+        let dir = dir.into();
+        let mut files = HashMap::new();
+        match std::fs::read_dir(&dir) {
+            Ok(entries) => {
+                for entry in entries.flatten() {
+                    let Ok(name) = entry.file_name().into_string() else {
+                        continue;
+                    };
+                    let path = entry.path().join("hosts.toml");
+                    let loaded = match read_bounded(&path) {
+                        Ok(None) => continue,
+                        Ok(Some(text)) => parse_hosts_file(&text, &path),
+                        Err(reason) => Err(reason),
+                    };
+                    let loaded = loaded.map_err(|reason| FileError {
+                        path: path.display().to_string(),
+                        reason,
+                    });
+                    files.insert(name, loaded);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                self.dir_error = Some(FileError {
+                    path: dir.display().to_string(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+        self.files = Arc::new(files);
+        self
+    }
+
+    /// [`with_config_dir`](HostsConfig::with_config_dir) on a blocking thread, so a
+    /// runtime worker never waits on the file system.
+    pub async fn with_config_dir_async(self, dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        let mut unloaded = self.clone();
+        let context = dir.display().to_string();
+        match tokio::task::spawn_blocking(move || self.with_config_dir(dir)).await {
+            Ok(loaded) => loaded,
+            // Only a runtime shutting down cancels the task; report it per host.
+            Err(e) => {
+                unloaded.dir_error = Some(FileError {
+                    path: context,
+                    reason: format!("not loaded: {e}"),
+                });
+                unloaded
+            }
+        }
+    }
+
+    /// Uses a parsed `hosts.toml` for `namespace` (a host, `<name>_<port>_`, or
+    /// `_default`), replacing any file read from a directory.
+    pub fn with_hosts_file(mut self, namespace: impl Into<String>, file: HostsFile) -> Self {
+        Arc::make_mut(&mut self.files).insert(namespace.into(), Ok(file));
         self
     }
 
@@ -171,26 +261,21 @@ impl HostsConfig {
         self
     }
 
-    /// The endpoints for `host`, mirrors first and the origin last.
+    /// The endpoints for `host`, mirrors first and the origin last. Does no I/O.
     pub fn hosts(&self, host: &str) -> Result<Vec<RegistryHost>> {
         if let Some(list) = self.explicit.get(host) {
             return Ok(list.clone());
         }
         let origin = self.origin(host);
-        if let Some(dir) = &self.dir {
-            for name in [host, "_default"] {
-                let path = dir.join(name).join("hosts.toml");
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => return parse_hosts_toml(&text, &path, origin),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        return Err(Error::Config {
-                            path: path.display().to_string(),
-                            reason: e.to_string(),
-                        });
-                    }
-                }
+        for name in namespaces(host) {
+            match self.files.get(&name) {
+                Some(Ok(file)) => return Ok(file.endpoints(origin)),
+                Some(Err(e)) => return Err(e.into()),
+                None => {}
             }
+        }
+        if let Some(e) = &self.dir_error {
+            return Err(e.into());
         }
         Ok(vec![origin])
     }
@@ -216,6 +301,19 @@ impl HostsConfig {
     }
 }
 
+/// The directory names that may configure `host`, in containerd's order.
+fn namespaces(host: &str) -> Vec<String> {
+    let mut names = Vec::with_capacity(3);
+    if let Some((name, port)) = host.rsplit_once(':')
+        && !name.is_empty()
+    {
+        names.push(format!("{name}_{port}_"));
+    }
+    names.push(host.to_string());
+    names.push("_default".to_string());
+    names
+}
+
 /// Whether `host[:port]` names the local machine.
 pub fn is_loopback(host: &str) -> bool {
     let name = match host.rsplit_once(':') {
@@ -228,140 +326,6 @@ pub fn is_loopback(host: &str) -> bool {
             .parse::<IpAddr>()
             .map(|ip| ip.is_loopback())
             .unwrap_or(false)
-}
-
-#[derive(Debug, Deserialize, Default)]
-struct HostFields {
-    #[serde(default)]
-    capabilities: Option<Vec<String>>,
-    #[serde(default)]
-    ca: Option<OneOrMany>,
-    #[serde(default)]
-    skip_verify: Option<bool>,
-    #[serde(default)]
-    override_path: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Debug, Deserialize)]
-struct HostsFile {
-    #[serde(default)]
-    server: Option<String>,
-    #[serde(flatten)]
-    fields: HostFields,
-    #[serde(default)]
-    host: HashMap<String, HostFields>,
-}
-
-/// Parses a containerd `hosts.toml`: `[host."<url>"]` tables become mirrors in file order,
-/// then `server` (or the default origin) comes last.
-fn parse_hosts_toml(text: &str, path: &Path, origin: RegistryHost) -> Result<Vec<RegistryHost>> {
-    let bad = |reason: String| Error::Config {
-        path: path.display().to_string(),
-        reason,
-    };
-    let file: HostsFile = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    let mut out = Vec::new();
-    // The toml map loses table order; recover it from the headers in the text.
-    for key in host_table_order(text) {
-        let Some(fields) = file.host.get(&key) else {
-            continue;
-        };
-        let mut h = endpoint_from_url(&key, Capabilities::PULL).map_err(&bad)?;
-        apply_fields(&mut h, fields, base).map_err(&bad)?;
-        out.push(h);
-    }
-    let mut server = match &file.server {
-        Some(url) => endpoint_from_url(url, Capabilities::ALL).map_err(&bad)?,
-        None => origin,
-    };
-    apply_fields(&mut server, &file.fields, base).map_err(&bad)?;
-    out.push(server);
-    Ok(out)
-}
-
-fn host_table_order(text: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        let Some(rest) = line.strip_prefix("[host.") else {
-            continue;
-        };
-        let Some(inner) = rest.strip_suffix(']') else {
-            continue;
-        };
-        let key = inner.trim().trim_matches(|c| c == '"' || c == '\'');
-        keys.push(key.to_string());
-    }
-    keys
-}
-
-fn endpoint_from_url(raw: &str, caps: Capabilities) -> std::result::Result<RegistryHost, String> {
-    let with_scheme = if raw.contains("://") {
-        raw.to_string()
-    } else {
-        format!("https://{raw}")
-    };
-    let url = url::Url::parse(&with_scheme).map_err(|e| format!("host {raw:?}: {e}"))?;
-    let scheme = match url.scheme() {
-        "https" => Scheme::Https,
-        "http" => Scheme::Http,
-        s => return Err(format!("host {raw:?}: unsupported scheme {s:?}")),
-    };
-    let name = url.host_str().ok_or(format!("host {raw:?}: no host"))?;
-    let host = match url.port() {
-        Some(p) => format!("{name}:{p}"),
-        None => name.to_string(),
-    };
-    let prefix = url.path().trim_end_matches('/');
-    let mut h = RegistryHost::new(host)
-        .with_scheme(scheme)
-        .with_capabilities(caps);
-    h.path = format!("{prefix}/v2");
-    Ok(h)
-}
-
-fn apply_fields(
-    h: &mut RegistryHost,
-    f: &HostFields,
-    base: &Path,
-) -> std::result::Result<(), String> {
-    if let Some(caps) = &f.capabilities {
-        let mut c = Capabilities {
-            pull: false,
-            resolve: false,
-        };
-        for cap in caps {
-            match cap.as_str() {
-                "pull" => c.pull = true,
-                "resolve" => c.resolve = true,
-                "push" => {}
-                other => return Err(format!("unknown capability {other:?}")),
-            }
-        }
-        h.capabilities = c;
-    }
-    if let Some(ca) = &f.ca {
-        let list = match ca {
-            OneOrMany::One(s) => vec![s.clone()],
-            OneOrMany::Many(v) => v.clone(),
-        };
-        h.tls.ca_files = list.into_iter().map(|p| base.join(p)).collect();
-    }
-    if let Some(skip) = f.skip_verify {
-        h.tls.skip_verify = skip;
-    }
-    if f.override_path == Some(true) {
-        h.path = h.path.trim_end_matches("/v2").to_string();
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
-mod auth;
+pub mod auth;
 mod docker;
 mod error;
 mod fetcher;
@@ -22,8 +22,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use fetcher::{ByteStream, FetchEvent, FetchObserver, Fetcher};
 pub use handler::{FetchHandler, fetch_handler, ref_key};
 pub use hosts::{
-    Capabilities, DOCKER_HUB, DOCKER_HUB_API, HostsConfig, RegistryHost, Scheme, TlsOptions,
-    is_loopback,
+    Capabilities, DOCKER_HUB, DOCKER_HUB_API, HostsConfig, HostsFile, RegistryHost, Scheme,
+    TlsOptions, is_loopback,
 };
 pub use resolver::Resolver;
 pub use retry::RetryPolicy;

@@ -3,9 +3,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use base64::Engine;
 use serde::Deserialize;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::sync::OnceCell;
 
 use crate::hosts::{DOCKER_HUB, DOCKER_HUB_API};
 use crate::{Error, Result};
@@ -59,8 +62,9 @@ impl std::fmt::Debug for Credential {
 /// /// `REGISTRY_AUTH_GHCR_IO=user:password` for `ghcr.io`.
 /// struct EnvCredentials(HashMap<String, String>);
 ///
+/// #[async_trait::async_trait]
 /// impl Credentials for EnvCredentials {
-///     fn credential(&self, host: &str) -> Option<Credential> {
+///     async fn credential(&self, host: &str) -> Option<Credential> {
 ///         let key: String = host
 ///             .chars()
 ///             .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
@@ -79,24 +83,32 @@ impl std::fmt::Debug for Credential {
 ///     ("REGISTRY_AUTH_LOCALHOST_5000".to_owned(), "admin:admin".to_owned()),
 /// ]));
 /// let basic = |u: &str, p: &str| Credential::Basic { username: u.into(), password: p.into() };
-/// assert_eq!(creds.credential("ghcr.io"), Some(basic("me", "s3cret")));
-/// assert_eq!(creds.credential("localhost:5000"), Some(basic("admin", "admin")));
-/// assert_eq!(creds.credential("quay.io"), None); // anonymous
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// assert_eq!(creds.credential("ghcr.io").await, Some(basic("me", "s3cret")));
+/// assert_eq!(creds.credential("localhost:5000").await, Some(basic("admin", "admin")));
+/// assert_eq!(creds.credential("quay.io").await, None); // anonymous
+/// # });
 ///
 /// // A DockerResolver built from these options asks `creds` when a registry challenges it.
 /// let _options = ResolverOptions::default().with_credentials(Arc::new(creds));
 /// ```
+///
+/// The method is async so that a provider may ask a program, a keychain or a network
+/// service without blocking the runtime's worker thread; it is called only when a
+/// registry answers `401`, never per request, and never while a lock is held.
+#[async_trait::async_trait]
 pub trait Credentials: Send + Sync {
     /// The credential for `host`, or `None` to go anonymous.
-    fn credential(&self, host: &str) -> Option<Credential>;
+    async fn credential(&self, host: &str) -> Option<Credential>;
 }
 
 /// No credentials: every request is anonymous.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Anonymous;
 
+#[async_trait::async_trait]
 impl Credentials for Anonymous {
-    fn credential(&self, _host: &str) -> Option<Credential> {
+    async fn credential(&self, _host: &str) -> Option<Credential> {
         None
     }
 }
@@ -135,8 +147,9 @@ impl StaticCredentials {
     }
 }
 
+#[async_trait::async_trait]
 impl Credentials for StaticCredentials {
-    fn credential(&self, host: &str) -> Option<Credential> {
+    async fn credential(&self, host: &str) -> Option<Credential> {
         self.0.get(host).cloned()
     }
 }
@@ -147,10 +160,13 @@ impl Credentials for StaticCredentials {
 /// comes from its credential helper (`credHelpers`, else `credsStore`: the program
 /// `docker-credential-<name>`, asked with `get`), else from `auths`, whose entries carry a
 /// base64 `auth` (`user:password`), or `username` and `password`, or an `identitytoken`.
-/// Each host's helper runs at most once per `DockerConfig` (synchronously, on the thread
-/// asking: helpers answer in milliseconds); a helper that fails or is missing is logged
-/// and the host falls back to `auths`, as does one that takes longer than 30 s (see
-/// [`with_helper_timeout`](DockerConfig::with_helper_timeout)).
+///
+/// The file is read once, when the `DockerConfig` is built; later edits need a new one.
+/// Each host's helper runs at most once per `DockerConfig` (and its clones), as a child
+/// process awaited with `tokio::process`: a slow helper delays only the requests to its
+/// own host. A helper that fails or is missing is logged and the host falls back to
+/// `auths`, as does one that takes longer than 30 s (see
+/// [`with_helper_timeout`](DockerConfig::with_helper_timeout)), which is killed.
 #[derive(Debug, Clone)]
 pub struct DockerConfig {
     auths: HashMap<String, Credential>,
@@ -160,11 +176,15 @@ pub struct DockerConfig {
     cred_helpers: HashMap<String, String>,
     /// Where helper programs are found instead of `PATH`.
     helper_dir: Option<PathBuf>,
-    /// What each host's helper answered.
-    asked: Arc<Mutex<HashMap<String, Option<Credential>>>>,
+    /// What each host's helper answered, set once per host. The map's lock is held only
+    /// to find a host's cell, never while the helper runs.
+    asked: Arc<Mutex<HashMap<String, HelperAnswerCell>>>,
     /// How long a helper may take.
-    helper_timeout: std::time::Duration,
+    helper_timeout: Duration,
 }
+
+/// One host's helper answer, filled by the first asker.
+type HelperAnswerCell = Arc<OnceCell<Option<Credential>>>;
 
 impl Default for DockerConfig {
     fn default() -> Self {
@@ -174,7 +194,7 @@ impl Default for DockerConfig {
             cred_helpers: HashMap::new(),
             helper_dir: None,
             asked: Arc::default(),
-            helper_timeout: std::time::Duration::from_secs(30),
+            helper_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -211,12 +231,29 @@ struct AuthEntry {
 }
 
 impl DockerConfig {
-    /// Loads the default file; a missing file gives an empty configuration.
+    /// Loads the default file; a missing file gives an empty configuration. This reads
+    /// the file on the calling thread; on a runtime, use
+    /// [`load_async`](DockerConfig::load_async).
     pub fn load() -> Result<Self> {
         match Self::default_path() {
             Some(path) => Self::from_file(&path),
             None => Ok(DockerConfig::default()),
         }
+    }
+
+    /// [`load`](DockerConfig::load) on a blocking thread, so a runtime worker never
+    /// waits on the file system.
+    pub async fn load_async() -> Result<Self> {
+        blocking("loading the Docker config", DockerConfig::load).await
+    }
+
+    /// [`from_file`](DockerConfig::from_file) on a blocking thread.
+    pub async fn from_file_async(path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        blocking("loading the Docker config", move || {
+            DockerConfig::from_file(&path)
+        })
+        .await
     }
 
     /// `$DOCKER_CONFIG/config.json`, else `$HOME/.docker/config.json`.
@@ -290,28 +327,31 @@ impl DockerConfig {
 
     /// Gives up on a credential helper after `limit` (default 30 s); the host then falls
     /// back to `auths`.
-    pub fn with_helper_timeout(mut self, limit: std::time::Duration) -> Self {
+    pub fn with_helper_timeout(mut self, limit: Duration) -> Self {
         self.helper_timeout = limit;
         self
     }
 
-    /// Asks helper `name` for `host`'s credential, once per host.
-    fn ask_helper(&self, name: &str, host: &str) -> Option<Credential> {
-        let mut asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(answer) = asked.get(host) {
-            return answer.clone();
-        }
-        let answer = self.run_helper(name, host);
-        asked.insert(host.to_owned(), answer.clone());
-        answer
+    /// Asks helper `name` for `host`'s credential, once per host: concurrent askers for
+    /// one host wait for the same run; other hosts are not held up.
+    async fn ask_helper(&self, name: &str, host: &str) -> Option<Credential> {
+        let cell = {
+            let mut asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
+            asked.entry(host.to_owned()).or_default().clone()
+        };
+        cell.get_or_init(|| self.run_helper(name, host))
+            .await
+            .clone()
     }
 
-    fn run_helper(&self, name: &str, host: &str) -> Option<Credential> {
-        use std::io::Write as _;
+    async fn run_helper(&self, name: &str, host: &str) -> Option<Credential> {
         let program = format!("docker-credential-{name}");
         let program = match &self.helper_dir {
             Some(dir) => dir.join(program),
             None => PathBuf::from(program),
+        };
+        let warn = |what: &dyn std::fmt::Display| {
+            tracing::warn!(helper = %program.display(), %host, "credential helper: {what}");
         };
         // Docker Hub's credentials are stored under its v1 index URL.
         let server = if host == DOCKER_HUB {
@@ -319,58 +359,46 @@ impl DockerConfig {
         } else {
             host
         };
-        let child = std::process::Command::new(&program)
+        let child = tokio::process::Command::new(&program)
             .arg("get")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
+            // A helper that outlives its timeout (or a cancelled pull) is killed.
+            .kill_on_drop(true)
             .spawn();
         let mut child = match child {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(helper = %program.display(), %host, "credential helper: {e}");
+                warn(&e);
                 return None;
             }
         };
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(server.as_bytes());
-        }
-        // A helper waiting for a locked keychain must not hang the pull: its answer is a
-        // few hundred bytes, which fit in the pipe until it exits.
-        let deadline = std::time::Instant::now() + self.helper_timeout;
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) => break,
-                Ok(None) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                Ok(None) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    tracing::warn!(helper = %program.display(), %host, "credential helper timed out after {:?}", self.helper_timeout);
-                    return None;
-                }
-                Err(e) => {
-                    tracing::warn!(helper = %program.display(), %host, "credential helper: {e}");
-                    return None;
-                }
+        // A helper waiting for a locked keychain must not hang the pull.
+        let out = tokio::time::timeout(self.helper_timeout, helper_output(&mut child, server));
+        let (status, stdout, stderr) = match out.await {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => {
+                warn(&e);
+                return None;
             }
-        }
-        let out = match child.wait_with_output() {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::warn!(helper = %program.display(), %host, "credential helper: {e}");
+            Err(_) => {
+                let _ = child.start_kill();
+                warn(&format_args!("timed out after {:?}", self.helper_timeout));
                 return None;
             }
         };
-        if !out.status.success() {
-            let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+        if !status.success() {
+            let said = String::from_utf8_lossy(&stdout) + String::from_utf8_lossy(&stderr);
             if !said.contains("credentials not found") {
-                tracing::warn!(helper = %program.display(), %host, "credential helper failed: {}", said.trim());
+                warn(&format_args!(
+                    "failed: {}",
+                    dist_content::Elided(said.trim())
+                ));
             }
             return None;
         }
-        match serde_json::from_slice::<HelperAnswer>(&out.stdout) {
+        match serde_json::from_slice::<HelperAnswer>(&stdout) {
             Ok(a) if a.username == "<token>" => Some(Credential::RefreshToken {
                 username: String::new(),
                 token: a.secret,
@@ -381,11 +409,59 @@ impl DockerConfig {
                 password: a.secret,
             }),
             Err(e) => {
-                tracing::warn!(helper = %program.display(), %host, "credential helper answered something else than JSON credentials: {e}");
+                warn(&format_args!(
+                    "answered something else than JSON credentials: {e}"
+                ));
                 None
             }
         }
     }
+}
+
+/// The most a helper may print on stdout or stderr; its answer is a few hundred bytes.
+const MAX_HELPER_OUTPUT: u64 = 64 << 10;
+
+/// Writes `server` to the helper, reads what it prints (bounded) and waits for it.
+async fn helper_output(
+    child: &mut tokio::process::Child,
+    server: &str,
+) -> std::io::Result<(std::process::ExitStatus, Vec<u8>, Vec<u8>)> {
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper that exits without reading its input is not an error.
+        let _ = stdin.write_all(server.as_bytes()).await;
+    }
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let out = child.stdout.take();
+    let err = child.stderr.take();
+    let read_out = async {
+        if let Some(o) = out {
+            o.take(MAX_HELPER_OUTPUT).read_to_end(&mut stdout).await?;
+        }
+        std::io::Result::Ok(())
+    };
+    let read_err = async {
+        if let Some(e) = err {
+            e.take(MAX_HELPER_OUTPUT).read_to_end(&mut stderr).await?;
+        }
+        std::io::Result::Ok(())
+    };
+    tokio::try_join!(read_out, read_err)?;
+    let status = child.wait().await?;
+    Ok((status, stdout, stderr))
+}
+
+/// Runs `f` on tokio's blocking pool; a task that panicked or was cancelled (runtime
+/// shutdown) is an I/O error naming `what`.
+async fn blocking<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(Error::Io {
+            context: what.to_string(),
+            source: std::io::Error::other(e),
+        })
+    })
 }
 
 fn config_path(
@@ -440,13 +516,17 @@ fn normalize_key(key: &str) -> String {
     }
 }
 
+#[async_trait::async_trait]
 impl Credentials for DockerConfig {
-    fn credential(&self, host: &str) -> Option<Credential> {
+    async fn credential(&self, host: &str) -> Option<Credential> {
         let key = normalize_key(host);
         let helper = self.cred_helpers.get(&key).or(self.creds_store.as_ref());
-        helper
-            .and_then(|name| self.ask_helper(name, &key))
-            .or_else(|| self.auths.get(&key).cloned())
+        if let Some(name) = helper
+            && let Some(cred) = self.ask_helper(name, &key).await
+        {
+            return Some(cred);
+        }
+        self.auths.get(&key).cloned()
     }
 }
 
@@ -454,8 +534,8 @@ impl Credentials for DockerConfig {
 mod tests {
     use super::*;
 
-    #[test]
-    fn docker_config_reads_auth_username_password_and_identity_tokens() {
+    #[tokio::test]
+    async fn docker_config_reads_auth_username_password_and_identity_tokens() {
         let cfg = DockerConfig::parse(
             r#"{"auths": {
                 "https://index.docker.io/v1/": {"auth": "dXNlcjpwYTpzcw=="},
@@ -466,28 +546,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            cfg.credential("registry-1.docker.io"),
+            cfg.credential("registry-1.docker.io").await,
             Some(Credential::Basic {
                 username: "user".into(),
                 password: "pa:ss".into()
             })
         );
         assert_eq!(
-            cfg.credential("reg.example:5000"),
+            cfg.credential("reg.example:5000").await,
             Some(Credential::Basic {
                 username: "u2".into(),
                 password: "p2".into()
             })
         );
         assert_eq!(
-            cfg.credential("tok.example"),
+            cfg.credential("tok.example").await,
             Some(Credential::RefreshToken {
                 username: "u3".into(),
                 token: "refresh".into()
             })
         );
-        assert_eq!(cfg.credential("empty.example"), None);
-        assert_eq!(cfg.credential("other.example"), None);
+        assert_eq!(cfg.credential("empty.example").await, None);
+        assert_eq!(cfg.credential("other.example").await, None);
     }
 
     #[test]
@@ -502,6 +582,23 @@ mod tests {
         std::fs::write(dir.path().join("config.json"), "{not json").unwrap();
         let err = DockerConfig::from_file(&dir.path().join("config.json")).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument);
+    }
+
+    #[tokio::test]
+    async fn the_async_loaders_read_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, r#"{"auths": {"r.example": {"auth": "dTpw"}}}"#).unwrap();
+        let cfg = DockerConfig::from_file_async(&path).await.unwrap();
+        assert_eq!(
+            cfg.credential("r.example").await,
+            Some(Credential::Basic {
+                username: "u".into(),
+                password: "p".into()
+            })
+        );
+        let absent = DockerConfig::from_file_async(dir.path().join("absent.json"));
+        assert!(absent.await.unwrap().auths.is_empty());
     }
 
     #[test]
@@ -552,8 +649,8 @@ mod tests {
             .unwrap_or(0)
     }
 
-    #[test]
-    fn credential_helpers_answer_before_auths_and_run_once_per_host() {
+    #[tokio::test]
+    async fn credential_helpers_answer_before_auths_and_run_once_per_host() {
         let dir = tempfile::tempdir().unwrap();
         helper(
             dir.path(),
@@ -589,32 +686,35 @@ mod tests {
             password: p.into(),
         };
         assert_eq!(
-            cfg.credential("registry-1.docker.io"),
+            cfg.credential("registry-1.docker.io").await,
             Some(basic("hub-user", "hub-pass"))
         );
-        assert_eq!(cfg.credential("ghcr.io"), Some(basic("gh", "gh-pat")));
+        assert_eq!(cfg.credential("ghcr.io").await, Some(basic("gh", "gh-pat")));
         assert_eq!(
-            cfg.credential("tok.example"),
+            cfg.credential("tok.example").await,
             Some(Credential::RefreshToken {
                 username: String::new(),
                 token: "refresh".into()
             })
         );
         // The store has nothing for this host: the auths entry answers.
-        assert_eq!(cfg.credential("fallback.example"), Some(basic("u", "p")));
-        assert_eq!(cfg.credential("nowhere.example"), None);
-        // Asked again: answered from memory.
-        assert_eq!(cfg.credential("ghcr.io"), Some(basic("gh", "gh-pat")));
         assert_eq!(
-            cfg.clone().credential("registry-1.docker.io"),
+            cfg.credential("fallback.example").await,
+            Some(basic("u", "p"))
+        );
+        assert_eq!(cfg.credential("nowhere.example").await, None);
+        // Asked again: answered from memory.
+        assert_eq!(cfg.credential("ghcr.io").await, Some(basic("gh", "gh-pat")));
+        assert_eq!(
+            cfg.clone().credential("registry-1.docker.io").await,
             Some(basic("hub-user", "hub-pass"))
         );
         assert_eq!(runs(dir.path(), "ghcr"), 1);
         assert_eq!(runs(dir.path(), "store"), 4, "one run per distinct host");
     }
 
-    #[test]
-    fn a_missing_or_broken_helper_falls_back_to_auths() {
+    #[tokio::test]
+    async fn a_missing_or_broken_helper_falls_back_to_auths() {
         let dir = tempfile::tempdir().unwrap();
         executable(dir.path(), "broken", "#!/bin/sh\necho not json\n");
         for store in ["absent", "broken"] {
@@ -624,7 +724,7 @@ mod tests {
             .unwrap()
             .with_helper_dir(dir.path());
             assert_eq!(
-                cfg.credential("reg.example"),
+                cfg.credential("reg.example").await,
                 Some(Credential::Basic {
                     username: "u".into(),
                     password: "p".into()
@@ -634,10 +734,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_hanging_helper_is_killed_after_the_timeout() {
+    #[tokio::test]
+    async fn a_hanging_helper_is_killed_after_the_timeout() {
         let dir = tempfile::tempdir().unwrap();
-        executable(dir.path(), "hang", "#!/bin/sh\nexec sleep 600\n");
+        executable(
+            dir.path(),
+            "hang",
+            &format!(
+                "#!/bin/sh\necho $$ > '{}/hang.pid'\nexec sleep 600\n",
+                dir.path().display()
+            ),
+        );
         let cfg = DockerConfig::parse(
             r#"{"credsStore": "hang", "auths": {"reg.example": {"auth": "dTpw"}}}"#,
         )
@@ -646,11 +753,49 @@ mod tests {
         .with_helper_timeout(std::time::Duration::from_millis(200));
         assert!(
             matches!(
-                cfg.credential("reg.example"),
+                cfg.credential("reg.example").await,
                 Some(Credential::Basic { .. })
             ),
             "falls back to auths"
         );
+        // The helper is gone (or a zombie waiting to be reaped), not left sleeping.
+        let pid = std::fs::read_to_string(dir.path().join("hang.pid")).unwrap();
+        let stat = format!("/proc/{}/stat", pid.trim());
+        let mut alive = true;
+        for _ in 0..100 {
+            alive = std::fs::read_to_string(&stat)
+                .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim().starts_with('Z'));
+            if !alive {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(!alive, "the timed-out helper {} still runs", pid.trim());
+    }
+
+    #[tokio::test]
+    async fn concurrent_asks_for_one_host_run_its_helper_once() {
+        let dir = tempfile::tempdir().unwrap();
+        executable(
+            dir.path(),
+            "slow",
+            &format!(
+                "#!/bin/sh\necho run >> '{}/slow.runs'\nsleep 0.3\necho '{{\"Username\":\"u\",\"Secret\":\"p\"}}'\n",
+                dir.path().display()
+            ),
+        );
+        let cfg = DockerConfig::parse(r#"{"credsStore": "slow"}"#)
+            .unwrap()
+            .with_helper_dir(dir.path());
+        let clone = cfg.clone();
+        let (a, b, c) = tokio::join!(
+            cfg.credential("reg.example"),
+            cfg.credential("reg.example"),
+            clone.credential("reg.example")
+        );
+        assert!(matches!(a, Some(Credential::Basic { .. })));
+        assert_eq!((&a, &b), (&b, &c));
+        assert_eq!(runs(dir.path(), "slow"), 1);
     }
 
     #[test]
