@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use dist::images::{Image, ImageStore};
 use dist::remotes::Resolver;
-use dist::rootfs::{Layer, SnapshotKind, Snapshotter, apply_layers};
+use dist::rootfs::{Layer, Snapshotter, apply_layers};
 
 use crate::CmdResult;
 use crate::cli::{Global, SnapshotterKind};
@@ -107,30 +107,12 @@ pub async fn pull(
     Ok(())
 }
 
-/// Removes the active `extract-<pid>-...` snapshots of pulls whose process is gone
-/// (killed mid-unpack), so they do not pile up; their layers are applied again.
+/// Removes the active extraction snapshots of pulls whose process is gone (killed
+/// mid-unpack), so they do not pile up; their layers are applied again. The snapshotter
+/// tells by the lock each pull holds on its extractions, not by pids.
 async fn remove_abandoned_extractions(snapshotter: &dyn Snapshotter) -> CmdResult {
-    let mut abandoned = Vec::new();
-    snapshotter
-        .walk(&mut |info| {
-            let pid = info
-                .name
-                .strip_prefix("extract-")
-                .and_then(|rest| rest.split('-').next())
-                .and_then(|pid| pid.parse::<u32>().ok());
-            if info.kind == SnapshotKind::Active
-                && let Some(pid) = pid
-                && pid != std::process::id()
-                && !std::path::Path::new(&format!("/proc/{pid}")).exists()
-            {
-                abandoned.push(info.name);
-            }
-            Ok(())
-        })
-        .await?;
-    for key in abandoned {
-        tracing::info!(key, "removing snapshot of an abandoned pull");
-        snapshotter.remove(&key).await?;
+    for key in snapshotter.remove_abandoned().await? {
+        tracing::info!(key, "removed the snapshot of an abandoned pull");
     }
     Ok(())
 }

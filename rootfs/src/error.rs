@@ -4,6 +4,8 @@ use std::io;
 
 pub use dist_content::ErrorKind;
 
+use crate::Limit;
+
 /// An error from applying layers or managing snapshots.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -57,6 +59,18 @@ pub enum Error {
         /// The DiffID of what was applied.
         actual: String,
     },
+    /// The layer exceeds a bound on what one entry may make the parser hold: a special
+    /// header over [`MAX_SPECIAL_HEADER`](crate::MAX_SPECIAL_HEADER) bytes (refused before it
+    /// is read), too many PAX records or xattrs. Tells a hostile layer from a corrupt one.
+    #[error("invalid layer entry {entry}: {actual} {limit}, over the limit of {max}", max = limit.max())]
+    LimitExceeded {
+        /// Which bound.
+        limit: Limit,
+        /// The entry (its name elided) and where it is.
+        entry: String,
+        /// The size or count the layer claimed.
+        actual: u64,
+    },
     /// Reading a layer blob from the content store failed.
     #[error("content: {0}")]
     Content(#[from] dist_content::Error),
@@ -66,9 +80,10 @@ impl Error {
     /// The kind of this error, for callers that branch on it.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidEntry { .. } | Error::Corrupt { .. } | Error::InvalidArgument(_) => {
-                ErrorKind::InvalidArgument
-            }
+            Error::InvalidEntry { .. }
+            | Error::Corrupt { .. }
+            | Error::InvalidArgument(_)
+            | Error::LimitExceeded { .. } => ErrorKind::InvalidArgument,
             Error::Io { .. } => ErrorKind::Io,
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
@@ -83,6 +98,37 @@ impl Error {
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
         Error::Io {
             context: context.into(),
+            source,
+        }
+    }
+
+    /// A decode error from the tar stream at `at` (an elided entry name or a place), or
+    /// the [`Error::LimitExceeded`] a header guard reported through it.
+    pub(crate) fn corrupt(at: impl Into<String>, source: io::Error) -> Self {
+        let source = if source
+            .get_ref()
+            .is_some_and(|e| e.is::<crate::apply::Exceeded>())
+        {
+            let kind = source.kind();
+            match source
+                .into_inner()
+                .map(|e| e.downcast::<crate::apply::Exceeded>())
+            {
+                Some(Ok(e)) => {
+                    return Error::LimitExceeded {
+                        limit: e.limit,
+                        entry: e.entry,
+                        actual: e.actual,
+                    };
+                }
+                Some(Err(other)) => io::Error::new(kind, other),
+                None => io::Error::from(kind),
+            }
+        } else {
+            source
+        };
+        Error::Corrupt {
+            at: at.into(),
             source,
         }
     }

@@ -1,5 +1,6 @@
 //! `apply_layers`: unpack an image's layer chain into snapshots named by ChainID.
 
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dist_content::Provider;
@@ -23,7 +24,9 @@ const CHUNK: usize = 256 * 1024;
 /// Key prefix of the active snapshots [`apply_layers`] prepares to extract a layer into
 /// (containerd names them the same way). A snapshotter may treat them specially: only
 /// the applier writes into them and they are committed or removed straight after (see
-/// [`Share::HardlinkExtract`](crate::Share::HardlinkExtract)).
+/// [`Share::HardlinkExtract`](crate::Share::HardlinkExtract)), and the local ones hold
+/// them for the extracting process so that a killed pull's leftovers can be told apart
+/// ([`Snapshotter::remove_abandoned`]).
 pub const EXTRACT_KEY_PREFIX: &str = "extract-";
 
 /// Applies `layers` (bottom first) as a chain of committed snapshots named by their
@@ -70,12 +73,13 @@ async fn apply_one(
     snapshotter: &dyn Snapshotter,
     provider: &dyn Provider,
 ) -> Result<()> {
+    // Unique across processes and pid namespaces sharing the store: a random part, not a
+    // pid. Liveness is not in the key either: the snapshotter holds a lock for this process
+    // until the snapshot is committed or removed (see `Snapshotter::remove_abandoned`).
     static SEQ: AtomicU64 = AtomicU64::new(0);
-    let key = format!(
-        "{EXTRACT_KEY_PREFIX}{}-{}-{chain_id}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    );
+    let nonce =
+        RandomState::new().hash_one((std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
+    let key = format!("{EXTRACT_KEY_PREFIX}{nonce:016x}-{chain_id}");
     let mounts = snapshotter.prepare(&key, parent).await?;
     let result = async {
         let (dir, whiteouts) = Mount::apply_target(&mounts).ok_or_else(|| {

@@ -10,7 +10,10 @@ mod idmap;
 mod layers;
 mod snapshot;
 
-pub use apply::{Applied, ApplyOptions, Compression, WhiteoutMode, apply, apply_async};
+pub use apply::{
+    Applied, ApplyOptions, Compression, Limit, MAX_PAX_RECORDS, MAX_SPECIAL_HEADER, MAX_XATTRS,
+    WhiteoutMode, apply, apply_async,
+};
 pub use chain::{ChainId, DiffId, chain_ids};
 pub use copy_mounted::copy_mounted;
 pub use error::{Error, ErrorKind, Result};

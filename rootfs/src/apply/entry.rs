@@ -7,6 +7,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use tar::EntryType;
 
+use super::limits::{Limit, MAX_PAX_RECORDS, MAX_XATTRS};
 use crate::{Error, Result};
 
 /// Prefix that marks a whiteout entry.
@@ -35,7 +36,7 @@ pub(crate) fn clean(raw: &[u8]) -> RelPath {
     out
 }
 
-/// Renders a path for messages.
+/// Renders a path for messages, elided: it can be up to a megabyte long.
 pub(crate) fn display(path: &[OsString]) -> String {
     let mut s = String::from("/");
     for (i, c) in path.iter().enumerate() {
@@ -44,7 +45,7 @@ pub(crate) fn display(path: &[OsString]) -> String {
         }
         s.push_str(&c.to_string_lossy());
     }
-    s
+    dist_content::elide(&s)
 }
 
 /// What an entry creates.
@@ -66,7 +67,7 @@ pub(crate) enum Kind {
 /// An entry header as the applier uses it.
 #[derive(Debug, Clone)]
 pub(crate) struct Header {
-    /// The name as written in the archive, for messages.
+    /// The name as written in the archive, elided, for messages.
     pub(crate) name: String,
     /// For whiteouts, the path being removed; for opaque markers, the directory.
     pub(crate) path: RelPath,
@@ -83,7 +84,8 @@ pub(crate) struct Header {
 /// (sockets, AUFS metadata, global headers).
 pub(crate) fn parse<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<Header>> {
     let raw = entry.path_bytes().into_owned();
-    let name = String::from_utf8_lossy(&raw).into_owned();
+    // A name can be a megabyte long (a GNU long name or PAX path): messages quote it elided.
+    let name = dist_content::elide(&String::from_utf8_lossy(&raw));
     let bad = |reason: &str| Error::entry(name.clone(), reason);
     if raw.contains(&0) {
         return Err(bad("name contains a NUL byte"));
@@ -160,17 +162,23 @@ pub(crate) fn parse<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<Hea
     }
 
     let mut xattrs = Vec::new();
-    if let Some(pax) = entry.pax_extensions().map_err(|e| Error::Corrupt {
-        at: name.clone(),
-        source: e,
-    })? {
+    let (mut records, mut xattr_count) = (0usize, 0usize);
+    if let Some(pax) = entry
+        .pax_extensions()
+        .map_err(|e| Error::corrupt(name.clone(), e))?
+    {
         for ext in pax {
-            let ext = ext.map_err(|e| Error::Corrupt {
-                at: name.clone(),
-                source: e,
-            })?;
+            let ext = ext.map_err(|e| Error::corrupt(name.clone(), e))?;
+            // Count everything (the header is at most 1 MiB, so this is cheap) to report
+            // the real number, but keep nothing past the bounds.
+            records += 1;
             let key = ext.key_bytes();
-            if let Some(attr) = key.strip_prefix(b"SCHILY.xattr.") {
+            let attr = key.strip_prefix(b"SCHILY.xattr.");
+            xattr_count += usize::from(attr.is_some());
+            if records > MAX_PAX_RECORDS || xattr_count > MAX_XATTRS {
+                continue;
+            }
+            if let Some(attr) = attr {
                 if attr.is_empty() || attr.contains(&0) {
                     return Err(bad("empty or NUL in xattr name"));
                 }
@@ -181,6 +189,15 @@ pub(crate) fn parse<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<Hea
             } else if key == b"mtime" {
                 mtime = parse_pax_time(ext.value_bytes()).ok_or_else(|| bad("bad PAX mtime"))?;
             }
+        }
+    }
+    for (limit, count) in [(Limit::PaxRecords, records), (Limit::Xattrs, xattr_count)] {
+        if count as u64 > limit.max() {
+            return Err(Error::LimitExceeded {
+                limit,
+                entry: format!("{name:?}"),
+                actual: count as u64,
+            });
         }
     }
 

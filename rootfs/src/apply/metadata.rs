@@ -138,12 +138,17 @@ pub(super) fn at_metadata(
         .map_err(errno_ctx(h, "set times"))
 }
 
+/// An xattr name for messages: it comes from the layer and can be long.
+fn elided(name: &OsStr) -> String {
+    dist_content::elide(&name.to_string_lossy())
+}
+
 fn skip_xattr(h: &Header, name: &OsStr) -> bool {
     // overlayfs reads these (`user.*` with the `userxattr` mount option): a layer must not
     // be able to mark directories opaque or redirect lookups in another snapshot.
     let n = name.as_bytes();
     if n.starts_with(b"trusted.overlay.") || n.starts_with(b"user.overlay.") {
-        tracing::warn!(entry = %h.name, xattr = ?name, "ignoring overlayfs xattr from the layer");
+        tracing::warn!(entry = %h.name, xattr = %elided(name), "ignoring overlayfs xattr from the layer");
         return true;
     }
     false
@@ -153,9 +158,9 @@ fn xattr_result(h: &Header, name: &OsStr, r: rustix::io::Result<()>) -> Result<(
     match r {
         Ok(()) => Ok(()),
         Err(Errno::PERM | Errno::NOTSUP | Errno::ACCESS) => {
-            tracing::warn!(entry = %h.name, xattr = ?name, "xattr not supported or not permitted here; skipped");
+            tracing::warn!(entry = %h.name, xattr = %elided(name), "xattr not supported or not permitted here; skipped");
             Ok(())
         }
-        Err(e) => Err(errno_ctx(h, &format!("set xattr {name:?}"))(e)),
+        Err(e) => Err(errno_ctx(h, &format!("set xattr {:?}", elided(name)))(e)),
     }
 }

@@ -6,6 +6,7 @@
 //! whatever the layer's size.
 
 mod entry;
+mod limits;
 mod metadata;
 pub(crate) mod root;
 mod stream;
@@ -17,6 +18,8 @@ use std::sync::mpsc;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+pub(crate) use limits::Exceeded;
+pub use limits::{Limit, MAX_PAX_RECORDS, MAX_SPECIAL_HEADER, MAX_XATTRS};
 pub use stream::Compression;
 
 use crate::chain::sha256_digest;
@@ -225,18 +228,17 @@ fn read_entries(
         batch: Vec::with_capacity(BATCH_LEN),
         bytes: 0,
     };
+    // `last` is an elided entry name: it only goes into messages.
     let mut last = String::from("start of archive");
     {
-        let mut archive = tar::Archive::new(&mut stream);
-        let entries = archive.entries().map_err(|e| Error::Corrupt {
-            at: last.clone(),
-            source: e,
-        })?;
+        // The guard refuses oversized special headers before the tar crate reads them.
+        let mut archive = tar::Archive::new(limits::HeaderGuard::new(&mut stream));
+        let entries = archive
+            .entries()
+            .map_err(|e| Error::corrupt(last.clone(), e))?;
         for entry in entries {
-            let mut entry = entry.map_err(|e| Error::Corrupt {
-                at: format!("entry after {last:?}"),
-                source: e,
-            })?;
+            let mut entry =
+                entry.map_err(|e| Error::corrupt(format!("entry after {last:?}"), e))?;
             let Some(h) = entry::parse(&mut entry)? else {
                 continue;
             };
@@ -248,10 +250,9 @@ fn read_entries(
                 let n = usize::try_from(remaining).unwrap_or(CHUNK).min(CHUNK);
                 let mut buf = spare.try_recv().unwrap_or_default();
                 buf.resize(n, 0);
-                entry.read_exact(&mut buf).map_err(|e| Error::Corrupt {
-                    at: format!("data of {last:?}"),
-                    source: e,
-                })?;
+                entry
+                    .read_exact(&mut buf)
+                    .map_err(|e| Error::corrupt(format!("data of {last:?}"), e))?;
                 remaining -= n as u64;
                 out.push(Msg::Data(buf))?;
             }

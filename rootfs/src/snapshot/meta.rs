@@ -8,6 +8,9 @@
 //!   thing that makes a snapshot exist.
 //! - `snapshots/<id>/`: the data. A directory without a record (a crash mid-prepare) is
 //!   invisible and removed by [`Store::cleanup`].
+//! - `locks/<id>`: the [hold](super::hold) of a process still working on snapshot `id`:
+//!   filling its directory (before the record exists, without the store lock), or
+//!   extracting a layer into it. Cleanup leaves held snapshots alone.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -18,8 +21,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use super::hold::{self, Hold};
 use super::{Info, Kind, Usage};
-use crate::{Error, Result};
+use crate::{EXTRACT_KEY_PREFIX, Error, Result};
 
 /// One snapshot's record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,7 +73,7 @@ pub(crate) struct Store {
 impl Store {
     /// Opens (creating) a store under `root`.
     pub(crate) fn open(root: &Path) -> Result<Store> {
-        for d in ["metadata", "snapshots"] {
+        for d in ["metadata", "snapshots", "locks"] {
             fs::create_dir_all(root.join(d))
                 .map_err(io_err(format!("create {}", root.join(d).display())))?;
         }
@@ -108,6 +112,11 @@ impl Store {
         )
     }
 
+    /// The lock file of snapshot `id`'s hold.
+    fn hold_path(&self, id: &str) -> PathBuf {
+        self.root.join("locks").join(id)
+    }
+
     fn record_path(&self, key: &str) -> PathBuf {
         self.root.join("metadata").join(format!(
             "{}.json",
@@ -128,20 +137,35 @@ impl Store {
         }
     }
 
-    /// Every record, without active records left behind by a commit that crashed after
-    /// writing the committed record.
-    pub(crate) fn all(&self) -> Result<Vec<Record>> {
+    /// Every record that can be read, and how many could not: one corrupt record is
+    /// reported (a warning) and skipped, so it does not hide every other snapshot.
+    fn scan(&self) -> Result<(Vec<Record>, usize)> {
         let dir = self.root.join("metadata");
         let mut out = Vec::new();
+        let mut corrupt = 0;
         for e in fs::read_dir(&dir).map_err(io_err(format!("list {}", dir.display())))? {
             let e = e.map_err(io_err(format!("list {}", dir.display())))?;
             let p = e.path();
-            if p.extension().is_some_and(|x| x == "json")
-                && let Some(r) = self.read(&p)?
-            {
-                out.push(r);
+            if p.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            match self.read(&p) {
+                Ok(Some(r)) => out.push(r),
+                Ok(None) => {}
+                Err(e @ Error::FailedPrecondition(_)) => {
+                    tracing::warn!(error = %e, "skipping a corrupt snapshot record");
+                    corrupt += 1;
+                }
+                Err(e) => return Err(e),
             }
         }
+        Ok((out, corrupt))
+    }
+
+    /// Every readable record, without active records left behind by a commit that crashed
+    /// after writing the committed record. Corrupt records are skipped with a warning.
+    pub(crate) fn all(&self) -> Result<Vec<Record>> {
+        let (mut out, _) = self.scan()?;
         let committed: std::collections::HashSet<String> = out
             .iter()
             .filter(|r| r.kind == Kind::Committed)
@@ -204,8 +228,28 @@ impl Store {
             .map_err(io_err(format!("sync {}", d.display())))
     }
 
+    /// `parent`'s record, which must be committed.
+    fn committed_parent(&self, parent: Option<&str>) -> Result<Option<Record>> {
+        let Some(p) = parent else {
+            return Ok(None);
+        };
+        let r = self.must(p)?;
+        if r.kind != Kind::Committed {
+            return Err(Error::FailedPrecondition(format!(
+                "parent {p:?} is not committed"
+            )));
+        }
+        Ok(Some(r))
+    }
+
     /// Creates a snapshot record after `fill` populated its fresh data directory; the
     /// record is written last, so a crash leaves only an invisible directory.
+    ///
+    /// `fill` (a copy of the parent's tree, for the native snapshotter) runs without the
+    /// store lock, in a directory of its own that the new snapshot's hold protects from
+    /// cleanup; the lock is taken after it, to check that the key is still free and the
+    /// parent still the one copied, and to write the record. An active extraction
+    /// snapshot stays held by this process until it is committed or removed.
     pub(crate) fn create(
         &self,
         key: &str,
@@ -216,40 +260,53 @@ impl Store {
         if key.is_empty() {
             return Err(Error::InvalidArgument("empty snapshot key".into()));
         }
-        let _lock = self.lock()?;
+        // Checked first to fail before any copy, and again under the lock.
         if self.get(key)?.is_some() {
             return Err(Error::AlreadyExists(key.to_owned()));
         }
-        let parent_rec = match parent {
-            None => None,
-            Some(p) => {
-                let r = self.must(p)?;
-                if r.kind != Kind::Committed {
-                    return Err(Error::FailedPrecondition(format!(
-                        "parent {p:?} is not committed"
-                    )));
-                }
-                Some(r)
-            }
-        };
+        let parent_rec = self.committed_parent(parent)?;
         let id = Self::new_id();
+        let hold_path = self.hold_path(&id);
+        let hold =
+            Hold::take(&hold_path).map_err(io_err(format!("lock {}", hold_path.display())))?;
         let dir = self.dir(&id);
         fs::create_dir(&dir).map_err(io_err(format!("create {}", dir.display())))?;
-        if let Err(e) = fill(&dir, parent_rec.as_ref()) {
-            let _ = fs::remove_dir_all(&dir);
-            return Err(e);
+        let recorded = fill(&dir, parent_rec.as_ref()).and_then(|()| {
+            let _lock = self.lock()?;
+            if self.get(key)?.is_some() {
+                return Err(Error::AlreadyExists(key.to_owned()));
+            }
+            let now_parent = self.committed_parent(parent)?;
+            if now_parent.map(|r| r.id) != parent_rec.as_ref().map(|r| r.id.clone()) {
+                return Err(Error::FailedPrecondition(format!(
+                    "parent {parent:?} was replaced while it was copied"
+                )));
+            }
+            let now = now_ns();
+            let rec = Record {
+                key: key.to_owned(),
+                id: id.clone(),
+                kind,
+                parent: parent.map(str::to_owned),
+                created_ns: now,
+                updated_ns: now,
+            };
+            self.put(&rec)?;
+            Ok(rec)
+        });
+        match recorded {
+            Ok(rec) => {
+                if kind == Kind::Active && key.starts_with(EXTRACT_KEY_PREFIX) {
+                    hold.keep();
+                }
+                Ok(rec)
+            }
+            Err(e) => {
+                let _ = super::copy::remove_tree(&dir);
+                drop(hold);
+                Err(e)
+            }
         }
-        let now = now_ns();
-        let rec = Record {
-            key: key.to_owned(),
-            id,
-            kind,
-            parent: parent.map(str::to_owned),
-            created_ns: now,
-            updated_ns: now,
-        };
-        self.put(&rec)?;
-        Ok(rec)
     }
 
     /// Commits active `key` as `name`.
@@ -291,13 +348,20 @@ impl Store {
         };
         // Committed record first: a crash between the two leaves a stale active record
         // that `get`/`all` ignore, never a lost snapshot.
+        let id = committed.id.clone();
         self.put(&committed)?;
-        self.delete(key)
+        self.delete(key)?;
+        hold::release(&self.hold_path(&id));
+        Ok(())
     }
 
     /// Removes `key` (record first, then data).
     pub(crate) fn remove(&self, key: &str) -> Result<()> {
         let _lock = self.lock()?;
+        self.remove_locked(key)
+    }
+
+    fn remove_locked(&self, key: &str) -> Result<()> {
         let rec = self.must(key)?;
         let all = self.all()?;
         if let Some(child) = all.iter().find(|r| r.parent.as_deref() == Some(key)) {
@@ -310,34 +374,76 @@ impl Store {
         if !all.iter().any(|r| r.id == rec.id && r.key != key) {
             let dir = self.dir(&rec.id);
             super::copy::remove_tree(&dir).map_err(io_err(format!("remove {}", dir.display())))?;
+            hold::release(&self.hold_path(&rec.id));
         }
         Ok(())
+    }
+
+    /// Removes the active extraction snapshots no live process holds (their extraction
+    /// was killed) and returns their keys.
+    pub(crate) fn remove_abandoned(&self) -> Result<Vec<String>> {
+        let _lock = self.lock()?;
+        let mut removed = Vec::new();
+        for rec in self.all()? {
+            if rec.kind != Kind::Active || !rec.key.starts_with(EXTRACT_KEY_PREFIX) {
+                continue;
+            }
+            let path = self.hold_path(&rec.id);
+            if hold::is_held(&path).map_err(io_err(format!("check {}", path.display())))? {
+                continue;
+            }
+            tracing::info!(key = %rec.key, "removing the snapshot of an abandoned extraction");
+            self.remove_locked(&rec.key)?;
+            removed.push(rec.key);
+        }
+        Ok(removed)
     }
 
     /// Removes data directories that no record references (left by a crash). Returns how
     /// many were removed.
     pub(crate) fn cleanup(&self) -> Result<usize> {
         let _lock = self.lock()?;
-        let mut live = std::collections::HashSet::new();
         let dir = self.root.join("metadata");
         for e in fs::read_dir(&dir).map_err(io_err(format!("list {}", dir.display())))? {
             let p = e.map_err(io_err("list metadata"))?.path();
-            if p.extension().is_some_and(|x| x == "json") {
-                if let Some(r) = self.read(&p)? {
-                    live.insert(r.id);
-                }
-            } else {
+            if p.extension().is_none_or(|x| x != "json") {
                 let _ = fs::remove_file(&p); // an unrenamed temporary record
             }
         }
+        let (records, corrupt) = self.scan()?;
+        if corrupt > 0 {
+            // Whose data is whose cannot be told: removing nothing is the safe side.
+            tracing::warn!(
+                corrupt,
+                "corrupt snapshot records: leaving unreferenced snapshot data in place"
+            );
+            return Ok(0);
+        }
+        let live: std::collections::HashSet<String> = records.into_iter().map(|r| r.id).collect();
         let mut n = 0;
         let snaps = self.root.join("snapshots");
         for e in fs::read_dir(&snaps).map_err(io_err(format!("list {}", snaps.display())))? {
             let e = e.map_err(io_err("list snapshots"))?;
-            if !live.contains(&e.file_name().to_string_lossy().into_owned()) {
-                super::copy::remove_tree(&e.path())
-                    .map_err(io_err(format!("remove {}", e.path().display())))?;
-                n += 1;
+            let id = e.file_name().to_string_lossy().into_owned();
+            if live.contains(&id) {
+                continue;
+            }
+            // A held directory is being filled by a live process: its record is to come.
+            let lock = self.hold_path(&id);
+            if !hold::remove_if_free(&lock).map_err(io_err(format!("check {}", lock.display())))? {
+                continue;
+            }
+            super::copy::remove_tree(&e.path())
+                .map_err(io_err(format!("remove {}", e.path().display())))?;
+            n += 1;
+        }
+        // Lock files whose snapshot is gone (a process died between the two removals).
+        let locks = self.root.join("locks");
+        for e in fs::read_dir(&locks).map_err(io_err(format!("list {}", locks.display())))? {
+            let e = e.map_err(io_err("list locks"))?;
+            let id = e.file_name().to_string_lossy().into_owned();
+            if !live.contains(&id) && !self.dir(&id).exists() {
+                let _ = hold::remove_if_free(&e.path());
             }
         }
         Ok(n)
@@ -375,6 +481,12 @@ impl Store {
     pub(crate) async fn remove_async(&self, key: &str) -> Result<()> {
         let (store, key) = (self.clone(), key.to_owned());
         blocking(move || store.remove(&key)).await
+    }
+
+    /// [`Snapshotter::remove_abandoned`](super::Snapshotter::remove_abandoned).
+    pub(crate) async fn remove_abandoned_async(&self) -> Result<Vec<String>> {
+        let store = self.clone();
+        blocking(move || store.remove_abandoned()).await
     }
 
     /// [`Snapshotter::walk`](super::Snapshotter::walk).

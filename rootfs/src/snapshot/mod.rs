@@ -6,6 +6,7 @@
 //! specifications; mounting is the caller's business.
 
 pub(crate) mod copy;
+mod hold;
 mod meta;
 mod native;
 mod overlay;
@@ -426,4 +427,15 @@ pub trait Snapshotter: Send + Sync {
 
     /// Calls `f` for every snapshot.
     async fn walk(&self, f: &mut (dyn FnMut(Info) -> Result<()> + Send)) -> Result<()>;
+
+    /// Removes the active snapshots of extractions whose process is gone (keys starting
+    /// with [`EXTRACT_KEY_PREFIX`](crate::EXTRACT_KEY_PREFIX), prepared by a pull that was
+    /// killed) and returns their keys; their layers are applied again by the next pull.
+    ///
+    /// The local snapshotters tell by a lock the extracting process holds from `prepare`
+    /// to `commit` or `remove`, which the kernel drops when it dies; this works across pid
+    /// namespaces. The default, for snapshotters that cannot tell, removes nothing.
+    async fn remove_abandoned(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 }

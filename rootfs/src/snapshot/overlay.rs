@@ -25,7 +25,9 @@ impl OverlaySnapshotter {
         })
     }
 
-    /// Removes data left behind by crashed operations; returns how many directories went.
+    /// Removes data left behind by crashed operations (directories of snapshots whose
+    /// record was never written, by a process that is gone); returns how many went.
+    /// Snapshots of killed extractions are [`Snapshotter::remove_abandoned`]'s.
     pub async fn cleanup(&self) -> Result<usize> {
         let store = self.store.clone();
         blocking(move || store.cleanup()).await
@@ -141,5 +143,9 @@ impl Snapshotter for OverlaySnapshotter {
 
     async fn walk(&self, f: &mut (dyn FnMut(Info) -> Result<()> + Send)) -> Result<()> {
         self.store.walk_async(f).await
+    }
+
+    async fn remove_abandoned(&self) -> Result<Vec<String>> {
+        self.store.remove_abandoned_async().await
     }
 }
