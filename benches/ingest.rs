@@ -101,7 +101,7 @@ fn ingest(c: &mut Criterion) {
                         w.write_all(&data).await.unwrap();
                     }
                     w.flush().await.unwrap();
-                    assert_eq!(w.digest(), expected);
+                    assert_eq!(w.digest().await.unwrap(), expected);
                     spent += start.elapsed();
                     drop(w);
                     store.abort(&reference).await.unwrap();

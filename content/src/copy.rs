@@ -1,5 +1,9 @@
-//! Writing helpers over any [`Ingester`]: copy a stream into a writer and commit it, the way
-//! containerd's `content.Copy` and `content.WriteBlob` do.
+//! Writing helpers over any [`Ingester`]: open a writer waiting out a busy ref, copy a
+//! stream into it and commit it, the way containerd's `content.OpenWriter`,
+//! `content.Copy` and `content.WriteBlob` do.
+
+use std::hash::BuildHasher;
+use std::time::{Duration, Instant};
 
 use oci_spec::image::{Descriptor, Digest};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -8,6 +12,77 @@ use crate::{Error, ErrorKind, Ingester, Result, Writer, WriterOpts};
 
 /// The buffer each copy reads into.
 const COPY_BUF: usize = 1 << 20;
+
+/// How long [`write_blob`] waits for another writer of the same ref.
+///
+/// The usual holder is a concurrent download of the same content (the seed's
+/// `xargs -P10` pipeline, two pulls sharing a layer), which either finishes or fails within
+/// the fetcher's own 30 s stall limits; a minute covers that with room to spare, while a
+/// holder that is wedged (a stopped process, a hung disk) cannot park a daemon's task
+/// forever. containerd's `OpenWriter` waits as long as its context allows; pass a longer
+/// bound to [`open_writer`] to get closer to that.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// The first and the largest pause between attempts of [`open_writer`].
+const FIRST_PAUSE: Duration = Duration::from_millis(10);
+const MAX_PAUSE: Duration = Duration::from_millis(500);
+
+/// Opens a writer like [`Ingester::writer`], but while the ref is held by another writer
+/// (`Unavailable`) retries with jittered exponential backoff (10 ms doubling to 0.5 s) for
+/// up to `wait`, as containerd's `content.OpenWriter` does. The waiting is asynchronous:
+/// no thread is blocked. Other errors, `AlreadyExists` included, return at once; after
+/// `wait` the last `Unavailable` error is returned.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use dist_content::{Ingester, LocalStore, WriterOpts, open_writer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let store = LocalStore::open(dir.path())?;
+/// let first = store.writer(WriterOpts::new("layer")).await?;
+/// // Busy: a bounded wait gives up with `Unavailable`.
+/// let busy = open_writer(&store, WriterOpts::new("layer"), Duration::from_millis(50)).await;
+/// assert!(busy.is_err());
+/// drop(first);
+/// // Free again: the next writer gets it (and resumes the first one's data).
+/// open_writer(&store, WriterOpts::new("layer"), Duration::from_secs(5)).await?;
+/// # Ok(())
+/// # }
+/// ```
+pub async fn open_writer(
+    ingester: &(impl Ingester + ?Sized),
+    opts: WriterOpts,
+    wait: Duration,
+) -> Result<Box<dyn Writer>> {
+    let start = Instant::now();
+    let jitter = std::collections::hash_map::RandomState::new();
+    let mut pause = FIRST_PAUSE;
+    let mut attempt = 0u64;
+    loop {
+        let err = match ingester.writer(opts.clone()).await {
+            Err(e) if e.kind() == ErrorKind::Unavailable => e,
+            other => return other,
+        };
+        let waited = start.elapsed();
+        if waited >= wait {
+            tracing::debug!(reference = %crate::Elided(&opts.reference), ?waited,
+                "ingest ref still busy, giving up");
+            return Err(err);
+        }
+        // Between half and all of `pause`, so that waiters spread out.
+        attempt += 1;
+        let half = pause / 2;
+        let spread = u32::try_from(half.as_micros()).unwrap_or(u32::MAX).max(1);
+        let extra = u32::try_from(jitter.hash_one(attempt) % u64::from(spread)).unwrap_or(0);
+        let sleep = (half + Duration::from_micros(u64::from(extra))).min(wait - waited);
+        tracing::trace!(reference = %crate::Elided(&opts.reference), ?sleep, "ingest ref busy");
+        tokio::time::sleep(sleep).await;
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
 
 /// Copies `reader` into `writer` and commits it as `size` bytes hashing to `expected`.
 ///
@@ -63,7 +138,7 @@ pub async fn copy(
             });
         }
     }
-    let actual = writer.digest();
+    let actual = writer.digest().await?;
     if copied == size && actual != *expected {
         // Right length, wrong bytes (typically a resumed prefix written from other data):
         // drop them, so that a retry starts clean instead of failing the same way forever.
@@ -82,17 +157,18 @@ pub async fn copy(
 
 /// Writes the blob `desc` describes under `reference`, reading it from `reader` (which
 /// yields the content from its first byte). Resumes a partial ingest left under the same
-/// ref by skipping what is already stored; returns `Ok` when the blob already exists.
+/// ref by skipping what is already stored; returns `Ok` when the blob already exists
+/// (containerd's `WriteBlob`), also when it appeared while this call waited up to
+/// [`DEFAULT_LOCK_WAIT`] for another writer of the same ref. For another bound, call
+/// [`open_writer`] and [`copy`] (which is all this does).
 pub async fn write_blob(
     ingester: &(impl Ingester + ?Sized),
     reference: &str,
     desc: &Descriptor,
     mut reader: impl AsyncRead + Unpin,
 ) -> Result<()> {
-    let writer = match ingester
-        .writer(WriterOpts::new(reference).expected(desc.clone()))
-        .await
-    {
+    let opts = WriterOpts::new(reference).expected(desc.clone());
+    let writer = match open_writer(ingester, opts, DEFAULT_LOCK_WAIT).await {
         Ok(w) => w,
         Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(e),
@@ -183,5 +259,75 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.info(desc.digest()).await.unwrap().size, 16);
+    }
+
+    #[tokio::test]
+    async fn write_blob_waits_for_a_writer_of_the_same_ref_then_finds_the_blob_committed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(tmp.path()).unwrap();
+        let data: &'static [u8] = b"shared by two ingests";
+        let desc = desc_of(data);
+        let opts = WriterOpts::new("same").expected(desc.clone());
+        let mut first = store.writer(opts).await.unwrap();
+        first.write_all(&data[..5]).await.unwrap();
+        let second = tokio::spawn({
+            let (store, desc) = (store.clone(), desc.clone());
+            async move { write_blob(&store, "same", &desc, data).await }
+        });
+        // Let the second find the ref busy (it succeeds however the two interleave).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        first.write_all(&data[5..]).await.unwrap();
+        first
+            .commit(desc.size(), Some(desc.digest()))
+            .await
+            .unwrap();
+        second.await.unwrap().unwrap();
+        assert_eq!(store.info(desc.digest()).await.unwrap().size, desc.size());
+        assert!(
+            store
+                .list_statuses(&crate::Filter::all())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn open_writer_gives_up_with_unavailable_after_its_bound() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(tmp.path()).unwrap();
+        let _held = store.writer(WriterOpts::new("held")).await.unwrap();
+        let wait = Duration::from_millis(200);
+        let err = open_writer(&store, WriterOpts::new("held"), wait)
+            .await
+            .err()
+            .map(|e| e.kind());
+        assert_eq!(err, Some(ErrorKind::Unavailable));
+    }
+
+    #[tokio::test]
+    async fn open_writer_reports_committed_content_at_once_and_write_blob_succeeds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(tmp.path()).unwrap();
+        let data = b"already here";
+        let desc = desc_of(data);
+        write_blob(&store, "a", &desc, &data[..]).await.unwrap();
+        let opts = WriterOpts::new("b").expected(desc.clone());
+        let err = open_writer(&store, opts, DEFAULT_LOCK_WAIT)
+            .await
+            .err()
+            .map(|e| e.kind());
+        assert_eq!(err, Some(ErrorKind::AlreadyExists));
+        // Nothing is read from a reader that would fail: the blob is there.
+        write_blob(&store, "b", &desc, &b"not the content"[..])
+            .await
+            .unwrap();
+        assert!(
+            store
+                .list_statuses(&crate::Filter::all())
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -19,7 +19,7 @@ mod read;
 // A conformance suite for any `Store` implementation.
 pub mod testsuite;
 
-pub use copy::{copy, write_blob};
+pub use copy::{DEFAULT_LOCK_WAIT, copy, open_writer, write_blob};
 pub use elide::{ELIDE_LIMIT, Elided, elide};
 pub use error::{Error, ErrorKind, Result};
 pub use filter::Filter;

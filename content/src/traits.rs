@@ -133,8 +133,9 @@ pub trait Provider: Send + Sync {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct WriterOpts {
-    /// The caller's name for this ingest; a second writer on the same ref waits for nobody:
-    /// it fails with `Unavailable` while the first is alive, and resumes after it is gone.
+    /// The caller's name for this ingest. A second writer on the same ref fails with
+    /// `Unavailable` while the first is alive, and resumes after it is gone;
+    /// [`open_writer`](crate::open_writer) waits (bounded) for the first instead.
     pub reference: String,
     /// What the content is expected to be, when known. With a digest that is already
     /// committed, `writer` fails with `AlreadyExists` and nothing is written.
@@ -170,13 +171,22 @@ pub trait Ingester: Send + Sync {
 /// An open ingest: write bytes, then [`commit`](Writer::commit).
 ///
 /// Dropping a writer without committing releases its lock and keeps the partial data, so a
-/// later writer on the same ref resumes where this one stopped.
+/// later writer on the same ref resumes where this one stopped. Dropping never blocks the
+/// thread: a [`LocalStore`](crate::LocalStore) writer hands its last buffered bytes to its
+/// own writing thread, which stores them and then releases the lock. A writer, status or
+/// abort of that ref from the same process waits for this; [`flush`] before dropping when
+/// the process is about to exit and the buffered bytes matter.
+///
+/// [`flush`]: tokio::io::AsyncWriteExt::flush
 ///
 #[doc = include_str!("doc/writer.md")]
 #[async_trait]
 pub trait Writer: AsyncWrite + Send + Sync + Unpin {
-    /// The digest of everything written so far (including data resumed from disk).
-    fn digest(&self) -> Digest;
+    /// The digest of everything written so far (including data resumed from disk), as
+    /// containerd's `Writer.Digest`. Async so that a writer that hashes on another thread
+    /// can wait for it without blocking the caller's thread; fails only when that hashing
+    /// was lost.
+    async fn digest(&self) -> Result<Digest>;
 
     /// How many bytes have been written so far (the resume offset for the next byte).
     fn offset(&self) -> u64;

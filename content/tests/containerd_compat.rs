@@ -267,7 +267,7 @@ async fn local_store_reads_a_content_directory_written_by_containerd() {
         .await
         .unwrap();
     assert_eq!(w.offset(), sent as u64);
-    assert_eq!(w.digest(), digest_of(&partial[..sent]));
+    assert_eq!(w.digest().await.unwrap(), digest_of(&partial[..sent]));
     w.write_all(&partial[sent..]).await.unwrap();
     w.commit(partial.len() as u64, Some(&digest_of(&partial)))
         .await

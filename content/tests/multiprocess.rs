@@ -11,7 +11,8 @@ use std::process::{Child, ChildStdout, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use dist_content::{
-    ErrorKind, Filter, IngestManager, Ingester, LocalStore, Provider, WriterOpts, read_blob,
+    ErrorKind, Filter, IngestManager, Ingester, LocalStore, Manager, Provider, WriterOpts,
+    read_blob, write_blob,
 };
 use oci_spec::image::{Descriptor, DescriptorBuilder, Digest, MediaType};
 use sha2::{Digest as _, Sha256};
@@ -73,6 +74,14 @@ fn main() -> ExitCode {
         (
             "sixteen_processes_ingesting_the_same_content_make_one_blob",
             sixteen_processes_ingesting_the_same_content_make_one_blob,
+        ),
+        (
+            "ingests_of_one_ref_wait_for_the_holder_then_find_the_blob_committed",
+            ingests_of_one_ref_wait_for_the_holder_then_find_the_blob_committed,
+        ),
+        (
+            "ten_processes_writing_one_ref_at_once_all_succeed",
+            ten_processes_writing_one_ref_at_once_all_succeed,
         ),
     ];
     let mut failed = 0;
@@ -180,6 +189,7 @@ fn child(mode: &str, args: &[String]) -> ExitCode {
             "try-writer" => child_try_writer(&store, &args[1]).await,
             "slow-writer" => child_slow_writer(&store, &args[1], args[2].parse().unwrap()).await,
             "ingest" => child_ingest(&store, &args[1], args[2].parse().unwrap(), &args[3]).await,
+            "write-blob" => child_write_blob(&store, &args[1], args[2].parse().unwrap()).await,
             other => Err(format!("unknown child mode {other}")),
         }
     });
@@ -265,6 +275,19 @@ async fn child_ingest(store: &LocalStore, reference: &str, size: usize, how: &st
     Ok(())
 }
 
+/// Announces itself, then writes the shared content under `reference` with `write_blob`
+/// (which waits for another holder of the ref); prints OK.
+async fn child_write_blob(store: &LocalStore, reference: &str, size: usize) -> TestResult {
+    let data = content(size, 16);
+    println!("STARTED");
+    std::io::stdout().flush().ok();
+    write_blob(store, reference, &desc_of(&data), &data[..])
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("OK");
+    Ok(())
+}
+
 // ---------------------------------------------------------------- tests
 
 fn second_writer_in_another_process_is_unavailable_at_once() -> TestResult {
@@ -299,8 +322,9 @@ fn second_writer_in_another_process_is_unavailable_at_once() -> TestResult {
     let w = rt
         .block_on(store.writer(WriterOpts::new("shared-ref")))
         .map_err(|e| format!("writer after the holder died: {e}"))?;
-    if w.offset() != 4 || w.digest() != digest_of(b"held") {
-        return Err(format!("resumed at {} with {}", w.offset(), w.digest()));
+    let resumed = rt.block_on(w.digest()).map_err(|e| e.to_string())?;
+    if w.offset() != 4 || resumed != digest_of(b"held") {
+        return Err(format!("resumed at {} with {resumed}", w.offset()));
     }
     Ok(())
 }
@@ -317,6 +341,9 @@ fn writer_in_another_process_is_refused_while_we_hold_the_ref() -> TestResult {
         return Err(format!("child while held: {text:?}"));
     }
     drop(held);
+    // The drop hands the release to the writer's own thread; a status call in this
+    // process waits for it to finish.
+    rt.block_on(store.status("mine")).unwrap();
     let out = spawn_child("try-writer", &[root, "mine"]).output();
     let text = String::from_utf8_lossy(&out.stdout);
     if !text.contains("RESULT ok") {
@@ -358,7 +385,7 @@ fn resumes_after_writer_process_is_killed() -> TestResult {
         if off < partial.offset as usize || off >= size {
             return Err(format!("resumed at {off}, status said {}", partial.offset));
         }
-        if w.digest() != digest_of(&data[..off]) {
+        if w.digest().await.map_err(|e| e.to_string())? != digest_of(&data[..off]) {
             return Err("the resumed digest is not the digest of the stored prefix".into());
         }
         w.write_all(&data[off..]).await.map_err(|e| e.to_string())?;
@@ -457,6 +484,87 @@ fn sixteen_processes_ingesting_the_same_content_make_one_blob() -> TestResult {
     let ra = rt.block_on(store.reader_at(&desc_of(&data))).unwrap();
     if ra.size() != size as u64 {
         return Err(format!("blob size {}", ra.size()));
+    }
+    Ok(())
+}
+
+fn ingests_of_one_ref_wait_for_the_holder_then_find_the_blob_committed() -> TestResult {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_str().unwrap();
+    let store = LocalStore::open(root).unwrap();
+    let size = 2 << 20;
+    let data = content(size, 16);
+    let desc = desc_of(&data);
+    let rt = rt();
+    // We hold the ref, halfway through, while two other processes ingest the same ref.
+    let mut held = rt
+        .block_on(store.writer(WriterOpts::new("layer").expected(desc.clone())))
+        .unwrap();
+    rt.block_on(held.write_all(&data[..size / 2])).unwrap();
+    let mut children: Vec<Proc> = (0..2)
+        .map(|_| spawn_child("write-blob", &[root, "layer", &size.to_string()]))
+        .collect();
+    let mut outs = Vec::new();
+    for c in &mut children {
+        let mut out = BufReader::new(c.get().stdout.take().unwrap());
+        wait_for_line(&mut out, "STARTED")?;
+        outs.push(out);
+    }
+    rt.block_on(async {
+        held.write_all(&data[size / 2..]).await?;
+        held.commit(size as u64, Some(desc.digest())).await?;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })
+    .map_err(|e| format!("the holder's commit: {e}"))?;
+    for (c, mut out) in children.into_iter().zip(outs) {
+        wait_for_line(&mut out, "OK")?;
+        let status = c.output().status;
+        if !status.success() {
+            return Err(format!("a waiting ingest failed: {status:?}"));
+        }
+    }
+    let info = rt
+        .block_on(store.info(desc.digest()))
+        .map_err(|e| e.to_string())?;
+    if info.size != size as u64 {
+        return Err(format!("blob size {}", info.size));
+    }
+    let left = rt.block_on(store.list_statuses(&Filter::all())).unwrap();
+    if !left.is_empty() {
+        return Err(format!("ingests left behind: {left:?}"));
+    }
+    Ok(())
+}
+
+/// The seed's `xargs -P10 dist ingest`: ten processes, one ref, one content.
+fn ten_processes_writing_one_ref_at_once_all_succeed() -> TestResult {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_str().unwrap();
+    let size = 4 << 20;
+    let data = content(size, 16);
+    let children: Vec<Proc> = (0..10)
+        .map(|_| spawn_child("write-blob", &[root, "one-ref", &size.to_string()]))
+        .collect();
+    for c in children {
+        let out = c.output();
+        if !out.status.success() {
+            return Err(format!(
+                "an ingest of the shared ref failed: {:?}",
+                out.status
+            ));
+        }
+        if !String::from_utf8_lossy(&out.stdout).contains("OK") {
+            return Err("an ingest ended without saying OK".into());
+        }
+    }
+    let blob_dir = Path::new(root).join("blobs").join("sha256");
+    if check_blob_dir(&blob_dir, &data, &digest_of(&data))? != 1 {
+        return Err("expected exactly one blob".into());
+    }
+    let store = LocalStore::open(root).unwrap();
+    let left = rt().block_on(store.list_statuses(&Filter::all())).unwrap();
+    if !left.is_empty() {
+        return Err(format!("ingests left behind: {left:?}"));
     }
     Ok(())
 }

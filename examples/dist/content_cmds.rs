@@ -2,7 +2,9 @@
 
 use std::time::SystemTime;
 
-use dist::content::{Filter, IngestManager, Ingester, Manager, WriterOpts};
+use dist::content::{
+    DEFAULT_LOCK_WAIT, ErrorKind, Filter, IngestManager, Manager, WriterOpts, open_writer,
+};
 use oci_spec::image::Digest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -17,6 +19,11 @@ pub fn parse_digest(s: &str) -> CmdResult<Digest> {
 }
 
 /// `ingest`: stdin into the store under `reference`, resuming a partial ingest.
+///
+/// As containerd's `WriteBlob`, content that is already committed is a success (said on
+/// stderr), and a ref another ingest holds is waited for as long as that ingest makes
+/// progress (giving up after a minute without any), so the seed's `xargs -P10 dist ingest`
+/// pipelines may repeat content and refs freely.
 pub async fn ingest(
     root: &Root,
     reference: &str,
@@ -25,6 +32,12 @@ pub async fn ingest(
 ) -> CmdResult {
     let expected = expected_digest.as_deref().map(parse_digest).transpose()?;
     let store = root.content()?;
+    if let Some(d) = &expected
+        && store.info(d).await.is_ok()
+    {
+        already_present(d);
+        return Ok(());
+    }
     let mut opts = WriterOpts::new(reference);
     if let (Some(d), Some(size)) = (&expected, expected_size) {
         opts = opts.expected(oci_spec::image::Descriptor::new(
@@ -33,7 +46,30 @@ pub async fn ingest(
             d.clone(),
         ));
     }
-    let mut writer = store.writer(opts).await?;
+    // The holder of a busy ref is usually a concurrent ingest of the same content: keep
+    // waiting while its stored offset grows, so a long download is not cut short.
+    let mut seen = store.status(reference).await.ok().map(|s| s.offset);
+    let opened = loop {
+        match open_writer(&store, opts.clone(), DEFAULT_LOCK_WAIT).await {
+            Err(e) if e.kind() == ErrorKind::Unavailable => {
+                let now = store.status(reference).await.ok().map(|s| s.offset);
+                if now == seen {
+                    break Err(e);
+                }
+                seen = now;
+            }
+            other => break other,
+        }
+    };
+    let mut writer = match opened {
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            if let Some(d) = &expected {
+                already_present(d);
+            }
+            return Ok(());
+        }
+        other => other?,
+    };
     // A resumed ingest already holds `offset` bytes: stdin is the whole content again, so
     // skip what is stored, as the seed's `dist ingest` does.
     let mut stdin = tokio::io::stdin();
@@ -51,8 +87,19 @@ pub async fn ingest(
         writer.write_all(&buf[..n]).await?;
     }
     let size = expected_size.unwrap_or(writer.offset());
-    writer.commit(size, expected.as_ref()).await?;
-    Ok(())
+    let digest = writer.digest().await?;
+    match writer.commit(size, expected.as_ref()).await {
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            already_present(&digest);
+            Ok(())
+        }
+        other => Ok(other?),
+    }
+}
+
+/// Says on stderr that an ingest had nothing to do.
+fn already_present(digest: &Digest) {
+    eprintln!("{digest}: already in the store, nothing ingested");
 }
 
 /// `active`: the in-progress ingests.

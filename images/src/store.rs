@@ -115,7 +115,8 @@ pub trait ImageStore: Send + Sync {
     /// The record for `name`; `NotFound` when there is none.
     async fn get(&self, name: &str) -> Result<Image>;
 
-    /// Every record, sorted by name.
+    /// Every record, sorted by name. A record that cannot be read is left out (and, in
+    /// [`FsImageStore`], logged) rather than failing the whole listing.
     async fn list(&self) -> Result<Vec<Image>>;
 
     /// Records a new name; `AlreadyExists` when the name is taken. Returns the stored
@@ -311,8 +312,16 @@ impl ImageStore for FsImageStore {
                 if file.starts_with('.') || !file.ends_with(".json") {
                     continue;
                 }
-                if let Some(image) = read_record(&path, "")? {
-                    out.push(image);
+                // One unreadable or corrupt record must not hide every other name: it is
+                // reported and skipped (`get` of that name still returns the error).
+                match read_record(&path, "") {
+                    Ok(Some(image)) => out.push(image),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(
+                        record = %dist_content::Elided(&path.display().to_string()),
+                        error = %e,
+                        "skipping an image record that cannot be read"
+                    ),
                 }
             }
             out.sort_by(|a, b| a.name.cmp(&b.name));

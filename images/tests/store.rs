@@ -52,6 +52,34 @@ async fn create_get_update_delete_follow_the_store_contract() {
     );
 }
 
+#[tokio::test]
+async fn a_corrupt_record_is_skipped_by_list_and_reported_by_get() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsImageStore::open(dir.path()).unwrap();
+    for name in ["example.com/a:1", "example.com/b:1", "example.com/c:1"] {
+        store.create(Image::new(name, target(name))).await.unwrap();
+    }
+    // A torn write from another tool, a record that is not JSON, one that cannot be read.
+    let b = dir
+        .path()
+        .join(format!("{}.json", escape_name("example.com/b:1")));
+    let torn = std::fs::read(&b).unwrap();
+    std::fs::write(&b, &torn[..torn.len() / 2]).unwrap();
+    std::fs::write(dir.path().join("garbage.json"), b"\xff not json").unwrap();
+    std::fs::create_dir(dir.path().join("a-directory.json")).unwrap();
+
+    let names: Vec<String> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names, ["example.com/a:1", "example.com/c:1"]);
+    let err = store.get("example.com/b:1").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+}
+
 const ODD_NAMES: &[&str] = &[
     "docker.io/library/redis:latest",
     "docker.io/library/redis@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",

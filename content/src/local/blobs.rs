@@ -105,12 +105,9 @@ impl LocalStore {
                 .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
             let bytes =
                 serde_json::to_vec(&labels).map_err(|e| Error::io("encode labels", e.into()))?;
-            // Write beside, then rename: readers never see half a label file.
-            let tmp = dir.join(format!(".{}.tmp-{}", digest.digest(), std::process::id()));
-            std::fs::write(&tmp, bytes)
-                .map_err(|e| Error::io(format!("write {}", tmp.display()), e))?;
-            std::fs::rename(&tmp, &path)
-                .map_err(|e| Error::io(format!("rename {}", path.display()), e))?;
+            // A unique temporary file, synced, then renamed: readers never see half a label
+            // file, and concurrent updates never share a temporary file (the last wins).
+            super::atomic::write_files(dir, &[(digest.digest(), &bytes)])?;
         }
         self.info_blocking(digest)
     }
@@ -139,7 +136,12 @@ impl LocalStore {
                 let info = match self.info_blocking(&digest) {
                     Ok(i) => i,
                     Err(Error::NotFound(_)) => continue, // deleted while we walked
-                    Err(e) => return Err(e),
+                    // One blob whose labels are corrupt must not fail every listing: it is
+                    // reported and skipped (`info` of that digest still returns the error).
+                    Err(e) => {
+                        tracing::warn!(%digest, error = %e, "skipping a blob whose info cannot be read");
+                        continue;
+                    }
                 };
                 if filter.matches_labels(&info.labels) {
                     out.push(info);

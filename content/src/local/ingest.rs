@@ -7,11 +7,13 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use oci_spec::image::Digest;
 use sha2::{Digest as _, Sha256};
 
+use super::atomic;
 use crate::{Error, Result, Status};
 
 pub(crate) const DATA: &str = "data";
@@ -37,11 +39,6 @@ pub(crate) struct Meta {
 
 fn ctx(path: &Path, what: &str) -> String {
     format!("{what} {}", path.display())
-}
-
-fn write_small(dir: &Path, name: &str, contents: &str) -> Result<()> {
-    let path = dir.join(name);
-    std::fs::write(&path, contents).map_err(|e| Error::io(ctx(&path, "write"), e))
 }
 
 /// Reads a small metadata file; `None` when it does not exist.
@@ -72,25 +69,30 @@ fn read_time(dir: &Path, name: &str) -> Result<Option<SystemTime>> {
     Ok(md.modified().ok())
 }
 
-/// Records a new ingest's metadata (overwriting any left from a discarded attempt).
+/// Records a new ingest's metadata (overwriting any left from a discarded attempt). Each
+/// file is replaced atomically and synced, so a crash leaves every file whole.
 pub(crate) fn write_meta(dir: &Path, meta: &Meta) -> Result<()> {
-    write_small(dir, REF, &meta.reference)?;
-    write_small(dir, STARTED_AT, &format_time(meta.started_at))?;
-    touch_updated(dir, meta.started_at)?;
-    match meta.total {
-        Some(total) => write_small(dir, TOTAL, &total.to_string())?,
+    let started = format_time(meta.started_at);
+    let total = meta.total.map(|t| t.to_string());
+    let mut files: Vec<(&str, &[u8])> = vec![
+        (REF, meta.reference.as_bytes()),
+        (STARTED_AT, started.as_bytes()),
+        (UPDATED_AT, started.as_bytes()),
+    ];
+    match &total {
+        Some(total) => files.push((TOTAL, total.as_bytes())),
         None => remove_if_exists(&dir.join(TOTAL))?,
     }
     match &meta.expected {
-        Some(d) => write_small(dir, EXPECTED, d.as_ref())?,
+        Some(d) => files.push((EXPECTED, d.as_ref().as_bytes())),
         None => remove_if_exists(&dir.join(EXPECTED))?,
     }
-    Ok(())
+    atomic::write_files(dir, &files)
 }
 
-/// Records that the ingest was touched at `now`.
+/// Records that the ingest was touched at `now` (atomically, like [`write_meta`]).
 pub(crate) fn touch_updated(dir: &Path, now: SystemTime) -> Result<()> {
-    write_small(dir, UPDATED_AT, &format_time(now))
+    atomic::write_files(dir, &[(UPDATED_AT, format_time(now).as_bytes())])
 }
 
 pub(crate) fn remove_if_exists(path: &Path) -> Result<()> {
@@ -147,7 +149,52 @@ pub(crate) fn read_status(dir: &Path) -> Result<Option<Status>> {
     }))
 }
 
-/// Lists the ingest directories under `ingest_root` (empty when it does not exist).
+/// Names of ingest directories being removed start with this (ingest directories are hex,
+/// so never do).
+const REMOVING: &str = ".removing-";
+
+static REMOVING_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Removes the ingest directory `dir` (held under its lock), first renaming it out of the
+/// way: a writer waiting for the ref may create `lock` in `dir` at any moment, which would
+/// make removing files in place fail ("directory not empty") or delete the new writer's
+/// files. Once renamed, waiters find a fresh directory. `Ok` when `dir` is already gone;
+/// a failure to delete the renamed copy is only logged (it holds no ingest any more, and
+/// [`remove_leftovers`] retries it).
+pub(crate) fn remove_dir(dir: &Path) -> Result<()> {
+    let Some(root) = dir.parent() else {
+        return Err(Error::InvalidArgument(format!(
+            "{}: no parent",
+            dir.display()
+        )));
+    };
+    let n = REMOVING_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let gone = root.join(format!("{REMOVING}{}-{n}", std::process::id()));
+    match std::fs::rename(dir, &gone) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(ctx(dir, "remove"), e)),
+    }
+    if let Err(e) = std::fs::remove_dir_all(&gone) {
+        tracing::warn!(dir = %gone.display(), error = %e, "could not delete a removed ingest");
+    }
+    Ok(())
+}
+
+/// Deletes what [`remove_dir`] could not (best effort).
+pub(crate) fn remove_leftovers(ingest_root: &Path) {
+    let Ok(entries) = std::fs::read_dir(ingest_root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(REMOVING) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Lists the ingest directories under `ingest_root` (empty when it does not exist),
+/// leaving out those being removed.
 pub(crate) fn list_dirs(ingest_root: &Path) -> Result<Vec<PathBuf>> {
     let entries = match std::fs::read_dir(ingest_root) {
         Ok(e) => e,
@@ -158,7 +205,7 @@ pub(crate) fn list_dirs(ingest_root: &Path) -> Result<Vec<PathBuf>> {
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(ctx(ingest_root, "read"), e))?;
         let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-        if is_dir {
+        if is_dir && !entry.file_name().to_string_lossy().starts_with(REMOVING) {
             dirs.push(entry.path());
         }
     }

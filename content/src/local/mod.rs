@@ -15,9 +15,12 @@
 //! `/var/lib/containerd/io.containerd.content.v1.content`; opening that directory gives
 //! read access to everything containerd has fetched.
 
+mod atomic;
 mod blobs;
+mod closing;
 mod ingest;
 mod lock;
+mod publish;
 mod writer;
 
 use std::fs::{File, OpenOptions};
@@ -40,7 +43,12 @@ pub use self::blobs::LocalReaderAt;
 ///
 /// Cheap to clone; clones share the directory. Several processes may use one directory at
 /// once: ingest refs are locked with `flock(2)`, blobs appear by atomic rename only after
-/// their size and digest were verified, and an existing blob is never replaced.
+/// their size and digest were verified, and an existing blob is never replaced. Ingest
+/// metadata and labels are replaced atomically (unique temporary file, fsync, rename).
+///
+/// Every method does its file work on tokio's blocking pool, and a writer hashes and
+/// writes on two threads of its own, so no call blocks a runtime worker; only
+/// [`open`](LocalStore::open) touches the disk on the caller's thread, once.
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
@@ -91,6 +99,7 @@ impl LocalStore {
     /// The ingests whose last activity is older than `max_age` (for example abandoned by a
     /// crashed puller).
     pub async fn stale_ingests(&self, max_age: Duration) -> Result<Vec<Status>> {
+        closing::wait(&self.ingest_root()).await;
         let store = self.clone();
         blocking(move || store.stale_blocking(max_age)).await
     }
@@ -100,6 +109,7 @@ impl LocalStore {
     /// re-checked under the lock, so an ingest resumed meanwhile is kept. Directories a
     /// crashed writer left before recording its ref are removed too (not returned).
     pub async fn prune_stale_ingests(&self, max_age: Duration) -> Result<Vec<Status>> {
+        closing::wait(&self.ingest_root()).await;
         let store = self.clone();
         blocking(move || store.prune_blocking(max_age)).await
     }
@@ -128,11 +138,11 @@ impl LocalStore {
                 None => dir_mtime.is_ok_and(stale),
             };
             if remove {
-                std::fs::remove_dir_all(&dir)
-                    .map_err(|e| Error::io(format!("remove {}", dir.display()), e))?;
+                ingest::remove_dir(&dir)?;
             }
             drop(lock);
         }
+        ingest::remove_leftovers(&self.ingest_root());
         removed.sort_by(|a, b| a.reference.cmp(&b.reference));
         Ok(removed)
     }
@@ -176,8 +186,7 @@ impl LocalStore {
         }
         let lock = IngestLock::acquire(&dir, reference)?;
         let exists = ingest::read_meta(&dir)?.is_some();
-        std::fs::remove_dir_all(&dir)
-            .map_err(|e| Error::io(format!("remove {}", dir.display()), e))?;
+        ingest::remove_dir(&dir)?;
         drop(lock);
         if exists {
             Ok(())
@@ -210,6 +219,17 @@ impl LocalStore {
         let dir = self.ingest_dir(&reference);
         let lock = IngestLock::acquire(&dir, &reference)?;
         let old = ingest::read_meta(&dir)?;
+        // Checked again under the lock: a writer we waited for may have just committed it.
+        if let Some(d) = &expected
+            && self.blob_path(d).exists()
+        {
+            if old.is_none() {
+                // The directory is only the one our lock created: leave nothing behind.
+                let _ = ingest::remove_dir(&dir);
+            }
+            drop(lock);
+            return Err(Error::AlreadyExists(d.to_string()));
+        }
         if let Some(old) = &old
             && old.reference != reference
         {
@@ -324,6 +344,9 @@ fn rehash(file: &File, len: u64, path: &Path) -> Result<Sha256> {
 #[async_trait]
 impl Ingester for LocalStore {
     async fn writer(&self, opts: WriterOpts) -> Result<Box<dyn Writer>> {
+        // A writer of ours on this ref that was just dropped may still be storing its
+        // last bytes: wait for it rather than report the ref busy.
+        closing::wait(&self.ingest_dir(&opts.reference)).await;
         let store = self.clone();
         let w = blocking(move || store.open_writer(opts)).await?;
         Ok(Box::new(w))
@@ -334,6 +357,7 @@ impl Ingester for LocalStore {
 impl IngestManager for LocalStore {
     async fn status(&self, reference: &str) -> Result<Status> {
         let dir = self.ingest_dir(reference);
+        closing::wait(&dir).await;
         let reference = reference.to_owned();
         blocking(move || match ingest::read_status(&dir)? {
             Some(s) if s.reference == reference => Ok(s),
@@ -343,12 +367,14 @@ impl IngestManager for LocalStore {
     }
 
     async fn list_statuses(&self, filter: &Filter) -> Result<Vec<Status>> {
+        closing::wait(&self.ingest_root()).await;
         let store = self.clone();
         let filter = filter.clone();
         blocking(move || store.statuses_blocking(&filter)).await
     }
 
     async fn abort(&self, reference: &str) -> Result<()> {
+        closing::wait(&self.ingest_dir(reference)).await;
         let store = self.clone();
         let reference = reference.to_owned();
         blocking(move || store.abort_blocking(&reference)).await

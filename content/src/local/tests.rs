@@ -1,6 +1,7 @@
 //! Behaviour specific to the local store: the on-disk layout, locking, resume from disk,
 //! stale-ingest pruning. Behaviour any store must have is in [`crate::testsuite`].
 
+use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::*;
-use crate::{ErrorKind, Provider, read_blob};
+use crate::{ErrorKind, Manager, Provider, read_blob};
 
 fn digest_of(data: &[u8]) -> Digest {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
@@ -69,7 +70,7 @@ async fn large_blob_streams_through_several_chunks() {
     for part in data.chunks(7919) {
         w.write_all(part).await.unwrap();
     }
-    assert_eq!(w.digest(), digest_of(&data));
+    assert_eq!(w.digest().await.unwrap(), digest_of(&data));
     w.commit(data.len() as u64, Some(&digest_of(&data)))
         .await
         .unwrap();
@@ -102,7 +103,7 @@ async fn dropped_writer_keeps_buffered_bytes_and_releases_the_ref() {
     drop(w);
     let mut w = store.writer(WriterOpts::new("r")).await.unwrap();
     assert_eq!(w.offset(), 8);
-    assert_eq!(w.digest(), digest_of(b"partial "));
+    assert_eq!(w.digest().await.unwrap(), digest_of(b"partial "));
     w.write_all(b"content").await.unwrap();
     w.commit(15, Some(&digest_of(b"partial content")))
         .await
@@ -156,6 +157,8 @@ async fn resume_rehashes_the_data_file_rather_than_trusting_memory() {
     let mut w = store.writer(WriterOpts::new("r")).await.unwrap();
     w.write_all(b"abc").await.unwrap();
     drop(w);
+    // The drop finishes on the writer's thread; status waits for it.
+    store.status("r").await.unwrap();
     // A torn tail: only what is in `data` counts.
     let path = store
         .root()
@@ -170,7 +173,7 @@ async fn resume_rehashes_the_data_file_rather_than_trusting_memory() {
         .unwrap();
     let w = store.writer(WriterOpts::new("r")).await.unwrap();
     assert_eq!(w.offset(), 2);
-    assert_eq!(w.digest(), digest_of(b"ab"));
+    assert_eq!(w.digest().await.unwrap(), digest_of(b"ab"));
 }
 
 #[tokio::test]
@@ -182,6 +185,8 @@ async fn stale_ingests_are_listed_and_pruned_but_live_ones_kept() {
         drop(w);
     }
     let held = store.writer(WriterOpts::new("held")).await.unwrap();
+    // The drops finish on the writers' threads; listing waits for them.
+    store.list_statuses(&Filter::all()).await.unwrap();
     // Age them: every timestamp the status is derived from goes back an hour.
     let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
     for r in ["old-1", "old-2", "held"] {
@@ -250,7 +255,7 @@ async fn truncate_to_a_prefix_rehashes_and_continues() {
     w.write_all(b"keep this, drop that").await.unwrap();
     w.truncate(10).await.unwrap();
     assert_eq!(w.offset(), 10);
-    assert_eq!(w.digest(), digest_of(b"keep this,"));
+    assert_eq!(w.digest().await.unwrap(), digest_of(b"keep this,"));
     w.write_all(b" and this").await.unwrap();
     let err = w.truncate(1000).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
@@ -347,6 +352,7 @@ async fn chunks_queued_after_a_failed_one_are_never_written() {
     results.push(w.flush().await.is_ok());
     assert!(results.contains(&false), "the failed chunk must surface");
     drop(w);
+    store.status("q").await.unwrap(); // waits for the drop to finish
     let data = std::fs::read(&path).unwrap();
     assert_eq!(
         data.len(),
@@ -354,4 +360,119 @@ async fn chunks_queued_after_a_failed_one_are_never_written() {
         "only the prefix before the failure is stored"
     );
     assert!(data.iter().all(|b| *b == b'A'));
+}
+
+#[tokio::test]
+async fn concurrent_label_updates_of_one_blob_never_collide_and_leave_no_temp_files() {
+    let (_tmp, store) = store();
+    let data = b"labelled";
+    let d = digest_of(data);
+    crate::write_blob(&store, "l", &desc_of(data), &data[..])
+        .await
+        .unwrap();
+    let sets: Vec<std::collections::HashMap<String, String>> = (0..32)
+        .map(|i| {
+            (0..=i % 5)
+                .map(|k| (format!("k{k}"), format!("update-{i}")))
+                .collect()
+        })
+        .collect();
+    let updates = sets.iter().map(|labels| {
+        let (store, d, labels) = (store.clone(), d.clone(), labels.clone());
+        tokio::spawn(async move { store.update_labels(&d, labels).await })
+    });
+    for done in futures::future::join_all(updates).await {
+        done.unwrap().unwrap();
+    }
+    let now = store.info(&d).await.unwrap().labels;
+    assert!(sets.contains(&now), "labels are a mix of updates: {now:?}");
+    let labels_dir = store.root().join("labels").join("sha256");
+    let files: Vec<String> = std::fs::read_dir(&labels_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(files, [d.digest().to_owned()]);
+}
+
+#[tokio::test]
+async fn ingest_metadata_is_replaced_whole_and_leaves_no_temp_files() {
+    let (_tmp, store) = store();
+    let desc = desc_of(b"some content");
+    let w = store
+        .writer(WriterOpts::new("m").expected(desc.clone()))
+        .await
+        .unwrap();
+    drop(w);
+    // A resume that changes the expectation rewrites every metadata file.
+    let other = desc_of(b"other content!");
+    let w = store
+        .writer(WriterOpts::new("m").expected(other.clone()))
+        .await
+        .unwrap();
+    drop(w);
+    let status = store.status("m").await.unwrap();
+    assert_eq!(status.expected.as_ref(), Some(other.digest()));
+    assert_eq!(status.total, Some(other.size()));
+    let dir = store.root().join("ingest").join(ingest::dir_name("m"));
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    let want = [
+        "data",
+        "expected",
+        "lock",
+        "ref",
+        "startedat",
+        "total",
+        "updatedat",
+    ];
+    assert_eq!(files, want);
+}
+
+#[tokio::test]
+async fn walk_skips_a_blob_with_corrupt_labels_and_lists_the_rest() {
+    let (_tmp, store) = store();
+    for data in [&b"first"[..], b"second"] {
+        crate::write_blob(&store, "w", &desc_of(data), data)
+            .await
+            .unwrap();
+    }
+    let bad = digest_of(b"first");
+    let labels = HashMap::from([("k".to_owned(), "v".to_owned())]);
+    store.update_labels(&bad, labels).await.unwrap();
+    std::fs::write(store.labels_path(&bad), b"{ torn").unwrap();
+    let mut seen = Vec::new();
+    store
+        .walk(&Filter::all(), &mut |info| {
+            seen.push(info.digest);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, [digest_of(b"second")]);
+    let err = store.info(&bad).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+}
+
+#[tokio::test]
+async fn an_ingest_left_half_removed_is_not_listed_and_prune_deletes_it() {
+    let (_tmp, store) = store();
+    // What a crash in the middle of removing a committed ingest leaves behind.
+    let left = store.root().join("ingest").join(".removing-1-1");
+    std::fs::create_dir_all(&left).unwrap();
+    std::fs::write(left.join("ref"), "gone").unwrap();
+    assert!(
+        store
+            .list_statuses(&Filter::all())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .prune_stale_ingests(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(!left.exists());
 }

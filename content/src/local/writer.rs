@@ -10,11 +10,16 @@
 //! written and hashed, which bounds the hashing queue too. Writes happen in order and none
 //! after one failed, so whatever a crash or error leaves in `data` is always a prefix of
 //! the stream: a resuming writer can trust the file's length and re-hash it.
+//!
+//! Nothing here blocks the caller's thread on these threads: the digest is asked for
+//! through an async reply, and dropping a writer hands what is left (the buffered bytes,
+//! `updatedat`, the lock) to the writing thread, which stores it after the queued chunks
+//! and then releases the lock (see [`super::closing`]).
 
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,6 +32,7 @@ use oci_spec::image::Digest;
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWrite;
 
+use super::closing;
 use super::ingest::{self, DATA};
 use super::lock::IngestLock;
 use crate::digest::sha256_digest;
@@ -46,7 +52,7 @@ enum HashMsg {
     /// Hash this chunk next; say so on the sender once done (and the chunk dropped).
     Chunk(Arc<Vec<u8>>, SyncSender<()>),
     /// Reply with the state after every chunk sent so far.
-    Query(SyncSender<Sha256>),
+    Query(tokio::sync::oneshot::Sender<Sha256>),
     /// Continue from this state (after a truncate re-hashed the file).
     Reset(Sha256),
 }
@@ -62,23 +68,25 @@ impl HashThread {
         let (tx, rx) = std::sync::mpsc::channel::<HashMsg>();
         std::thread::Builder::new()
             .name("dist-content-hash".into())
-            .spawn(move || {
-                let mut state = state;
-                while let Ok(msg) = rx.recv() {
-                    match msg {
-                        HashMsg::Chunk(chunk, done) => {
-                            state.update(chunk.as_slice());
-                            drop(chunk);
-                            let _ = done.send(());
-                        }
-                        HashMsg::Query(reply) => {
-                            let _ = reply.send(state.clone());
-                        }
-                        HashMsg::Reset(s) => state = s,
-                    }
-                }
-            })?;
+            .spawn(move || Self::run(state, &rx))?;
         Ok(HashThread(tx))
+    }
+
+    /// The thread's loop: hash chunks in order until the writer is gone.
+    fn run(mut state: Sha256, rx: &Receiver<HashMsg>) {
+        while let Ok(msg) = rx.recv() {
+            match msg {
+                HashMsg::Chunk(chunk, done) => {
+                    state.update(chunk.as_slice());
+                    drop(chunk);
+                    let _ = done.send(());
+                }
+                HashMsg::Query(reply) => {
+                    let _ = reply.send(state.clone());
+                }
+                HashMsg::Reset(s) => state = s,
+            }
+        }
     }
 
     fn send(&self, msg: HashMsg) -> bool {
@@ -93,14 +101,14 @@ impl HashThread {
         hashed
     }
 
-    /// Waits until every queued chunk is hashed and returns the state; `None` if the
-    /// thread is gone.
-    fn current(&self) -> Option<Sha256> {
-        let (reply, state) = sync_channel(1);
+    /// Waits (asynchronously) until every queued chunk is hashed and returns the state;
+    /// `None` if the thread is gone.
+    async fn current(&self) -> Option<Sha256> {
+        let (reply, state) = tokio::sync::oneshot::channel();
         if !self.send(HashMsg::Query(reply)) {
             return None;
         }
-        state.recv().ok()
+        state.await.ok()
     }
 
     fn reset(&self, state: Sha256) {
@@ -121,6 +129,43 @@ enum WriteMsg {
     Job(WriteJob),
     /// Accept writes again after a failure (a truncate re-read the file).
     Reset,
+    /// The writer was dropped: store the rest, then release the ingest.
+    Close(Close),
+}
+
+/// What a dropped writer leaves to its writing thread.
+struct Close {
+    file: Arc<File>,
+    /// Accepted bytes never dispatched, to be written at `pos` unless a write failed.
+    buf: Vec<u8>,
+    pos: u64,
+    /// The writer saw a failed write: `buf` would leave a hole, so it is not written.
+    poisoned: bool,
+    dir: PathBuf,
+    reference: String,
+    lock: IngestLock,
+    /// Dropped last, once the lock is released.
+    closing: closing::Closing,
+}
+
+impl Close {
+    /// Runs on the writing thread after every queued chunk, so `data` stays a prefix of
+    /// the stream; best effort, as a drop cannot report errors.
+    fn finish(self, failed: bool) {
+        if !failed
+            && !self.poisoned
+            && !self.buf.is_empty()
+            && let Err(e) = self.file.write_all_at(&self.buf, self.pos)
+        {
+            tracing::warn!(reference = %self.reference, error = %e,
+                "could not save buffered ingest data");
+        }
+        if let Err(e) = ingest::touch_updated(&self.dir, SystemTime::now()) {
+            tracing::debug!(reference = %self.reference, error = %e, "could not record updatedat");
+        }
+        drop(self.lock);
+        drop(self.closing);
+    }
 }
 
 /// The thread writing one ingest's chunks to `data` in stream order, never one after a
@@ -141,6 +186,10 @@ impl WriteThread {
                         WriteMsg::Job(job) => job,
                         WriteMsg::Reset => {
                             failed = false;
+                            continue;
+                        }
+                        WriteMsg::Close(close) => {
+                            close.finish(failed);
                             continue;
                         }
                     };
@@ -166,9 +215,10 @@ impl WriteThread {
         Ok(WriteThread(tx))
     }
 
-    fn send(&self, msg: WriteMsg) {
-        // If the thread is gone the job's `done` is dropped: its receiver reports an error.
-        let _ = self.0.send(msg);
+    /// Queues `msg`. If the thread is gone the message is dropped: a job's receiver then
+    /// reports an error, a close releases the lock at once.
+    fn send(&self, msg: WriteMsg) -> bool {
+        self.0.send(msg).is_ok()
     }
 }
 
@@ -284,7 +334,7 @@ impl LocalWriter {
             .map_err(|e| Error::io(format!("write ingest {:?}", self.reference), e))
     }
 
-    fn check(&self, size: u64, expected: Option<&Digest>) -> Result<Digest> {
+    async fn check(&self, size: u64, expected: Option<&Digest>) -> Result<Digest> {
         for want in [Some(size), self.total].into_iter().flatten() {
             if want != self.offset {
                 return Err(Error::SizeMismatch {
@@ -294,7 +344,7 @@ impl LocalWriter {
                 });
             }
         }
-        let actual = self.digest();
+        let actual = self.digest().await?;
         for want in [expected, self.expected.as_ref()].into_iter().flatten() {
             if *want != actual {
                 return Err(Error::DigestMismatch {
@@ -348,17 +398,17 @@ impl AsyncWrite for LocalWriter {
 
 #[async_trait]
 impl Writer for LocalWriter {
-    /// Waits (briefly: at most [`DEPTH`] chunks) for queued hashing to catch up.
-    fn digest(&self) -> Digest {
-        match self.hash.current() {
-            Some(mut state) => {
-                state.update(&self.buf);
-                sha256_digest(state)
-            }
-            // Only if a chunk task died (runtime shutdown): a digest nothing matches, so
-            // a commit fails instead of trusting a lost state.
-            None => lost_digest(),
-        }
+    /// Waits, without blocking the thread, for queued hashing (at most [`DEPTH`] chunks)
+    /// to catch up, then adds the bytes not yet dispatched.
+    async fn digest(&self) -> Result<Digest> {
+        let Some(mut state) = self.hash.current().await else {
+            return Err(Error::io(
+                format!("hash ingest {:?}", self.reference),
+                io::Error::other("the ingest's hashing thread stopped"),
+            ));
+        };
+        state.update(&self.buf);
+        Ok(sha256_digest(state))
     }
 
     fn offset(&self) -> u64 {
@@ -406,13 +456,13 @@ impl Writer for LocalWriter {
 
     async fn commit(mut self: Box<Self>, size: u64, expected: Option<&Digest>) -> Result<()> {
         self.flush_all().await?;
-        let digest = self.check(size, expected)?;
+        let digest = self.check(size, expected).await?;
         let lock = self.lock.take();
         let file = Arc::clone(&self.file);
         let dir = self.dir.clone();
         let blobs_dir = self.blobs_dir.clone();
         blocking(move || {
-            let res = publish(&file, &dir, &blobs_dir, &digest);
+            let res = super::publish::publish(&file, &dir, &blobs_dir, &digest);
             drop(lock);
             res
         })
@@ -421,30 +471,32 @@ impl Writer for LocalWriter {
 }
 
 impl Drop for LocalWriter {
+    /// Keeps the partial data for a resuming writer without blocking this thread: the
+    /// writing thread stores the buffered bytes after every queued chunk, records
+    /// `updatedat`, and only then releases the lock, so no write of ours can land in
+    /// `data` once another writer holds the ref.
     fn drop(&mut self) {
-        // Keep the partial data for a resuming writer, and release the lock only once no
-        // write of ours can still land in `data`.
-        for handle in std::mem::take(&mut self.inflight) {
-            let ok = matches!(futures::executor::block_on(handle), Ok(Ok(_)));
-            // Writing `buf` after a failed chunk would leave a hole in `data`.
-            self.poisoned |= !ok;
+        let Some(lock) = self.lock.take() else {
+            return; // committed: nothing left to store or release
+        };
+        let buf = std::mem::take(&mut self.buf);
+        let close = Close {
+            file: Arc::clone(&self.file),
+            pos: self.offset - buf.len() as u64,
+            buf,
+            // A chunk seen failing (or lost) means `buf` would not extend `data`.
+            poisoned: self.poisoned,
+            dir: self.dir.clone(),
+            reference: std::mem::take(&mut self.reference),
+            lock,
+            closing: closing::begin(&self.dir),
+        };
+        // Finished chunks the writer never collected are fine to forget: the writing
+        // thread handles them in order before the close.
+        if !self.writes.send(WriteMsg::Close(close)) {
+            tracing::warn!(dir = %self.dir.display(),
+                "the ingest's writing thread is gone; buffered data was not saved");
         }
-        if !self.buf.is_empty() && self.lock.is_some() && !self.poisoned {
-            let pos = self.offset - self.buf.len() as u64;
-            if self.file.write_all_at(&self.buf, pos).is_err() {
-                tracing::warn!(reference = %self.reference, "could not save buffered ingest data");
-            }
-        }
-        if self.lock.is_some() {
-            let _ = ingest::touch_updated(&self.dir, SystemTime::now());
-        }
-    }
-}
-
-fn lost_digest() -> Digest {
-    match Digest::try_from(format!("sha256:{}", "0".repeat(64))) {
-        Ok(d) => d,
-        Err(_) => unreachable!("64 zero hex digits are a valid sha256 digest"),
     }
 }
 
@@ -457,62 +509,5 @@ pub(super) async fn blocking<T: Send + 'static>(
         .map_err(|e| Error::io("blocking task", io::Error::other(e)))?
 }
 
-/// Syncs the verified data, makes it read-only and renames it into `blobs/` without ever
-/// replacing an existing blob; then removes the ingest directory.
-fn publish(
-    file: &File,
-    dir: &std::path::Path,
-    blobs_dir: &std::path::Path,
-    digest: &Digest,
-) -> Result<()> {
-    let data = dir.join(DATA);
-    let target = blobs_dir.join(digest.digest());
-    file.sync_all()
-        .map_err(|e| Error::io(format!("sync {}", data.display()), e))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io(format!("stat {}", data.display()), e))?;
-    let mode = meta.permissions().mode();
-    // The blob's mtime is its commit time (what `Info::created_at` reports), as containerd
-    // does, rather than the time of the last write.
-    file.set_modified(SystemTime::now())
-        .map_err(|e| Error::io(format!("set times on {}", data.display()), e))?;
-    // Read-only, keeping the read bits the umask allowed at creation.
-    file.set_permissions(std::fs::Permissions::from_mode(mode & 0o444))
-        .map_err(|e| Error::io(format!("chmod {}", data.display()), e))?;
-    std::fs::create_dir_all(blobs_dir)
-        .map_err(|e| Error::io(format!("create {}", blobs_dir.display()), e))?;
-    match rename_noreplace(&data, &target) {
-        Ok(()) => {}
-        Err(e) => {
-            let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
-            if e.kind() == io::ErrorKind::AlreadyExists {
-                // Someone committed the same content first: theirs stays, ours goes.
-                let _ = std::fs::remove_dir_all(dir);
-                return Err(Error::AlreadyExists(digest.to_string()));
-            }
-            return Err(Error::io(format!("rename to {}", target.display()), e));
-        }
-    }
-    if let Ok(d) = File::open(blobs_dir) {
-        let _ = d.sync_all();
-    }
-    std::fs::remove_dir_all(dir).map_err(|e| Error::io(format!("remove {}", dir.display()), e))
-}
-
-/// `rename(2)` that fails with `AlreadyExists` instead of replacing `to`.
-fn rename_noreplace(from: &std::path::Path, to: &std::path::Path) -> io::Result<()> {
-    use rustix::fs::{CWD, RenameFlags, renameat_with};
-    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
-        Ok(()) => Ok(()),
-        Err(e) if e == rustix::io::Errno::EXIST => {
-            Err(io::Error::from(io::ErrorKind::AlreadyExists))
-        }
-        // Filesystems without RENAME_NOREPLACE: a hard link never replaces either.
-        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
-            std::fs::hard_link(from, to)?;
-            std::fs::remove_file(from)
-        }
-        Err(e) => Err(io::Error::from(e)),
-    }
-}
+#[cfg(test)]
+mod tests;

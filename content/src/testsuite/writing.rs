@@ -16,7 +16,8 @@ pub(super) async fn writer_commit_and_read_back<S: Store + ?Sized>(store: &S) ->
         }
         let mut w = at("writer", store.writer(opts).await)?;
         write_in_pieces(&mut w, &data, 32).await?;
-        ensure!(w.digest() == d, "writer digest {} != {d}", w.digest());
+        let got = at("digest", w.digest().await)?;
+        ensure!(got == d, "writer digest {got} != {d}");
         let pre = SystemTime::now();
         at("commit", w.commit(256, None).await)?;
         let post = SystemTime::now();
@@ -61,7 +62,7 @@ pub(super) async fn update_status<S: Store + ?Sized>(store: &S) -> CheckResult {
             "started_at outside writer creation"
         );
         ensure!(
-            w.digest() == digest_of(&data[..to]),
+            at("digest", w.digest().await)? == digest_of(&data[..to]),
             "digest after {to} bytes"
         );
         let stored = at("store status", store.status("c1").await)?;
@@ -231,7 +232,7 @@ pub(super) async fn resume<S: Store + ?Sized>(store: &S, how: Resume) -> CheckRe
                     st.offset
                 );
                 ensure!(
-                    w.digest() == digest_of(&data[..limit]),
+                    at("digest", w.digest().await)? == digest_of(&data[..limit]),
                     "{step}: resumed digest"
                 );
                 match how {
@@ -279,7 +280,7 @@ pub(super) async fn small_blob<S: Store + ?Sized>(store: &S) -> CheckResult {
 
 pub(super) async fn empty_blob<S: Store + ?Sized>(store: &S) -> CheckResult {
     let w = at("writer", store.writer(WriterOpts::new("empty")).await)?;
-    let d = w.digest();
+    let d = at("digest", w.digest().await)?;
     ensure!(d == digest_of(b""), "empty digest {d}");
     at("commit", w.commit(0, Some(&d)).await)?;
     check_content(store, b"", &d).await
