@@ -340,8 +340,9 @@ impl Dist {
     /// Linux carries the parent's RSS high-water mark into `ru_maxrss` across `execve`
     /// (`exec_mmap` folds the old address space's peak in), so `wait4` reports
     /// max(this test process's peak at spawn, dist's peak). When that exceeds our own
-    /// `VmHWM`, it is dist's own peak, exactly; otherwise `VmHWM` of dist's address space,
-    /// polled every 5 ms, stands in (it can only miss a peak in dist's last 5 ms).
+    /// `VmHWM` read after dist exited (monotonic, so at least what dist inherited), it
+    /// is dist's own peak, exactly; otherwise `VmHWM` of dist's address space, polled
+    /// every 5 ms, stands in (it can only miss a peak in dist's last 5 ms).
     pub fn run_bounded(
         &self,
         args: &[&str],
@@ -359,7 +360,6 @@ impl Dist {
         }
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let start = std::time::Instant::now();
-        let own_peak = vm_hwm_kib("self").unwrap_or(u64::MAX);
         // Reaped below by `wait4`, which std's `Child::wait` cannot replace (no rusage).
         #[allow(clippy::zombie_processes)]
         let mut child = cmd.spawn().expect("spawn dist");
@@ -367,6 +367,7 @@ impl Dist {
         let err = drain(child.stderr.take().expect("stderr pipe"));
         let pid = libc::pid_t::try_from(child.id()).expect("pid");
         let (status, maxrss, polled, killed) = wait4_with_deadline(pid, start + deadline);
+        let own_peak = vm_hwm_kib("self").unwrap_or(u64::MAX);
         let max_rss_kib = if maxrss > own_peak { maxrss } else { polled };
         let elapsed = start.elapsed();
         let (stdout, _) = out.join().expect("stdout reader");
