@@ -5,20 +5,30 @@
 //! - [`OciLayout`] builds OCI image layouts (tar layers, configs, manifests, indexes) and
 //!   [`Registry::push`] copies them in with `skopeo`;
 //! - [`FaultServer`] is a scriptable HTTP/1.1 server for what a real registry will not do
-//!   (resets, stalls, wrong bytes, redirects, odd headers).
+//!   (resets, stalls, wrong bytes, redirects, odd headers);
+//! - [`HostileRegistry`] is a whole scripted `/v2/` registry that misbehaves per route
+//!   (lying or absurd lengths, endless and stalled bodies, garbage challenges) and records
+//!   every request with its headers; [`header_bomb_layer`] builds tar header bombs.
 //!
 //! Every server is bound to loopback with an ephemeral port and stops when dropped.
 #![forbid(unsafe_code)]
 
+mod bomb;
 mod error;
 mod fault;
+mod hostile;
 mod http;
 mod layout;
 mod registry;
 mod token;
 
+pub use bomb::{BombKind, header_bomb_layer};
 pub use error::{Error, Result};
 pub use fault::{FaultServer, Reply, Request, parse_range};
+pub use hostile::{
+    Body, ENDLESS_CAP, HostileRegistry, OCI_INDEX, OCI_MANIFEST, Response, Served, host_arch,
+    image_json, sha256,
+};
 pub use layout::{Built, OciLayout, Platform};
 pub use registry::{AuthMode, PASSWORD, Push, Registry, USERNAME};
 pub use token::{REFRESH_TOKEN, TokenIssuer};
