@@ -8,7 +8,6 @@ mod error;
 mod fetcher;
 mod handler;
 mod hosts;
-mod media;
 mod resolver;
 mod retry;
 mod verify;

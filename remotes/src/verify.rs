@@ -1,47 +1,11 @@
 //! Checking a byte stream against its descriptor: size and digest.
 
 use bytes::Bytes;
+use dist_content::Digester;
 use futures::StreamExt;
-use oci_spec::image::{Digest, DigestAlgorithm};
-use sha2::Digest as _;
+use oci_spec::image::Digest;
 
 use crate::{ByteStream, Error, Result};
-
-/// An incremental hash for the algorithms descriptors use.
-#[derive(Clone)]
-pub(crate) enum Hasher {
-    Sha256(sha2::Sha256),
-    Sha512(sha2::Sha512),
-}
-
-impl Hasher {
-    /// A hasher for `digest`'s algorithm; `InvalidArgument`-kind error for others.
-    pub(crate) fn for_digest(digest: &Digest) -> Result<Self> {
-        match digest.algorithm() {
-            DigestAlgorithm::Sha256 => Ok(Hasher::Sha256(sha2::Sha256::new())),
-            DigestAlgorithm::Sha512 => Ok(Hasher::Sha512(sha2::Sha512::new())),
-            other => Err(Error::InvalidReference {
-                reference: digest.to_string(),
-                reason: format!("unsupported digest algorithm {other}"),
-            }),
-        }
-    }
-
-    pub(crate) fn update(&mut self, data: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(data),
-            Hasher::Sha512(h) => h.update(data),
-        }
-    }
-
-    /// The digest as `<alg>:<hex>`.
-    pub(crate) fn finish(self) -> String {
-        match self {
-            Hasher::Sha256(h) => format!("sha256:{}", hex::encode(h.finalize())),
-            Hasher::Sha512(h) => format!("sha512:{}", hex::encode(h.finalize())),
-        }
-    }
-}
 
 /// Wraps `inner`, which should deliver bytes `offset..size` of the content named by
 /// `digest`. Fails as soon as more than that arrives; at the end, fails when less arrived
@@ -54,17 +18,18 @@ pub(crate) fn verified(
 ) -> Result<ByteStream> {
     struct State {
         inner: ByteStream,
-        hasher: Option<Hasher>,
+        hasher: Option<Digester>,
         seen: u64,
         done: bool,
     }
+    // sha256, sha384 or sha512, as the digest names; anything else is InvalidArgument.
     let hasher = if offset == 0 {
-        Some(Hasher::for_digest(digest)?)
+        Some(Digester::for_digest(digest)?)
     } else {
         None
     };
     let what = digest.to_string();
-    let expected = digest.to_string();
+    let expected = digest.clone();
     let want = size.saturating_sub(offset);
     let state = State {
         inner,
@@ -103,7 +68,7 @@ pub(crate) fn verified(
                         let reason = format!("short content: {got} of {size} bytes");
                         return Some((Err(Error::mismatch(what, reason)), st));
                     }
-                    match st.hasher.take().map(Hasher::finish) {
+                    match st.hasher.take().map(Digester::finish) {
                         Some(actual) if actual != expected => {
                             let reason = format!("content has digest {actual}");
                             Some((Err(Error::mismatch(what, reason)), st))
@@ -162,6 +127,28 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("more than"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn sha384_and_sha512_content_is_verified_with_its_own_algorithm() {
+        use dist_content::{Algorithm, digest_of};
+        for alg in [Algorithm::Sha384, Algorithm::Sha512] {
+            let d = digest_of(alg, b"hello");
+            let out = run(verified(chunks(&[b"he", b"llo"]), &d, 5, 0).unwrap()).await;
+            assert_eq!(out.unwrap(), b"hello", "{alg}");
+            let err = run(verified(chunks(&[b"hellO"]), &d, 5, 0).unwrap())
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::FailedPrecondition, "{alg}");
+            assert!(err.to_string().contains(alg.name()), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_unsupported_algorithm_is_an_invalid_argument() {
+        let d: Digest = format!("blake3:{}", "0".repeat(64)).parse().unwrap();
+        let err = verified(chunks(&[b"hello"]), &d, 5, 0).err().unwrap();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument, "{err}");
     }
 
     #[tokio::test]
