@@ -7,8 +7,6 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use sha2::{Digest as _, Sha256};
-
 /// `target/<profile>/examples/dist`, built by `cargo test --all-targets` (or
 /// `cargo build --example dist`) next to this test binary.
 pub fn dist_bin() -> PathBuf {
@@ -162,7 +160,9 @@ pub fn listing(root: &Path) -> BTreeMap<String, String> {
                 stack.push(path.clone());
                 format!("dir {mode:o} {owner}")
             } else if ft.is_file() {
-                let hash = hex::encode(Sha256::digest(std::fs::read(&path).unwrap()));
+                let hash = dist::content::sha256_of(&std::fs::read(&path).unwrap())
+                    .digest()
+                    .to_owned();
                 format!(
                     "file {mode:o} {owner} {} nlink={} {hash}",
                     meta.len(),
