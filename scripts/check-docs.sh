@@ -21,7 +21,7 @@ import os, re, subprocess, sys
 docs = ["README.md"] + sorted(
     os.path.join("docs", f) for f in os.listdir("docs") if f.endswith(".md"))
 
-skip_dirs = {".git", "target", "fuzz/target", "fuzz/corpus", "fuzz/artifacts"}
+skip_dirs = {".git", "target", "fuzz/target", "fuzz/artifacts"}
 files, dirs = set(), set()
 for root, ds, fs in os.walk("."):
     rel = os.path.relpath(root, ".")

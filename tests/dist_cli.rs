@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use dist_test_support::{AuthMode, OciLayout, Platform, Push, Registry};
-use sha2::{Digest as _, Sha256};
 use support::{Dist, listing, run, sh, skopeo_push, umoci_image};
 
 fn registry() -> Registry {
@@ -32,7 +31,7 @@ fn content_commands_and_the_seed_pipeline_list_delete() {
         "{active}"
     );
     // The whole content again resumes it and commits with the expected digest.
-    let digest = format!("sha256:{}", hex::encode(Sha256::digest(b"abcdef")));
+    let digest = dist::content::sha256_of(b"abcdef").to_string();
     let out = dist.run_with(
         &[
             "ingest",
@@ -86,10 +85,7 @@ fn fetch_object_is_byte_identical_to_skopeo_and_pipes_to_jq() {
     // A named blob of the repository, verified on the way.
     let blob = dist.run_with(&["fetch-object", &reference, &layer], None);
     support::assert_success(&blob, &["fetch-object", "<layer>"]);
-    assert_eq!(
-        format!("sha256:{}", hex::encode(Sha256::digest(&blob.stdout))),
-        layer
-    );
+    assert_eq!(dist::content::sha256_of(&blob.stdout).to_string(), layer);
     let err = dist.fails(&["fetch-object", &format!("{}/app:nope", reg.host())], None);
     assert!(err.contains("not found"), "{err}");
 }

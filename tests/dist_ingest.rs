@@ -5,11 +5,10 @@
 
 mod support;
 
-use sha2::{Digest as _, Sha256};
 use support::{Dist, assert_success, sh};
 
 fn digest_of(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+    dist::content::sha256_of(data).to_string()
 }
 
 #[test]

@@ -190,15 +190,12 @@ pub async fn write_blob(
 #[cfg(test)]
 mod tests {
     use oci_spec::image::{DescriptorBuilder, MediaType};
-    use sha2::{Digest as _, Sha256};
 
     use super::*;
     use crate::{IngestManager, LocalStore, Manager};
 
     fn desc_of(data: &[u8]) -> Descriptor {
-        let digest: Digest = format!("sha256:{}", hex::encode(Sha256::digest(data)))
-            .parse()
-            .unwrap();
+        let digest: Digest = crate::sha256_of(data);
         DescriptorBuilder::default()
             .media_type(MediaType::ImageLayer)
             .digest(digest)

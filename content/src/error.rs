@@ -158,7 +158,7 @@ mod tests {
     #[test]
     fn unsupported_digest_algorithm_is_its_own_invalid_argument_error() {
         let d = oci_spec::image::Digest::from_str("blake3:0123456789abcdef").unwrap();
-        let err = crate::digest::Hasher::for_digest(&d).err().unwrap();
+        let err = crate::Algorithm::of(&d).err().unwrap();
         assert!(
             matches!(&err, Error::UnsupportedDigestAlgorithm { algorithm, .. } if algorithm == "blake3"),
             "{err:?}"

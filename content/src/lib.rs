@@ -19,6 +19,7 @@ mod read;
 // A conformance suite for any `Store` implementation.
 pub mod testsuite;
 
+pub use self::digest::{Algorithm, Digester, digest_of, hasher_for, sha256_of};
 pub use copy::{DEFAULT_LOCK_WAIT, copy, open_writer, write_blob};
 pub use elide::{ELIDE_LIMIT, Elided, elide};
 pub use error::{Error, ErrorKind, Result};

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use oci_spec::image::Descriptor;
 use tokio::io::{AsyncRead, ReadBuf};
 
-use crate::digest::Hasher;
+use crate::digest::Digester;
 use crate::{Error, Provider, ReaderAt, Result};
 
 /// Reads the whole blob `desc` names, refusing blobs larger than `max_size`, and checks the
@@ -30,7 +30,7 @@ pub async fn read_blob(
             desc.size()
         )));
     }
-    let mut hasher = Hasher::for_digest(digest)?;
+    let mut hasher = Digester::for_digest(digest)?;
     let ra = provider.reader_at(desc).await?;
     if ra.size() != desc.size() {
         return Err(Error::SizeMismatch {
@@ -220,16 +220,13 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use oci_spec::image::{DescriptorBuilder, Digest, MediaType};
-    use sha2::{Digest as _, Sha256};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
     use crate::{ErrorKind, Ingester, LocalStore, WriterOpts};
 
     fn desc_of(data: &[u8]) -> Descriptor {
-        let digest: Digest = format!("sha256:{}", hex::encode(Sha256::digest(data)))
-            .parse()
-            .unwrap();
+        let digest: Digest = crate::sha256_of(data);
         DescriptorBuilder::default()
             .media_type(MediaType::ImageLayer)
             .digest(digest)

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use dist_content::{Filter, IngestManager, Ingester, LocalStore, Manager, WriterOpts, read_blob};
 use oci_spec::image::{Descriptor, DescriptorBuilder, Digest, MediaType};
-use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
 fn content(size: usize, seed: u64) -> Vec<u8> {
@@ -30,9 +29,7 @@ fn content(size: usize, seed: u64) -> Vec<u8> {
 }
 
 fn digest_of(data: &[u8]) -> Digest {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
-        .parse()
-        .unwrap()
+    dist_content::sha256_of(data)
 }
 
 fn desc_of(data: &[u8]) -> Descriptor {

@@ -9,8 +9,7 @@ use dist_content::{
     ErrorKind, FollowError, FollowOptions, IngestManager, Ingester, LocalStore, ReaderAt,
     ReaderAtReader, WriterOpts,
 };
-use oci_spec::image::{Descriptor, DescriptorBuilder, Digest, MediaType};
-use sha2::{Digest as _, Sha256};
+use oci_spec::image::{Descriptor, DescriptorBuilder, MediaType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CHILD_ROOT: &str = "DIST_FOLLOW_CHILD_ROOT";
@@ -24,11 +23,7 @@ fn data() -> Vec<u8> {
 fn desc_of(data: &[u8]) -> Descriptor {
     DescriptorBuilder::default()
         .media_type(MediaType::ImageLayerGzip)
-        .digest(
-            format!("sha256:{}", hex::encode(Sha256::digest(data)))
-                .parse::<Digest>()
-                .unwrap(),
-        )
+        .digest(dist_content::sha256_of(data))
         .size(data.len() as u64)
         .build()
         .unwrap()

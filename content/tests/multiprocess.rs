@@ -15,7 +15,6 @@ use dist_content::{
     read_blob, write_blob,
 };
 use oci_spec::image::{Descriptor, DescriptorBuilder, Digest, MediaType};
-use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
 const CHILD_ENV: &str = "DIST_CONTENT_CHILD";
@@ -137,9 +136,7 @@ fn content(size: usize, seed: u64) -> Vec<u8> {
 }
 
 fn digest_of(data: &[u8]) -> Digest {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
-        .parse()
-        .unwrap()
+    dist_content::sha256_of(data)
 }
 
 fn desc_of(data: &[u8]) -> Descriptor {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use dist::content::LocalStore;
 use dist::images::{
-    Handlers, PlatformMatcher, children, dispatch, filter_platforms, limit_manifests,
+    Handlers, Limits, PlatformMatcher, children, dispatch, filter_platforms, limit_manifests,
 };
 use dist::remotes::{Fetcher, fetch_handler};
 use oci_spec::image::Descriptor;
@@ -14,6 +14,10 @@ use oci_spec::image::Descriptor;
 use crate::CmdResult;
 use crate::progress::Progress;
 use crate::tracker::{CountingFetcher, TrackedFetch};
+
+/// The manifest and config size limits, configured once for every reader: the resolver
+/// (`registry::resolver`), the children handler below, and the images read for unpacking.
+pub const LIMITS: Limits = Limits::DEFAULT;
 
 /// Everything a fetch needs.
 pub struct FetchJob {
@@ -38,7 +42,7 @@ impl FetchJob {
             progress: Arc::clone(&self.progress),
         };
         let tree = limit_manifests(
-            filter_platforms(children(store), self.matcher.clone()),
+            filter_platforms(children(store).with_limits(LIMITS), self.matcher.clone()),
             self.matcher.clone(),
             1,
         );

@@ -14,7 +14,7 @@ use dist::rootfs::{Snapshotter, apply_layers};
 
 use crate::CmdResult;
 use crate::cli::{Global, SnapshotterKind};
-use crate::fetch::FetchJob;
+use crate::fetch::{FetchJob, LIMITS};
 use crate::progress::Progress;
 use crate::registry;
 use crate::root::Root;
@@ -38,7 +38,7 @@ async fn resolve(
         concurrency,
         progress,
     };
-    Ok((Image::new(name, target), job))
+    Ok((Image::new(name, target).with_limits(LIMITS), job))
 }
 
 /// `fetch`: all content of the image for the platform into the store, and the name

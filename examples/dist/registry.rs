@@ -29,6 +29,7 @@ pub async fn resolver(global: &Global, reference: &str) -> CmdResult<DockerResol
     }
     let mut options = ResolverOptions::default()
         .with_hosts(hosts)
+        .with_limits(&crate::fetch::LIMITS)
         .with_credentials(Arc::new(DockerConfig::load_async().await?));
     if let Some(timeout) = global.timeout {
         // Headers and body stalls wait `timeout`; connecting never waits longer.

@@ -18,7 +18,7 @@ use indicatif::DecimalBytes;
 async fn stored_image(root: &Root, reference: &str) -> CmdResult<Image> {
     let name = registry::normalize_ref(reference)?;
     match root.images()?.get(&name).await {
-        Ok(image) => Ok(image),
+        Ok(image) => Ok(image.with_limits(crate::fetch::LIMITS)),
         Err(e) if e.kind() == dist::images::ErrorKind::NotFound => {
             Err(format!("image {name}: not found (pull or fetch it first)").into())
         }

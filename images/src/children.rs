@@ -8,11 +8,7 @@ use dist_content::Provider;
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 
 use crate::media_types::{self, MediaKind};
-use crate::{Error, Handler, Result};
-
-/// The largest manifest, index or config this crate reads into memory (4 MiB, the bound
-/// registries and containerd use for manifests).
-pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
+use crate::{Error, Handler, Limits, Result};
 
 /// The schema version every OCI and Docker schema2 manifest and index carries.
 const SCHEMA_VERSION: u32 = 2;
@@ -82,39 +78,55 @@ pub fn parse_index(desc: &Descriptor, bytes: &[u8]) -> Result<ImageIndex> {
     Ok(index)
 }
 
-/// Reads and parses the manifest `desc` names.
+/// Reads and parses the manifest `desc` names, refusing one over
+/// `limits.max_manifest_size`.
 pub async fn read_manifest<P: Provider + ?Sized>(
     provider: &P,
     desc: &Descriptor,
+    limits: &Limits,
 ) -> Result<ImageManifest> {
-    let bytes = read_blob(provider, desc, MAX_MANIFEST_SIZE).await?;
+    let bytes = read_blob(provider, desc, limits.max_manifest_size).await?;
     parse_manifest(desc, &bytes)
 }
 
-/// Reads and parses the index `desc` names.
+/// Reads and parses the index `desc` names, refusing one over `limits.max_manifest_size`.
 pub async fn read_index<P: Provider + ?Sized>(
     provider: &P,
     desc: &Descriptor,
+    limits: &Limits,
 ) -> Result<ImageIndex> {
-    let bytes = read_blob(provider, desc, MAX_MANIFEST_SIZE).await?;
+    let bytes = read_blob(provider, desc, limits.max_manifest_size).await?;
     parse_index(desc, &bytes)
 }
 
 /// The descriptors directly below `desc`: a manifest's config then layers, an index's
-/// manifests; nothing for layers, configs and unknown media types.
+/// manifests; nothing for layers, configs and unknown media types. Reads within the
+/// default [`Limits`]; see [`children_of_with`].
 pub async fn children_of<P: Provider + ?Sized>(
     provider: &P,
     desc: &Descriptor,
 ) -> Result<Vec<Descriptor>> {
+    children_of_with(provider, desc, &Limits::DEFAULT).await
+}
+
+/// [`children_of`] within `limits`.
+pub async fn children_of_with<P: Provider + ?Sized>(
+    provider: &P,
+    desc: &Descriptor,
+    limits: &Limits,
+) -> Result<Vec<Descriptor>> {
     match media_types::kind(desc.media_type()) {
         MediaKind::Manifest => {
-            let manifest = read_manifest(provider, desc).await?;
+            let manifest = read_manifest(provider, desc, limits).await?;
             let mut out = Vec::with_capacity(manifest.layers().len() + 1);
             out.push(manifest.config().clone());
             out.extend(manifest.layers().iter().cloned());
             Ok(out)
         }
-        MediaKind::Index => Ok(read_index(provider, desc).await?.manifests().clone()),
+        MediaKind::Index => Ok(read_index(provider, desc, limits)
+            .await?
+            .manifests()
+            .clone()),
         MediaKind::Schema1Manifest => Err(invalid(
             desc,
             format!(
@@ -129,19 +141,33 @@ pub async fn children_of<P: Provider + ?Sized>(
 /// The handler returned by [`children`].
 #[derive(Debug, Clone)]
 pub struct ChildrenHandler<P: ?Sized> {
+    limits: Limits,
     provider: Arc<P>,
 }
 
 /// A handler that returns the children of manifests and indexes read from `provider`
 /// (containerd's `ChildrenHandler`): combine it with a fetch handler for a pull, or use it
-/// alone to walk an image already stored.
+/// alone to walk an image already stored. It reads within the default [`Limits`]; give it
+/// the ones the resolver has with [`ChildrenHandler::with_limits`].
 pub fn children<P: Provider + ?Sized>(provider: Arc<P>) -> ChildrenHandler<P> {
-    ChildrenHandler { provider }
+    ChildrenHandler {
+        limits: Limits::DEFAULT,
+        provider,
+    }
+}
+
+impl<P: ?Sized> ChildrenHandler<P> {
+    /// Reads manifests and indexes within `limits` (the same value a resolver was given,
+    /// so a manifest it fetched is never refused here, nor a bigger one read).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
 }
 
 #[async_trait]
 impl<P: Provider + ?Sized> Handler for ChildrenHandler<P> {
     async fn handle(&self, desc: &Descriptor) -> Result<Vec<Descriptor>> {
-        children_of(&*self.provider, desc).await
+        children_of_with(&*self.provider, desc, &self.limits).await
     }
 }

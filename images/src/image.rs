@@ -10,19 +10,19 @@ use std::time::SystemTime;
 use dist_content::Provider;
 use oci_spec::image::{Descriptor, Digest, ImageConfiguration, ImageManifest, Platform};
 
-use crate::children::{MAX_MANIFEST_SIZE, parse_index, parse_manifest, read_blob};
+use crate::children::{parse_index, parse_manifest, read_blob};
 use crate::media_types::{self, MediaKind};
 use crate::platforms::Matcher;
 use crate::walk::MAX_DEPTH;
-use crate::{Error, ErrorKind, Result};
-
-/// The largest image configuration read into memory (configs with long histories can be
-/// bigger than manifests).
-pub const MAX_CONFIG_SIZE: u64 = 16 << 20;
+use crate::{Error, ErrorKind, Limits, Result};
 
 /// A named image: the name (usually a reference string) and the descriptor it points to,
 /// an index or a manifest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its methods read manifests, indexes and configs within [`Limits`] (the default ones
+/// unless [`with_limits`](Image::with_limits) says otherwise). The limits are how this
+/// value reads, not part of the record: stores do not keep them and `==` ignores them.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Image {
     /// The image's name, for example `docker.io/library/alpine:3.20`.
@@ -35,7 +35,29 @@ pub struct Image {
     pub created: SystemTime,
     /// When the record last changed.
     pub updated: SystemTime,
+    /// How much of a manifest or config the methods read.
+    pub(crate) limits: Limits,
 }
+
+impl PartialEq for Image {
+    fn eq(&self, other: &Image) -> bool {
+        let Image {
+            name,
+            target,
+            labels,
+            created,
+            updated,
+            limits: _,
+        } = self;
+        *name == other.name
+            && *target == other.target
+            && *labels == other.labels
+            && *created == other.created
+            && *updated == other.updated
+    }
+}
+
+impl Eq for Image {}
 
 /// The manifest chosen for a platform, with the descriptor it was read through.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +120,7 @@ fn select<'a, P: Provider + ?Sized, M: Matcher + ?Sized>(
     provider: &'a P,
     desc: &'a Descriptor,
     matcher: &'a M,
+    limits: &'a Limits,
     path: Vec<Digest>,
 ) -> SelectFuture<'a> {
     Box::pin(async move {
@@ -118,7 +141,7 @@ fn select<'a, P: Provider + ?Sized, M: Matcher + ?Sized>(
         if !matches!(kind, MediaKind::Manifest | MediaKind::Index) {
             return Ok(None);
         }
-        let bytes = match read_blob(provider, desc, MAX_MANIFEST_SIZE).await {
+        let bytes = match read_blob(provider, desc, limits.max_manifest_size).await {
             Err(e) if is_not_found(&e) => {
                 return Ok(Some(Selected::Missing(Box::new(desc.clone()))));
             }
@@ -131,7 +154,7 @@ fn select<'a, P: Provider + ?Sized, M: Matcher + ?Sized>(
                 if !media_types::is_config(manifest.config().media_type()) {
                     return Ok(None);
                 }
-                match read_blob(provider, manifest.config(), MAX_CONFIG_SIZE).await {
+                match read_blob(provider, manifest.config(), limits.max_config_size).await {
                     Ok(cfg) => {
                         let config: ImageConfiguration =
                             serde_json::from_slice(&cfg).map_err(|e| {
@@ -165,7 +188,7 @@ fn select<'a, P: Provider + ?Sized, M: Matcher + ?Sized>(
         let mut below = path;
         below.push(desc.digest().clone());
         for (_, child) in candidates {
-            if let Some(found) = select(provider, child, matcher, below.clone()).await? {
+            if let Some(found) = select(provider, child, matcher, limits, below.clone()).await? {
                 return Ok(Some(found));
             }
         }
@@ -183,7 +206,20 @@ impl Image {
             labels: HashMap::new(),
             created: now,
             updated: now,
+            limits: Limits::DEFAULT,
         }
+    }
+
+    /// This image, reading manifests, indexes and configs within `limits` (the value the
+    /// resolver and the children handler were given).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits the methods read within.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     fn no_match(&self) -> Error {
@@ -200,7 +236,7 @@ impl Image {
         P: Provider + ?Sized,
         M: Matcher + ?Sized,
     {
-        match select(provider, &self.target, matcher, Vec::new()).await? {
+        match select(provider, &self.target, matcher, &self.limits, Vec::new()).await? {
             Some(Selected::Found(m)) => Ok(*m),
             Some(Selected::Missing(desc)) => Err(Error::Content(dist_content::Error::NotFound(
                 desc.digest().to_string(),
@@ -230,7 +266,7 @@ impl Image {
         M: Matcher + ?Sized,
     {
         let desc = self.config(provider, matcher).await?;
-        let bytes = read_blob(provider, &desc, MAX_CONFIG_SIZE).await?;
+        let bytes = read_blob(provider, &desc, self.limits.max_config_size).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::decode(desc.digest().to_string(), "config", e))
     }
@@ -313,7 +349,7 @@ impl Image {
         P: Provider + ?Sized,
         M: Matcher + ?Sized,
     {
-        let m = match select(provider, &self.target, matcher, Vec::new()).await? {
+        let m = match select(provider, &self.target, matcher, &self.limits, Vec::new()).await? {
             Some(Selected::Found(m)) => m,
             Some(Selected::Missing(desc)) => {
                 return Ok(Check {

@@ -88,7 +88,28 @@ pub enum MediaKind {
     Unknown,
 }
 
+/// The manifest and index types this crate reads, most preferred first: what a registry
+/// request for a manifest accepts.
+pub const MANIFEST_TYPES: [&str; 4] = [
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    OCI_MANIFEST,
+    OCI_INDEX,
+];
+
+/// Prefixes of every layer media type, as containerd's `images.IsLayerType` reads them:
+/// layer types this crate has no constant for (encrypted layers, new compressions) are
+/// still layers.
+const LAYER_PREFIXES: [&str; 2] = [
+    "application/vnd.oci.image.layer.",
+    "application/vnd.docker.image.rootfs.",
+];
+
 /// Classifies a media type string: the one place media type strings are compared.
+///
+/// Layer types not named by a constant here still classify as
+/// [`MediaKind::Layer`] by their prefix (as containerd does), with
+/// [`Compression::Unknown`].
 pub fn kind_of(media_type: &str) -> MediaKind {
     let layer = |compression, distributable| MediaKind::Layer {
         compression,
@@ -107,6 +128,10 @@ pub fn kind_of(media_type: &str) -> MediaKind {
         }
         OCI_LAYER_NONDISTRIBUTABLE_ZSTD => layer(Compression::Zstd, false),
         DOCKER_SCHEMA1_MANIFEST | DOCKER_SCHEMA1_MANIFEST_SIGNED => MediaKind::Schema1Manifest,
+        other if LAYER_PREFIXES.iter().any(|p| other.starts_with(p)) => layer(
+            Compression::Unknown,
+            !(other.contains("nondistributable") || other.contains("foreign")),
+        ),
         _ => MediaKind::Unknown,
     }
 }
@@ -116,7 +141,8 @@ pub fn kind(media_type: &MediaType) -> MediaKind {
     kind_of(media_type.as_ref())
 }
 
-/// True for image manifests (OCI or Docker schema2).
+/// True for image manifests (OCI or Docker schema2), and not for indexes; see
+/// [`is_manifest_or_index`] for both.
 pub fn is_manifest(media_type: &MediaType) -> bool {
     kind(media_type) == MediaKind::Manifest
 }
@@ -124,6 +150,12 @@ pub fn is_manifest(media_type: &MediaType) -> bool {
 /// True for indexes and Docker manifest lists.
 pub fn is_index(media_type: &MediaType) -> bool {
     kind(media_type) == MediaKind::Index
+}
+
+/// True for image manifests and indexes alike: what a registry serves from `manifests/`
+/// and what the manifest size limit applies to.
+pub fn is_manifest_or_index(media_type: &MediaType) -> bool {
+    matches!(kind(media_type), MediaKind::Manifest | MediaKind::Index)
 }
 
 /// True for image configurations.
@@ -221,6 +253,37 @@ mod tests {
             &MediaType::ImageLayerNonDistributableZstd
         ));
         assert!(!is_non_distributable(&MediaType::ImageLayerGzip));
+    }
+
+    #[test]
+    fn manifest_or_index_covers_both_and_nothing_else() {
+        let m = |s: &str| MediaType::from(s);
+        for t in MANIFEST_TYPES {
+            assert!(is_manifest_or_index(&m(t)), "{t}");
+        }
+        assert!(is_manifest(&m(DOCKER_MANIFEST)) && !is_manifest(&m(DOCKER_MANIFEST_LIST)));
+        assert!(!is_manifest_or_index(&MediaType::ImageConfig));
+        assert!(!is_manifest_or_index(&m(DOCKER_SCHEMA1_MANIFEST)));
+        assert!(!is_manifest_or_index(&MediaType::ImageLayerGzip));
+    }
+
+    #[test]
+    fn unnamed_layer_types_are_layers_by_prefix_as_in_containerd() {
+        let enc = "application/vnd.oci.image.layer.v1.tar+gzip+encrypted";
+        assert_eq!(
+            kind_of(enc),
+            MediaKind::Layer {
+                compression: Compression::Unknown,
+                distributable: true
+            }
+        );
+        assert!(is_non_distributable(&MediaType::from(
+            "application/vnd.docker.image.rootfs.foreign.diff.tar+zstd"
+        )));
+        assert_eq!(
+            kind_of("application/vnd.oci.image.layerx"),
+            MediaKind::Unknown
+        );
     }
 
     #[test]

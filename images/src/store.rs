@@ -19,7 +19,6 @@ use async_trait::async_trait;
 use oci_spec::image::Descriptor;
 use rustix::fs::{FlockOperation, flock};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 use crate::{Error, ErrorKind, Image, Result};
 
@@ -176,7 +175,7 @@ pub fn escape_name(name: &str) -> String {
     }
     const MAX_KEY: usize = 180;
     if key.len() > MAX_KEY {
-        let hash = hex::encode(Sha256::digest(name.as_bytes()));
+        let hash = dist_content::sha256_of(name.as_bytes()).digest().to_owned();
         let mut cut = MAX_KEY - hash.len() - 1;
         while !key.is_char_boundary(cut) {
             cut -= 1;
@@ -249,13 +248,11 @@ fn read_record(path: &Path, name: &str) -> Result<Option<Image>> {
         return Ok(None);
     }
     let time = |s: &str| humantime::parse_rfc3339(s).map_err(|e| invalid(format!("{s:?}: {e}")));
-    Ok(Some(Image {
-        created: time(&r.created)?,
-        updated: time(&r.updated)?,
-        name: r.name,
-        target: r.target,
-        labels: r.labels,
-    }))
+    let mut image = Image::new(r.name, r.target);
+    image.labels = r.labels;
+    image.created = time(&r.created)?;
+    image.updated = time(&r.updated)?;
+    Ok(Some(image))
 }
 
 fn write_record(root: &Path, path: &Path, image: &Image) -> Result<()> {

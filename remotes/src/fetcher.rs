@@ -82,7 +82,6 @@ pub trait FetchObserver: Send + Sync {
 /// use dist_remotes::{ByteStream, Error, ErrorKind, Fetcher, Result};
 /// use futures::TryStreamExt;
 /// use oci_spec::image::{Descriptor, Digest, MediaType};
-/// use sha2::{Digest as _, Sha256};
 ///
 /// struct MemoryFetcher(HashMap<Digest, Bytes>);
 ///
@@ -98,9 +97,11 @@ pub trait FetchObserver: Send + Sync {
 ///             let reason = format!("{size} bytes stored, descriptor says {}", desc.size());
 ///             return Err(Error::Mismatch { what, reason });
 ///         }
-///         // This one knows only sha256: other algorithms never match.
-///         let actual = format!("sha256:{}", hex::encode(Sha256::digest(data)));
-///         if actual != what {
+///         // Any algorithm dist-rs supports (sha256, sha384, sha512).
+///         let mut hasher = dist_content::Digester::for_digest(desc.digest())?;
+///         hasher.update(data);
+///         let actual = hasher.finish();
+///         if actual != *desc.digest() {
 ///             let reason = format!("stored bytes hash to {actual}");
 ///             return Err(Error::Mismatch { what, reason });
 ///         }

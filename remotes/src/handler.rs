@@ -10,8 +10,8 @@ use futures::StreamExt;
 use oci_spec::image::Descriptor;
 use tokio::io::AsyncWriteExt;
 
-use crate::media::ref_kind;
 use crate::{Error, ErrorKind, Fetcher, Result};
+use dist_images::media_types::{self, MediaKind};
 
 /// The ingest ref for `desc`, as containerd's `MakeRefKey`: `<kind>-<digest>` where kind is
 /// `manifest`, `index`, `layer`, `config` or `unknown`. Processes fetching the same
@@ -25,7 +25,14 @@ pub fn ref_key(desc: &Descriptor) -> String {
         Some(name) => format!("{name}@{}", desc.digest()),
         None => desc.digest().to_string(),
     };
-    format!("{}-{key}", ref_kind(desc.media_type()))
+    let kind = match media_types::kind(desc.media_type()) {
+        MediaKind::Manifest => "manifest",
+        MediaKind::Index => "index",
+        MediaKind::Layer { .. } => "layer",
+        MediaKind::Config => "config",
+        _ => "unknown",
+    };
+    format!("{kind}-{key}")
 }
 
 /// The handler returned by [`fetch_handler`].
@@ -167,6 +174,10 @@ mod tests {
             ),
             ("application/vnd.oci.image.layer.v1.tar+gzip", "layer"),
             ("application/vnd.docker.image.rootfs.diff.tar.gzip", "layer"),
+            (
+                "application/vnd.oci.image.layer.v1.tar+gzip+encrypted",
+                "layer",
+            ),
             ("application/vnd.oci.image.config.v1+json", "config"),
             ("application/vnd.docker.container.image.v1+json", "config"),
             ("text/plain", "unknown"),

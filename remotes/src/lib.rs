@@ -8,7 +8,6 @@ mod error;
 mod fetcher;
 mod handler;
 mod hosts;
-mod media;
 mod resolver;
 mod retry;
 mod verify;
@@ -27,3 +26,4 @@ pub use hosts::{
 };
 pub use resolver::Resolver;
 pub use retry::RetryPolicy;
+pub use verify::verified;

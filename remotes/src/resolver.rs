@@ -24,7 +24,6 @@ use crate::{Fetcher, Result};
 /// # use dist_remotes::{ByteStream, Error, ErrorKind, Fetcher, Resolver, Result};
 /// # use futures::TryStreamExt;
 /// # use oci_spec::image::{Descriptor, Digest, MediaType};
-/// # use sha2::{Digest as _, Sha256};
 /// struct MemoryResolver {
 ///     /// `host/repo:tag` -> the manifest or index it names.
 ///     tags: HashMap<String, Descriptor>,
@@ -59,8 +58,10 @@ use crate::{Fetcher, Result};
 /// #             let reason = format!("{size} bytes stored, descriptor says {}", desc.size());
 /// #             return Err(Error::Mismatch { what, reason });
 /// #         }
-/// #         let actual = format!("sha256:{}", hex::encode(Sha256::digest(data)));
-/// #         if actual != what {
+/// #         let mut hasher = dist_content::Digester::for_digest(desc.digest())?;
+/// #         hasher.update(data);
+/// #         let actual = hasher.finish();
+/// #         if actual != *desc.digest() {
 /// #             let reason = format!("stored bytes hash to {actual}");
 /// #             return Err(Error::Mismatch { what, reason });
 /// #         }
@@ -75,7 +76,7 @@ use crate::{Fetcher, Result};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
 /// let manifest = Bytes::from_static(br#"{"schemaVersion":2}"#);
-/// let digest: Digest = format!("sha256:{}", hex::encode(Sha256::digest(&manifest))).parse()?;
+/// let digest = dist_content::sha256_of(&manifest);
 /// let desc = Descriptor::new(MediaType::ImageManifest, manifest.len() as u64, digest.clone());
 /// let resolver = MemoryResolver {
 ///     tags: HashMap::from([("example.com/app:1".to_owned(), desc)]),

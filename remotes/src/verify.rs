@@ -1,67 +1,50 @@
 //! Checking a byte stream against its descriptor: size and digest.
 
 use bytes::Bytes;
+use dist_content::Digester;
 use futures::StreamExt;
-use oci_spec::image::{Digest, DigestAlgorithm};
-use sha2::Digest as _;
+use oci_spec::image::Digest;
 
 use crate::{ByteStream, Error, Result};
-
-/// An incremental hash for the algorithms descriptors use.
-#[derive(Clone)]
-pub(crate) enum Hasher {
-    Sha256(sha2::Sha256),
-    Sha512(sha2::Sha512),
-}
-
-impl Hasher {
-    /// A hasher for `digest`'s algorithm; `InvalidArgument`-kind error for others.
-    pub(crate) fn for_digest(digest: &Digest) -> Result<Self> {
-        match digest.algorithm() {
-            DigestAlgorithm::Sha256 => Ok(Hasher::Sha256(sha2::Sha256::new())),
-            DigestAlgorithm::Sha512 => Ok(Hasher::Sha512(sha2::Sha512::new())),
-            _ => Err(Error::unsupported_digest(digest)),
-        }
-    }
-
-    pub(crate) fn update(&mut self, data: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(data),
-            Hasher::Sha512(h) => h.update(data),
-        }
-    }
-
-    /// The digest as `<alg>:<hex>`.
-    pub(crate) fn finish(self) -> String {
-        match self {
-            Hasher::Sha256(h) => format!("sha256:{}", hex::encode(h.finalize())),
-            Hasher::Sha512(h) => format!("sha512:{}", hex::encode(h.finalize())),
-        }
-    }
-}
 
 /// Wraps `inner`, which should deliver bytes `offset..size` of the content named by
 /// `digest`. Fails as soon as more than that arrives; at the end, fails when less arrived
 /// or (when `offset` is 0) when the digest differs.
-pub(crate) fn verified(
-    inner: ByteStream,
-    digest: &Digest,
-    size: u64,
-    offset: u64,
-) -> Result<ByteStream> {
+///
+/// The [`Fetcher`](crate::Fetcher) contract asks every stream to end in an error rather
+/// than in short or wrong data: a fetcher of your own wraps its body in this.
+///
+/// ```
+/// # tokio_test_block_on(async {
+/// use futures::{StreamExt, stream};
+/// let digest = dist_content::sha256_of(b"hello");
+/// let body: dist_remotes::ByteStream =
+///     Box::pin(stream::iter([Ok(bytes::Bytes::from_static(b"hello"))]));
+/// let mut checked = dist_remotes::verified(body, &digest, 5, 0)?;
+/// while let Some(chunk) = checked.next().await {
+///     chunk?;
+/// }
+/// # Ok::<(), dist_remotes::Error>(())
+/// # }).unwrap();
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+pub fn verified(inner: ByteStream, digest: &Digest, size: u64, offset: u64) -> Result<ByteStream> {
     struct State {
         inner: ByteStream,
-        hasher: Option<Hasher>,
+        hasher: Option<Digester>,
         seen: u64,
         done: bool,
     }
+    // sha256, sha384 or sha512, as the digest names; anything else is InvalidArgument.
     let hasher = if offset == 0 {
-        Some(Hasher::for_digest(digest)?)
+        Some(Digester::for_digest(digest).map_err(|_| Error::unsupported_digest(digest))?)
     } else {
         None
     };
     let what = digest.to_string();
-    let expected = digest.to_string();
+    let expected = digest.clone();
     let want = size.saturating_sub(offset);
     let state = State {
         inner,
@@ -100,7 +83,7 @@ pub(crate) fn verified(
                         let reason = format!("short content: {got} of {size} bytes");
                         return Some((Err(Error::mismatch(what, reason)), st));
                     }
-                    match st.hasher.take().map(Hasher::finish) {
+                    match st.hasher.take().map(Digester::finish) {
                         Some(actual) if actual != expected => {
                             let reason = format!("content has digest {actual}");
                             Some((Err(Error::mismatch(what, reason)), st))
@@ -162,6 +145,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn sha384_and_sha512_content_is_verified_with_its_own_algorithm() {
+        use dist_content::{Algorithm, digest_of};
+        for alg in [Algorithm::Sha384, Algorithm::Sha512] {
+            let d = digest_of(alg, b"hello");
+            let out = run(verified(chunks(&[b"he", b"llo"]), &d, 5, 0).unwrap()).await;
+            assert_eq!(out.unwrap(), b"hello", "{alg}");
+            let err = run(verified(chunks(&[b"hellO"]), &d, 5, 0).unwrap())
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::FailedPrecondition, "{alg}");
+            assert!(err.to_string().contains(alg.name()), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_unsupported_algorithm_is_an_invalid_argument() {
+        let d: Digest = format!("blake3:{}", "0".repeat(64)).parse().unwrap();
+        let err = verified(chunks(&[b"hello"]), &d, 5, 0).err().unwrap();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument, "{err}");
+    }
+
+    #[tokio::test]
     async fn from_an_offset_only_the_size_is_checked() {
         let d: Digest = HELLO.parse().unwrap();
         let out = run(verified(chunks(&[b"llo"]), &d, 5, 2).unwrap()).await;
@@ -171,7 +176,7 @@ mod tests {
     #[test]
     fn an_unsupported_algorithm_is_its_own_error_not_an_invalid_reference() {
         let d: Digest = "blake3:0123456789abcdef".parse().unwrap();
-        let err = Hasher::for_digest(&d).err().unwrap();
+        let err = verified(chunks(&[b"x"]), &d, 1, 0).err().unwrap();
         assert!(
             matches!(&err, Error::UnsupportedDigestAlgorithm { algorithm, .. } if algorithm == "blake3"),
             "{err:?}"

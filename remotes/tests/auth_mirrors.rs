@@ -18,7 +18,7 @@ use dist_remotes::{
 use dist_test_support::{FaultServer, Reply};
 use oci_spec::image::MediaType;
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+use dist_images::media_types::OCI_MANIFEST;
 
 #[tokio::test]
 async fn a_redirect_to_another_host_does_not_carry_authorization() {

@@ -13,7 +13,7 @@ use dist_remotes::{DockerResolver, ErrorKind, Resolver};
 use dist_test_support::{FaultServer, Reply};
 use oci_spec::image::MediaType;
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+use dist_images::media_types::OCI_MANIFEST;
 
 #[tokio::test]
 async fn connection_cut_mid_blob_resumes_with_range_and_the_digest_is_right() {

@@ -14,7 +14,6 @@ use dist_remotes::{
 };
 use dist_test_support::{AuthMode, FaultServer, OciLayout, Platform, Push, Registry, Reply};
 use oci_spec::image::{Descriptor, MediaType};
-use sha2::Digest as _;
 use tokio::io::AsyncWriteExt;
 
 fn data(n: usize) -> Vec<u8> {
@@ -22,11 +21,10 @@ fn data(n: usize) -> Vec<u8> {
 }
 
 fn desc(bytes: &[u8]) -> Descriptor {
-    let d = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
     Descriptor::new(
         MediaType::ImageLayerGzip,
         bytes.len() as u64,
-        d.parse::<oci_spec::image::Digest>().unwrap(),
+        dist_content::sha256_of(bytes),
     )
 }
 

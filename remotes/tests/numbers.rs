@@ -12,7 +12,7 @@ use dist_remotes::{DockerResolver, ErrorKind, ParallelFetch, Resolver, RetryPoli
 use dist_test_support::{FaultServer, Reply};
 use oci_spec::image::{Descriptor, MediaType};
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+use dist_images::media_types::OCI_MANIFEST;
 
 fn assert_one_bounded_line(err: &dyn std::error::Error) {
     let msg = err.to_string();

@@ -16,7 +16,7 @@ use dist_test_support::{FaultServer, Reply};
 use futures::TryStreamExt;
 use oci_spec::image::MediaType;
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+use dist_images::media_types::OCI_MANIFEST;
 /// The header and stall timeout of these tests.
 const T: Duration = Duration::from_secs(1);
 /// Slack for a busy machine on top of each computed bound.

@@ -3,8 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use dist_content::Digester;
 use oci_spec::image::Digest;
-use sha2::{Digest as _, Sha256};
 
 use crate::{Error, Result};
 
@@ -24,11 +24,11 @@ impl ChainId {
         match parent {
             None => ChainId(diff_id.clone()),
             Some(p) => {
-                let mut h = Sha256::new();
+                let mut h = Digester::sha256();
                 h.update(p.0.as_ref().as_bytes());
                 h.update(b" ");
                 h.update(diff_id.as_ref().as_bytes());
-                ChainId(sha256_digest(&hex::encode(h.finalize())))
+                ChainId(h.finish())
             }
         }
     }
@@ -37,12 +37,6 @@ impl ChainId {
     pub fn digest(&self) -> &Digest {
         &self.0
     }
-}
-
-/// Builds a `sha256:` digest from 64 lower-case hex characters computed here.
-#[allow(clippy::expect_used)] // hex output of our own SHA-256 is always a valid digest
-pub(crate) fn sha256_digest(hex: &str) -> Digest {
-    Digest::from_str(&format!("sha256:{hex}")).expect("sha256 hex output is a valid digest")
 }
 
 impl fmt::Display for ChainId {

@@ -9,7 +9,6 @@ use std::path::Path;
 
 use common::{Layer, Sandbox};
 use dist_rootfs::{ApplyOptions, Compression, ErrorKind, IdMap, WhiteoutMode, apply};
-use sha2::{Digest, Sha256};
 use tar::EntryType;
 
 fn md(root: &Path, p: &str) -> std::fs::Metadata {
@@ -312,7 +311,7 @@ fn diff_id_covers_the_whole_uncompressed_stream_in_every_compression() {
         .build();
     // Extra zero blocks after the end-of-archive marker are part of the DiffID.
     tar.extend_from_slice(&[0u8; 4096]);
-    let want = format!("sha256:{}", hex::encode(Sha256::digest(&tar)));
+    let want = dist_content::sha256_of(&tar).to_string();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&tar).unwrap();
     let gz = gz.finish().unwrap();

@@ -5,19 +5,17 @@ mod common;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use common::Layer as TarLayer;
 use dist_content::LocalStore;
 use dist_rootfs::{
     ApplyOptions, IdMap, Layer, Mount, NativeSnapshotter, Snapshotter, apply_layers_with,
 };
-use oci_spec::image::{DescriptorBuilder, Digest, MediaType};
-use sha2::{Digest as _, Sha256};
+use oci_spec::image::{DescriptorBuilder, MediaType};
 
 /// Stores `tar` uncompressed (its digest is then its DiffID) and returns the layer.
 async fn store_layer(store: &LocalStore, tar: &[u8]) -> Layer {
-    let digest = Digest::from_str(&format!("sha256:{}", hex::encode(Sha256::digest(tar)))).unwrap();
+    let digest = dist_content::sha256_of(tar);
     let blob = DescriptorBuilder::default()
         .media_type(MediaType::ImageLayer)
         .digest(digest.clone())

@@ -6,7 +6,6 @@ mod common;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -17,7 +16,6 @@ use dist_rootfs::{
     Snapshotter, apply_layers, chain_ids,
 };
 use oci_spec::image::{Descriptor, DescriptorBuilder, Digest, MediaType};
-use sha2::{Digest as _, Sha256};
 
 /// An in-memory content store that counts reads.
 #[derive(Default)]
@@ -60,7 +58,7 @@ impl dist_content::Provider for MemProvider {
 }
 
 fn digest(b: &[u8]) -> Digest {
-    Digest::from_str(&format!("sha256:{}", hex::encode(Sha256::digest(b)))).unwrap()
+    dist_content::sha256_of(b)
 }
 
 impl MemProvider {
@@ -342,7 +340,7 @@ async fn crash_leftovers_never_look_committed_and_are_cleaned() {
     stale["kind"] = "Active".into();
     let stale_path = tmp.path().join(format!(
         "metadata/{}.json",
-        hex::encode(Sha256::digest(b"k"))
+        dist_content::sha256_of(b"k").digest()
     ));
     std::fs::write(&stale_path, serde_json::to_vec(&stale).unwrap()).unwrap();
     assert_eq!(sn.stat("k").await.unwrap_err().kind(), ErrorKind::NotFound);

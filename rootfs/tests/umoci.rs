@@ -14,7 +14,6 @@ use std::process::Command;
 
 use common::Layer as TarLayer;
 use oci_spec::image::{ImageIndex, ImageManifest};
-use sha2::{Digest, Sha256};
 
 fn umoci(args: &[&str], cwd: &Path) {
     let out = Command::new("umoci")
@@ -55,7 +54,7 @@ fn listing(root: &Path) -> BTreeMap<PathBuf, Entry> {
                 .into_iter()
                 .filter(|(k, _)| k.starts_with("user."))
                 .collect();
-            let hash = hex::encode(Sha256::digest(&n.data));
+            let hash = dist_content::sha256_of(&n.data).digest().to_owned();
             (
                 p,
                 (

@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oci_spec::image::{ImageConfigurationBuilder, ImageManifestBuilder, MediaType, RootFsBuilder};
-use sha2::Digest as _;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -300,7 +299,7 @@ impl std::fmt::Debug for HostileRegistry {
 
 /// `sha256:<hex>` of `bytes`.
 pub fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+    dist_content::sha256_of(bytes).to_string()
 }
 
 /// This host's platform as OCI names it (`amd64`, `arm64`, ...).

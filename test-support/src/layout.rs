@@ -5,10 +5,9 @@ use std::io::Write;
 use std::path::Path;
 
 use oci_spec::image::{
-    Arch, Descriptor, DescriptorBuilder, Digest, ImageConfigurationBuilder, ImageIndexBuilder,
+    Arch, Descriptor, DescriptorBuilder, ImageConfigurationBuilder, ImageIndexBuilder,
     ImageManifestBuilder, MediaType, Os, PlatformBuilder, RootFsBuilder,
 };
-use sha2::Digest as _;
 
 use crate::{Error, Result};
 
@@ -77,12 +76,9 @@ impl OciLayout {
 
     /// Stores `bytes` as a blob and returns its descriptor with `media_type`.
     pub fn add_blob(&self, media_type: MediaType, bytes: &[u8]) -> Result<Descriptor> {
-        let hex = hex::encode(sha2::Sha256::digest(bytes));
-        let path = self.path().join("blobs/sha256").join(&hex);
+        let digest = dist_content::sha256_of(bytes);
+        let path = self.path().join("blobs/sha256").join(digest.digest());
         std::fs::write(&path, bytes).map_err(|e| Error::io(path.display().to_string(), e))?;
-        let digest: Digest = format!("sha256:{hex}")
-            .parse()
-            .map_err(|e| Error::build("digest", e))?;
         Ok(Descriptor::new(media_type, bytes.len() as u64, digest))
     }
 
@@ -99,7 +95,7 @@ impl OciLayout {
                 .map_err(|e| Error::io(format!("tar {name}"), e))?;
         }
         let raw = tar.into_inner().map_err(|e| Error::io("tar", e))?;
-        let diff_id = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&raw)));
+        let diff_id = dist_content::sha256_of(&raw).to_string();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&raw).map_err(|e| Error::io("gzip", e))?;
         let gz = gz.finish().map_err(|e| Error::io("gzip", e))?;

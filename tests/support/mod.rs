@@ -7,8 +7,6 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use sha2::{Digest as _, Sha256};
-
 /// `target/<profile>/examples/dist`, built by `cargo test --all-targets` (or
 /// `cargo build --example dist`) next to this test binary.
 pub fn dist_bin() -> PathBuf {
@@ -164,7 +162,9 @@ pub fn listing(root: &Path) -> BTreeMap<String, String> {
                 stack.push(path.clone());
                 format!("dir {mode:o} {owner}")
             } else if ft.is_file() {
-                let hash = hex::encode(Sha256::digest(std::fs::read(&path).unwrap()));
+                let hash = dist::content::sha256_of(&std::fs::read(&path).unwrap())
+                    .digest()
+                    .to_owned();
                 format!(
                     "file {mode:o} {owner} {} nlink={} {hash}",
                     meta.len(),
@@ -395,11 +395,12 @@ impl Dist {
         for alg in algs {
             let alg = alg.unwrap();
             let name = alg.file_name().to_string_lossy().into_owned();
-            assert_eq!(name, "sha256", "unexpected digest algorithm dir {name}");
             for blob in std::fs::read_dir(alg.path()).unwrap() {
                 let path = blob.unwrap().path();
                 let hex_name = path.file_name().unwrap().to_string_lossy().into_owned();
-                let mut hasher = Sha256::new();
+                let named = dist::oci_spec::image::Digest::try_from(format!("{name}:{hex_name}"))
+                    .unwrap_or_else(|e| panic!("{}: not a digest: {e}", path.display()));
+                let mut hasher = dist::content::Digester::for_digest(&named).unwrap();
                 let mut file = std::fs::File::open(&path).unwrap();
                 let mut size = 0u64;
                 let mut buf = vec![0; 64 << 10];
@@ -412,8 +413,8 @@ impl Dist {
                     size += n as u64;
                 }
                 assert_eq!(
-                    hex::encode(hasher.finalize()),
-                    hex_name,
+                    hasher.finish(),
+                    named,
                     "committed blob {} does not hash to its name",
                     path.display()
                 );

@@ -131,9 +131,8 @@ impl From<FollowError> for Error {
 /// committed (verified). Cheap to clone; clones share [`close`](Follow::close).
 ///
 /// ```
-/// use dist_content::{Ingester, LocalStore, ReaderAtReader, WriterOpts};
-/// use oci_spec::image::{DescriptorBuilder, Digest, MediaType};
-/// use sha2::{Digest as _, Sha256};
+/// use dist_content::{Ingester, LocalStore, ReaderAtReader, WriterOpts, sha256_of};
+/// use oci_spec::image::{DescriptorBuilder, MediaType};
 /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -143,7 +142,7 @@ impl From<FollowError> for Error {
 /// let data = b"a layer arriving in two parts".to_vec();
 /// let desc = DescriptorBuilder::default()
 ///     .media_type(MediaType::ImageLayerGzip)
-///     .digest(format!("sha256:{}", hex::encode(Sha256::digest(&data))).parse::<Digest>()?)
+///     .digest(sha256_of(&data))
 ///     .size(data.len() as u64)
 ///     .build()?;
 ///

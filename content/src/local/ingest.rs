@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use oci_spec::image::Digest;
-use sha2::{Digest as _, Sha256};
 
 use super::atomic;
 use crate::{Error, Result, Status};
@@ -25,7 +24,7 @@ const EXPECTED: &str = "expected";
 
 /// The directory name of an ingest: the hex SHA-256 of its ref, as containerd names it.
 pub(crate) fn dir_name(reference: &str) -> String {
-    hex::encode(Sha256::digest(reference.as_bytes()))
+    crate::sha256_of(reference.as_bytes()).digest().to_owned()
 }
 
 /// What a new writer records about its ingest.

@@ -1,14 +1,15 @@
 //! [`LocalStore`]: the content store on a local filesystem, in containerd's layout.
 //!
 //! ```text
-//! <root>/blobs/sha256/<hex>                 committed, verified, read-only blobs
+//! <root>/blobs/<alg>/<hex>                  committed, verified, read-only blobs
+//!                                           (<alg>: sha256, sha384 or sha512)
 //! <root>/ingest/<sha256-of-ref>/data        the partial content of an ingest
 //! <root>/ingest/<sha256-of-ref>/ref         the ingest's ref
 //! <root>/ingest/<sha256-of-ref>/startedat   RFC 3339 start time
 //! <root>/ingest/<sha256-of-ref>/updatedat   RFC 3339 time of the last writer activity
 //! <root>/ingest/<sha256-of-ref>/total       expected size, when known
 //! <root>/ingest/<sha256-of-ref>/lock        flock(2) target (ours; containerd ignores it)
-//! <root>/labels/sha256/<hex>                blob labels as JSON (ours; containerd ignores it)
+//! <root>/labels/<alg>/<hex>                 blob labels as JSON (ours; containerd ignores it)
 //! ```
 //!
 //! The `<root>` of containerd's own store is
@@ -30,13 +31,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use oci_spec::image::{Digest, DigestAlgorithm};
-use sha2::{Digest as _, Sha256};
+use oci_spec::image::Digest;
 
 use self::ingest::{DATA, Meta};
 use self::lock::IngestLock;
 use self::writer::{LocalWriter, blocking};
-use crate::{Error, Filter, IngestManager, Ingester, Result, Status, Writer, WriterOpts};
+use crate::{
+    Algorithm, Digester, Error, Filter, IngestManager, Ingester, Result, Status, Writer, WriterOpts,
+};
 
 pub use self::blobs::LocalReaderAt;
 pub use self::follow::{Follow, FollowError, FollowOptions, FollowReader};
@@ -206,12 +208,9 @@ impl LocalStore {
             Some(desc) => (Some(desc.size()), Some(desc.digest().clone())),
             None => (None, None),
         };
-        if let Some(d) = &expected
-            && d.algorithm() != &DigestAlgorithm::Sha256
-        {
-            return Err(Error::InvalidArgument(format!(
-                "{d}: writers compute sha256 digests only"
-            )));
+        // Refused before touching the disk: a digest we cannot compute can never commit.
+        if let Some(d) = &expected {
+            Algorithm::of(d)?;
         }
         if let Some(d) = &expected
             && self.blob_path(d).exists()
@@ -267,7 +266,6 @@ impl LocalStore {
             file.set_len(keep)
                 .map_err(|e| Error::io(format!("truncate {}", data_path.display()), e))?;
         }
-        let hasher = rehash(&file, keep, &data_path)?;
         let now = SystemTime::now();
         let meta = match old {
             Some(old) if !conflicts => Meta {
@@ -282,13 +280,21 @@ impl LocalStore {
                 started_at: now,
             },
         };
+        // The writer hashes with the algorithm of the digest it expects (so a sha512 blob
+        // is verified and stored as sha512), and sha256 when it expects none.
+        let alg = match &meta.expected {
+            Some(d) => Algorithm::of(d)?,
+            None => Algorithm::Sha256,
+        };
+        let hasher = rehash(&file, keep, &data_path, alg)?;
         ingest::write_meta(&dir, &meta)?;
         Ok(LocalWriter {
-            blobs_dir: self.root.join("blobs").join("sha256"),
+            blobs_dir: self.root.join("blobs"),
             dir,
             reference,
             lock: Some(lock),
             file: std::sync::Arc::new(file),
+            alg,
             hash: writer::HashThread::spawn(hasher)
                 .map_err(|e| Error::io("start the ingest's hashing thread", e))?,
             offset: keep,
@@ -310,10 +316,10 @@ fn differs<T: PartialEq>(old: Option<T>, new: Option<T>) -> bool {
     matches!((old, new), (Some(a), Some(b)) if a != b)
 }
 
-/// Hashes the first `len` bytes of `file`: the digest state a resuming writer continues
-/// from. Fails if the file is shorter (it cannot be while we hold the lock).
-fn rehash(file: &File, len: u64, path: &Path) -> Result<Sha256> {
-    let mut hasher = Sha256::new();
+/// Hashes the first `len` bytes of `file` with `alg`: the digest state a resuming writer
+/// continues from. Fails if the file is shorter (it cannot be while we hold the lock).
+fn rehash(file: &File, len: u64, path: &Path, alg: Algorithm) -> Result<Digester> {
+    let mut hasher = Digester::new(alg);
     let mut reader = io::BufReader::with_capacity(
         1 << 20,
         file.try_clone()

@@ -11,7 +11,8 @@ use super::ingest::DATA;
 use crate::{Error, Result};
 
 /// Syncs the verified data, makes it read-only and renames it into `blobs/` without ever
-/// replacing an existing blob; then removes the ingest directory.
+/// replacing an existing blob (under `blobs_dir/<alg>/<hex>`); then removes the ingest
+/// directory.
 pub(super) fn publish(
     file: &File,
     dir: &std::path::Path,
@@ -19,6 +20,8 @@ pub(super) fn publish(
     digest: &Digest,
 ) -> Result<()> {
     let data = dir.join(DATA);
+    // `blobs/<alg>/<hex>`: a parsed Digest holds no '/' and no empty component.
+    let blobs_dir = &blobs_dir.join(digest.algorithm().as_ref());
     let target = blobs_dir.join(digest.digest());
     file.sync_all()
         .map_err(|e| Error::io(format!("sync {}", data.display()), e))?;

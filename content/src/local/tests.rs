@@ -6,16 +6,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use oci_spec::image::{Descriptor, DescriptorBuilder, Digest, MediaType};
-use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::*;
 use crate::{ErrorKind, Manager, Provider, read_blob};
 
 fn digest_of(data: &[u8]) -> Digest {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
-        .parse()
-        .unwrap()
+    crate::sha256_of(data)
 }
 
 fn desc_of(data: &[u8]) -> Descriptor {
@@ -313,10 +310,10 @@ async fn a_failed_write_poisons_the_writer_until_truncate() {
 #[tokio::test]
 async fn writer_refuses_an_expected_digest_it_cannot_compute() {
     let (_tmp, store) = store();
-    let sha512: Digest = format!("sha512:{}", "ab".repeat(64)).parse().unwrap();
+    let blake3: Digest = format!("blake3:{}", "ab".repeat(32)).parse().unwrap();
     let desc = DescriptorBuilder::default()
         .media_type(MediaType::ImageLayer)
-        .digest(sha512)
+        .digest(blake3)
         .size(1u64)
         .build()
         .unwrap();

@@ -29,14 +29,12 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use oci_spec::image::Digest;
-use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWrite;
 
 use super::closing;
 use super::ingest::{self, DATA};
 use super::lock::IngestLock;
-use crate::digest::sha256_digest;
-use crate::{Error, Result, Status, Writer};
+use crate::{Algorithm, Digester, Error, Result, Status, Writer};
 
 /// Bytes gathered before a chunk is handed to the blocking writer.
 const CHUNK: usize = 1 << 20;
@@ -52,9 +50,9 @@ enum HashMsg {
     /// Hash this chunk next; say so on the sender once done (and the chunk dropped).
     Chunk(Arc<Vec<u8>>, SyncSender<()>),
     /// Reply with the state after every chunk sent so far.
-    Query(tokio::sync::oneshot::Sender<Sha256>),
+    Query(tokio::sync::oneshot::Sender<Digester>),
     /// Continue from this state (after a truncate re-hashed the file).
-    Reset(Sha256),
+    Reset(Digester),
 }
 
 /// The thread hashing one ingest's chunks in stream order; it ends when the writer is
@@ -64,7 +62,7 @@ pub(super) struct HashThread(std::sync::mpsc::Sender<HashMsg>);
 
 impl HashThread {
     /// Starts hashing from `state`.
-    pub(super) fn spawn(state: Sha256) -> io::Result<HashThread> {
+    pub(super) fn spawn(state: Digester) -> io::Result<HashThread> {
         let (tx, rx) = std::sync::mpsc::channel::<HashMsg>();
         std::thread::Builder::new()
             .name("dist-content-hash".into())
@@ -73,7 +71,7 @@ impl HashThread {
     }
 
     /// The thread's loop: hash chunks in order until the writer is gone.
-    fn run(mut state: Sha256, rx: &Receiver<HashMsg>) {
+    fn run(mut state: Digester, rx: &Receiver<HashMsg>) {
         while let Ok(msg) = rx.recv() {
             match msg {
                 HashMsg::Chunk(chunk, done) => {
@@ -103,7 +101,7 @@ impl HashThread {
 
     /// Waits (asynchronously) until every queued chunk is hashed and returns the state;
     /// `None` if the thread is gone.
-    async fn current(&self) -> Option<Sha256> {
+    async fn current(&self) -> Option<Digester> {
         let (reply, state) = tokio::sync::oneshot::channel();
         if !self.send(HashMsg::Query(reply)) {
             return None;
@@ -111,7 +109,7 @@ impl HashThread {
         state.await.ok()
     }
 
-    fn reset(&self, state: Sha256) {
+    fn reset(&self, state: Digester) {
         self.send(HashMsg::Reset(state));
     }
 }
@@ -233,6 +231,8 @@ pub(crate) struct LocalWriter {
     pub(super) file: Arc<File>,
     /// Hashes every dispatched chunk (not `buf`).
     pub(super) hash: HashThread,
+    /// The algorithm `hash` computes: the expected digest's, else sha256.
+    pub(super) alg: Algorithm,
     /// Bytes accepted so far (in `buf`, queued, or written).
     pub(super) offset: u64,
     pub(super) total: Option<u64>,
@@ -345,16 +345,34 @@ impl LocalWriter {
             }
         }
         let actual = self.digest().await?;
-        for want in [expected, self.expected.as_ref()].into_iter().flatten() {
-            if *want != actual {
+        let wanted: Vec<&Digest> = [expected, self.expected.as_ref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        for want in &wanted {
+            let alg = Algorithm::of(want)?;
+            // A commit may name the blob by another algorithm than the one the writer
+            // hashed with: the stored data is hashed again with that one.
+            let got = if alg == self.alg {
+                actual.clone()
+            } else {
+                let file = Arc::clone(&self.file);
+                let path = self.dir.join(DATA);
+                let len = self.offset;
+                blocking(move || super::rehash(&file, len, &path, alg))
+                    .await?
+                    .finish()
+            };
+            if **want != got {
                 return Err(Error::DigestMismatch {
                     what: self.reference.clone(),
                     expected: want.to_string(),
-                    actual: actual.to_string(),
+                    actual: got.to_string(),
                 });
             }
         }
-        Ok(actual)
+        // The blob is named by the digest the commit gave, else the writer's, else ours.
+        Ok(wanted.first().map_or(actual, |d| (*d).clone()))
     }
 }
 
@@ -408,7 +426,7 @@ impl Writer for LocalWriter {
             ));
         };
         state.update(&self.buf);
-        Ok(sha256_digest(state))
+        Ok(state.finish())
     }
 
     fn offset(&self) -> u64 {
@@ -431,6 +449,7 @@ impl Writer for LocalWriter {
         self.writes.send(WriteMsg::Reset);
         let file = Arc::clone(&self.file);
         let path = self.dir.join(DATA);
+        let alg = self.alg;
         let reference = self.reference.clone();
         let hasher = blocking(move || {
             let on_disk = file
@@ -444,7 +463,7 @@ impl Writer for LocalWriter {
             }
             file.set_len(size)
                 .map_err(|e| Error::io(format!("truncate {}", path.display()), e))?;
-            super::rehash(&file, size, &path)
+            super::rehash(&file, size, &path, alg)
         })
         .await?;
         self.hash.reset(hasher);

@@ -26,7 +26,6 @@ use std::fmt;
 use std::future::Future;
 
 use oci_spec::image::{Descriptor, DescriptorBuilder, Digest, MediaType};
-use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::{ErrorKind, Store, Writer, read_blob};
@@ -155,7 +154,7 @@ fn content(size: usize, seed: u64) -> (Vec<u8>, Digest) {
 }
 
 fn digest_of(data: &[u8]) -> Digest {
-    crate::digest::sha256_digest(Sha256::new_with_prefix(data))
+    crate::sha256_of(data)
 }
 
 fn desc(data: &[u8], digest: &Digest) -> std::result::Result<Descriptor, Failure> {

@@ -1,19 +1,20 @@
 //! Test fixtures: images built into a real `dist_content::LocalStore` in a temp dir.
 #![allow(dead_code, unreachable_pub)]
 
-use std::str::FromStr;
 use std::sync::Arc;
 
 use dist_content::LocalStore;
 use dist_images::media_types;
 use oci_spec::image::{Arch, Descriptor, Digest, MediaType, Os, Platform};
 use serde_json::json;
-use sha2::{Digest as _, Sha256};
 
 /// The descriptor of `bytes` as `media_type`, without storing anything.
 pub fn describe(media_type: MediaType, bytes: &[u8]) -> Descriptor {
-    let digest = Digest::from_str(&format!("sha256:{}", hex::encode(Sha256::digest(bytes))));
-    Descriptor::new(media_type, bytes.len() as u64, digest.unwrap())
+    Descriptor::new(
+        media_type,
+        bytes.len() as u64,
+        dist_content::sha256_of(bytes),
+    )
 }
 
 /// `os/arch[/variant]` split by hand (not through the crate's parser under test).

@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use dist_content::Elided;
+use dist_images::media_types::is_manifest_or_index;
 use futures::{Stream, StreamExt};
 use oci_spec::image::Descriptor;
 use reqwest::header::CONTENT_RANGE;
@@ -13,9 +14,8 @@ use reqwest::{Method, StatusCode};
 
 use super::client::{Repository, Request, error_chain, gave_up, is_gave_up};
 use super::range::check_partial;
-use super::resolve::{content_length, header_digest};
+use super::resolve::{content_length, header_digest, manifest_accept};
 use super::watch::Watch;
-use crate::media::{is_manifest, manifest_accept};
 use crate::verify::verified;
 use crate::{ByteStream, Error, FetchObserver, Fetcher, Result};
 
@@ -101,7 +101,7 @@ impl DockerFetcher {
                 format!("offset {offset} is past the size {size}"),
             ));
         }
-        let manifest = is_manifest(desc.media_type());
+        let manifest = is_manifest_or_index(desc.media_type());
         let opts = &self.repo.shared.opts;
         let max = opts.max_manifest_size;
         if manifest && size > max {
@@ -207,8 +207,11 @@ pub(super) async fn open(
             ));
         }
     };
+    // Only a header of the descriptor's algorithm can be compared (registries name content
+    // by their canonical algorithm, whatever digest it was asked by).
     if t.manifest
         && let (Some(expected), Some(served)) = (digest, header_digest(resp.headers(), &host)?)
+        && expected.algorithm() == served.algorithm()
         && *expected != served
     {
         return Err(Error::mismatch(

@@ -21,8 +21,9 @@ pub use fetch::DockerFetcher;
 
 use client::{Repository, Shared};
 
-/// The largest manifest or index accepted by default: 4 MiB, as containerd.
-pub const DEFAULT_MAX_MANIFEST_SIZE: u64 = 4 << 20;
+/// The largest manifest or index accepted by default: 4 MiB, as containerd. The same number
+/// as [`dist_images::MAX_MANIFEST_SIZE`], which the readers of stored manifests use.
+pub const DEFAULT_MAX_MANIFEST_SIZE: u64 = dist_images::MAX_MANIFEST_SIZE;
 
 /// The default response-header and body-stall timeouts: 30 s each.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -178,6 +179,13 @@ impl ResolverOptions {
     pub fn with_max_manifest_size(mut self, bytes: u64) -> Self {
         self.max_manifest_size = bytes;
         self
+    }
+
+    /// Takes the manifest size bound from `limits`: pass the [`dist_images::Limits`] the
+    /// children handler and [`Image`](dist_images::Image) read within, so that every
+    /// manifest fetched is also readable from the store, and no larger one is fetched.
+    pub fn with_limits(self, limits: &dist_images::Limits) -> Self {
+        self.with_max_manifest_size(limits.max_manifest_size)
     }
 
     /// Sets the connect and stalled-body timeouts.

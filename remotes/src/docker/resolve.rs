@@ -6,15 +6,21 @@ use oci_spec::image::{Descriptor, Digest, MediaType};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, Response, StatusCode};
 
-use dist_content::Elided;
+use dist_content::{Algorithm, Digester, Elided};
 
 use super::client::{Repository, Request, error_chain};
-use crate::media::manifest_accept;
-use crate::verify::Hasher;
 use crate::{Error, Result};
 
 /// The header registries put the manifest digest in.
 pub(crate) const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
+
+/// The `Accept` header for manifest requests: every manifest and index type dist-images
+/// reads, then anything.
+pub(crate) fn manifest_accept() -> String {
+    let mut accept = dist_images::media_types::MANIFEST_TYPES.join(", ");
+    accept.push_str(", */*");
+    accept
+}
 
 /// HEADs the manifest (GET when HEAD gives no digest), checks it against a digest
 /// reference, and builds its descriptor.
@@ -63,7 +69,13 @@ pub(crate) async fn resolve(
     if let Some(len) = length.filter(|l| *l > max) {
         return Err(too_large(reference, len, max));
     }
-    if let (Some(d), Some(len), Some(mt)) = (&head_digest, length, media_type(headers)) {
+    // A registry names content by its own (canonical) algorithm: a HEAD digest of another
+    // algorithm than the reference's says nothing, and the body is hashed instead.
+    if let (Some(d), Some(len), Some(mt)) = (&head_digest, length, media_type(headers))
+        && expected
+            .as_ref()
+            .is_none_or(|e| e.algorithm() == d.algorithm())
+    {
         check_expected(expected.as_ref(), d, reference)?;
         return Ok(Descriptor::new(mt, len, d.clone()));
     }
@@ -74,8 +86,15 @@ pub(crate) async fn resolve(
     let body_header_digest = header_digest(resp.headers(), &host)?;
     let header_type = media_type(resp.headers());
     let stall = repo.shared.opts.stall_timeout;
-    let (body, actual) = read_capped(resp, reference, max, stall, &host, expected.as_ref()).await?;
+    // Hash with the reference's algorithm, else the registry's, else sha256.
+    let alg = match (&expected, &body_header_digest) {
+        (Some(e), _) => Algorithm::of(e).map_err(|_| Error::unsupported_digest(e))?,
+        (None, Some(h)) => Algorithm::of(h).unwrap_or_default(),
+        (None, None) => Algorithm::Sha256,
+    };
+    let (body, actual) = read_capped(resp, reference, max, stall, &host, alg).await?;
     if let Some(d) = &body_header_digest
+        && d.algorithm() == actual.algorithm()
         && *d != actual
     {
         return Err(Error::mismatch(
@@ -170,7 +189,8 @@ fn body_media_type(body: &[u8]) -> Option<MediaType> {
     p.media_type.map(|m| MediaType::from(m.as_str()))
 }
 
-/// Reads a manifest body, refusing it once it passes `max` bytes, and digests it. A body
+/// Reads a manifest body, refusing it once it passes `max` bytes, and digests it with
+/// `alg`. A body
 /// that delivers nothing for `stall` fails `Unavailable`.
 async fn read_capped(
     mut resp: Response,
@@ -178,17 +198,13 @@ async fn read_capped(
     max: u64,
     stall: std::time::Duration,
     host: &str,
-    expected: Option<&Digest>,
+    alg: Algorithm,
 ) -> Result<(Vec<u8>, Digest)> {
     if let Some(len) = content_length(resp.headers()).filter(|l| *l > max) {
         return Err(too_large(reference, len, max));
     }
     let mut body = Vec::new();
-    // Hash with the reference's algorithm when it names one, else sha256.
-    let mut hasher = match expected {
-        Some(d) => Hasher::for_digest(d)?,
-        None => Hasher::Sha256(Default::default()),
-    };
+    let mut hasher = Digester::new(alg);
     loop {
         let chunk = match tokio::time::timeout(stall, resp.chunk()).await {
             Ok(Ok(Some(chunk))) => chunk,
@@ -210,7 +226,5 @@ async fn read_capped(
         hasher.update(&chunk);
         body.extend_from_slice(&chunk);
     }
-    let digest = Digest::from_str(&hasher.finish())
-        .map_err(|e| Error::protocol_from(host, e.to_string(), e))?;
-    Ok((body, digest))
+    Ok((body, hasher.finish()))
 }

@@ -11,9 +11,8 @@ use dist_remotes::{
 use dist_test_support::{AuthMode, FaultServer, PASSWORD, Registry, Reply, Request, USERNAME};
 use futures::TryStreamExt;
 use oci_spec::image::{Descriptor, MediaType};
-use sha2::Digest as _;
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+use dist_images::media_types::OCI_MANIFEST;
 
 /// Options for talking to a loopback test registry: plain HTTP, fast retries.
 pub(crate) fn options(reg_host: &str, mode: AuthMode, password: &str) -> ResolverOptions {
@@ -79,12 +78,7 @@ pub(crate) fn data(n: usize) -> Vec<u8> {
 
 /// The sha256 descriptor of `bytes`.
 pub(crate) fn desc(bytes: &[u8], mt: MediaType) -> Descriptor {
-    let d = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
-    Descriptor::new(
-        mt,
-        bytes.len() as u64,
-        d.parse::<oci_spec::image::Digest>().unwrap(),
-    )
+    Descriptor::new(mt, bytes.len() as u64, dist_content::sha256_of(bytes))
 }
 
 /// A fetcher for `<host>/repo`.

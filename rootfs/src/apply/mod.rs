@@ -22,7 +22,6 @@ pub(crate) use limits::Exceeded;
 pub use limits::{Limit, MAX_PAX_RECORDS, MAX_SPECIAL_HEADER, MAX_XATTRS};
 pub use stream::Compression;
 
-use crate::chain::sha256_digest;
 use crate::{DiffId, Error, IdMap, Result};
 use entry::{Header, Kind};
 use writer::Applier;
@@ -93,7 +92,7 @@ pub struct Applied {
     pub diff_id: DiffId,
     /// The uncompressed size in bytes.
     pub size: u64,
-    /// The compression the stream used.
+    /// The compression the stream used, read from its magic bytes (never `Unknown`).
     pub compression: Compression,
 }
 
@@ -150,9 +149,9 @@ pub fn apply<R: Read>(reader: R, root: &Path, options: &ApplyOptions) -> Result<
         let written = writer.join().map_err(|_| panicked("applier thread"));
         // A writer failure makes the parser stop with a closed queue: report the cause.
         written??;
-        let (hex, size) = parsed??;
+        let (diff_id, size) = parsed??;
         Ok(Applied {
-            diff_id: sha256_digest(&hex),
+            diff_id,
             size,
             compression,
         })
@@ -222,7 +221,7 @@ fn read_entries(
     mut stream: stream::LayerStream<'_>,
     tx: &mpsc::SyncSender<Vec<Msg>>,
     spare: &mpsc::Receiver<Vec<u8>>,
-) -> Result<(String, u64)> {
+) -> Result<(DiffId, u64)> {
     let mut out = Batcher {
         tx,
         batch: Vec::with_capacity(BATCH_LEN),

@@ -4,7 +4,10 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::sync::mpsc;
 
-use sha2::{Digest as _, Sha256};
+use dist_content::Digester;
+use oci_spec::image::Digest;
+
+pub use dist_images::media_types::Compression;
 
 use crate::{Error, Result};
 
@@ -16,18 +19,6 @@ const BZIP2_MAGIC: &[u8] = b"BZh";
 /// Size of the buffers between decoder, hasher and tar parser: big reads keep the
 /// per-call overhead of inflate and SHA-256 negligible.
 pub(crate) const BUF_SIZE: usize = 256 * 1024;
-
-/// The compression a layer stream was found to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Compression {
-    /// An uncompressed tar.
-    None,
-    /// gzip, possibly several members back to back.
-    Gzip,
-    /// zstd, possibly several frames.
-    Zstd,
-}
 
 /// Looks at the first bytes of `input` (without consuming them) to tell the compression.
 pub(crate) fn detect<R: BufRead>(input: &mut R) -> Result<Compression> {
@@ -53,7 +44,8 @@ pub(crate) fn detect<R: BufRead>(input: &mut R) -> Result<Compression> {
     }
 }
 
-/// Wraps the compressed input in the decoder `compression` needs.
+/// Wraps the compressed input in the decoder `compression` needs (gzip possibly several
+/// members back to back, zstd possibly several frames).
 pub(crate) fn decoder<'a, R: BufRead + 'a>(
     input: R,
     compression: Compression,
@@ -67,6 +59,10 @@ pub(crate) fn decoder<'a, R: BufRead + 'a>(
                 source: e,
             },
         )?),
+        // `detect` never answers Unknown; a caller-given one cannot be decoded.
+        _ => {
+            return Err(Error::entry("start of layer", "unknown layer compression"));
+        }
     })
 }
 
@@ -74,7 +70,7 @@ pub(crate) fn decoder<'a, R: BufRead + 'a>(
 /// uncompressed stream, including the tar's end-of-archive blocks and any padding.
 pub(crate) struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: Digester,
     count: u64,
 }
 
@@ -82,14 +78,14 @@ impl<R: Read> HashingReader<R> {
     pub(crate) fn new(inner: R) -> Self {
         HashingReader {
             inner,
-            hasher: Sha256::new(),
+            hasher: Digester::sha256(),
             count: 0,
         }
     }
 
-    /// The hex SHA-256 and byte count of everything read so far.
-    pub(crate) fn finish(self) -> (String, u64) {
-        (hex::encode(self.hasher.finalize()), self.count)
+    /// The SHA-256 digest and byte count of everything read so far.
+    pub(crate) fn finish(self) -> (Digest, u64) {
+        (self.hasher.finish(), self.count)
     }
 }
 
@@ -210,8 +206,8 @@ impl Read for ChunkReader {
 }
 
 /// Reads the rest of the stream to EOF so trailing zero blocks are part of the DiffID, then
-/// returns the hex digest and uncompressed size.
-pub(crate) fn drain(mut stream: LayerStream<'_>) -> Result<(String, u64)> {
+/// returns the digest and uncompressed size.
+pub(crate) fn drain(mut stream: LayerStream<'_>) -> Result<(Digest, u64)> {
     io::copy(&mut stream, &mut io::sink()).map_err(|e| Error::Corrupt {
         at: "end of archive".into(),
         source: e,
@@ -238,6 +234,15 @@ mod tests {
     }
 
     #[test]
+    fn detected_compression_is_the_one_dist_images_reads_from_media_types() {
+        use oci_spec::image::MediaType;
+        let zs = zstd::encode_all(&b"x"[..], 1).unwrap();
+        let from_media_type = dist_images::media_types::compression(&MediaType::ImageLayerZstd);
+        assert_eq!(detect(&mut &zs[..]).unwrap(), from_media_type);
+        assert!(decoder(&b""[..], Compression::Unknown).is_err());
+    }
+
+    #[test]
     fn hashes_multi_member_gzip_as_one_stream() {
         let mut all = Vec::new();
         for part in [&b"abc"[..], &b"def"[..]] {
@@ -247,8 +252,8 @@ mod tests {
         }
         let (stream, c) = open(&all[..]).unwrap();
         assert_eq!(c, Compression::Gzip);
-        let (hex, n) = drain(stream).unwrap();
+        let (digest, n) = drain(stream).unwrap();
         assert_eq!(n, 6);
-        assert_eq!(hex, hex::encode(Sha256::digest(b"abcdef")));
+        assert_eq!(digest, dist_content::sha256_of(b"abcdef"));
     }
 }

@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 use super::hold::{self, Hold};
 use super::{Info, Kind, Usage};
@@ -120,7 +119,7 @@ impl Store {
     fn record_path(&self, key: &str) -> PathBuf {
         self.root.join("metadata").join(format!(
             "{}.json",
-            hex::encode(Sha256::digest(key.as_bytes()))
+            dist_content::sha256_of(key.as_bytes()).digest()
         ))
     }
 

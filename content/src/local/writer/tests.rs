@@ -6,7 +6,6 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
 use futures::FutureExt;
-use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::{HashMsg, HashThread, LocalWriter};
@@ -18,9 +17,7 @@ use crate::{ErrorKind, IngestManager, Ingester, Writer, WriterOpts};
 const HANG: Duration = Duration::from_secs(60);
 
 fn digest_of(data: &[u8]) -> oci_spec::image::Digest {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
-        .parse()
-        .unwrap()
+    crate::sha256_of(data)
 }
 
 /// A writer on `reference` whose hashing thread answers nothing until the returned
@@ -60,7 +57,7 @@ fn digest_waits_for_the_hashing_thread_without_blocking_the_caller() {
         let mut digest = w.digest();
         // Two chunks wait for hashing: the digest is not ready, and asking did not block.
         assert!((&mut digest).now_or_never().is_none());
-        std::thread::spawn(move || HashThread::run(Sha256::new(), &rx));
+        std::thread::spawn(move || HashThread::run(crate::Digester::sha256(), &rx));
         assert_eq!(rt.block_on(digest).unwrap(), digest_of(&data));
     });
 }
@@ -80,7 +77,7 @@ fn dropping_a_writer_returns_at_once_and_its_thread_stores_the_rest_before_unloc
         let busy = IngestLock::acquire(&dir, "r").unwrap_err();
         assert_eq!(busy.kind(), ErrorKind::Unavailable);
 
-        std::thread::spawn(move || HashThread::run(Sha256::new(), &rx));
+        std::thread::spawn(move || HashThread::run(crate::Digester::sha256(), &rx));
         // A status from this process waits for the close; then every byte is stored.
         let status = rt.block_on(store.status("r")).unwrap();
         assert_eq!(status.offset, data.len() as u64);
