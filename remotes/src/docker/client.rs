@@ -295,7 +295,7 @@ impl Repository {
                     // Docker falls back when the server does not speak TLS at all, not
                     // when it presents a certificate we refuse.
                     if e.is_connect()
-                        && !error_chain(&e).contains("certificate")
+                        && !refused_certificate(&e)
                         && ep.host.plain_http_fallback
                         && !ep.use_http.swap(true, Ordering::Relaxed)
                     {
@@ -403,6 +403,34 @@ fn origin_of(url: &str) -> Option<(String, String, Option<u16>)> {
 
 /// A reqwest error with its causes, which carry the useful part (refused, reset, TLS).
 /// Callers elide the result: a reqwest error quotes the URL, which a redirect may set.
+/// Whether rustls refused the server's certificate somewhere in `e`'s causes (looked up by
+/// type: an `io::Error` hides its inner error from `source()`, so it is opened by hand, as
+/// often as it nests).
+fn refused_certificate(e: &(dyn std::error::Error + 'static)) -> bool {
+    let refused = |r: &rustls::Error| {
+        matches!(
+            r,
+            rustls::Error::InvalidCertificate(_)
+                | rustls::Error::NoCertificatesPresented
+                | rustls::Error::InvalidCertRevocationList(_)
+        )
+    };
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(r) = err.downcast_ref::<rustls::Error>() {
+            return refused(r);
+        }
+        next = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    false
+}
+
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
