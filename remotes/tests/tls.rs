@@ -107,3 +107,21 @@ async fn a_ca_file_is_read_once_per_resolver_not_per_request() {
     assert_eq!(err.kind(), ErrorKind::Io, "{err}");
     assert!(err.to_string().contains("ca.pem"), "{err}");
 }
+
+#[tokio::test]
+async fn a_loopback_registry_without_tls_is_reached_by_falling_back_to_plain_http() {
+    let reg = Registry::start(AuthMode::None).unwrap();
+    let mut layout = OciLayout::new().unwrap();
+    layout
+        .add_image(
+            Some("v1"),
+            &Platform::new("linux", "amd64"),
+            &[("a", b"plain")],
+        )
+        .unwrap();
+    reg.push(layout.path(), "v1", "tls/img:v1", Push::oci())
+        .unwrap_or_else(|e| panic!("{e}\n{}", reg.log()));
+    // No `with_plain_http`: HTTPS is tried first, fails without a certificate being refused,
+    // and the loopback host falls back.
+    assert!(pull(ResolverOptions::default(), &reg).await.unwrap() > 0);
+}
