@@ -33,6 +33,21 @@ echo "== doc";     RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
 # Every crate packages (metadata, readme, license) and its archive builds on its own
 # (about 90 s: the dependencies are already built). `--allow-dirty` so a local run with
 # uncommitted work checks the same thing.
-echo "== package"; cargo package --workspace --allow-dirty --quiet
+echo "== package"
+# The verification unpacks each crate from a local overlay registry into cargo's source cache
+# under its name and version, and reuses what an earlier run unpacked there: drop those
+# stale copies (only `cargo package` of this workspace creates them) so today's sources
+# are the ones verified.
+# Cargo never rebuilds a registry crate of the same version, so the artifacts an earlier
+# verification built from those copies go too.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/dist-{content,images,reference,remotes,rootfs}-*
+target_dir=${CARGO_TARGET_DIR:-target}
+for dep in "$target_dir"/debug/deps/dist_*.d; do
+  [ -e "$dep" ] && grep -q '/registry/src/-' "$dep" || continue
+  stem=$(basename "$dep" .d)                 # dist_content-<hash>
+  rm -rf "$target_dir"/debug/deps/{,lib}"$stem".* \
+    "$target_dir"/debug/.fingerprint/"${stem//_/-}"
+done
+cargo package --workspace --allow-dirty --quiet
 echo "== examples"
 scripts/examples.sh
