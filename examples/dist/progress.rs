@@ -163,10 +163,11 @@ impl Progress {
     }
 }
 
-/// `layer-sha256:0123456789ab…` for bars, which have little room.
+/// `layer-sha256:0123456789ab…` for bars, which have little room: twelve characters of
+/// whatever follows the algorithm's colon.
 fn short(key: &str) -> String {
-    match key.find("sha256:") {
-        Some(i) if key.len() > i + 19 => key[..i + 19].to_string(),
+    match key.find(':') {
+        Some(i) if key.len() > i + 13 => key.get(..i + 13).unwrap_or(key).to_string(),
         _ => key.to_string(),
     }
 }
