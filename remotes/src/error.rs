@@ -198,6 +198,12 @@ pub enum Error {
     /// also the `source()`.
     #[error("{0}")]
     Content(#[from] dist_content::Error),
+    /// The operation is not offered by this implementation (a resolver that cannot push).
+    #[error("{what}: not supported")]
+    Unsupported {
+        /// What was asked for.
+        what: String,
+    },
     /// A local I/O error (reading a CA file, writing into an ingest).
     #[error("{context}: {source}")]
     Io {
@@ -215,7 +221,8 @@ impl Error {
         match self {
             Error::InvalidReference { .. }
             | Error::UnsupportedDigestAlgorithm { .. }
-            | Error::Config { .. } => ErrorKind::InvalidArgument,
+            | Error::Config { .. }
+            | Error::Unsupported { .. } => ErrorKind::InvalidArgument,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Unauthorized { .. } => ErrorKind::Unauthorized,
             Error::Mismatch { .. } | Error::TooLarge { .. } => ErrorKind::FailedPrecondition,

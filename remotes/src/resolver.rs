@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use oci_spec::image::Descriptor;
 
-use crate::{Fetcher, Result};
+use crate::{Error, Fetcher, Pusher, Result};
 
 /// Resolves references against a remote and hands out fetchers for the resolved names.
 ///
@@ -102,4 +102,15 @@ pub trait Resolver: Send + Sync {
     /// A fetcher for content of the repository `name` (as returned by
     /// [`resolve`](Resolver::resolve)).
     async fn fetcher(&self, name: &str) -> Result<Box<dyn Fetcher>>;
+
+    /// A pusher to the repository of `name` (`host/repo[:tag]`); a tag in `name` is what
+    /// manifests are pushed under.
+    ///
+    /// The default refuses with [`Error::Unsupported`] (kind `InvalidArgument`), so
+    /// resolvers that only read need not implement it.
+    async fn pusher(&self, name: &str) -> Result<Box<dyn Pusher>> {
+        Err(Error::Unsupported {
+            what: format!("pushing to {}", dist_content::Elided(name)),
+        })
+    }
 }

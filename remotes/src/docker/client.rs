@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use dist_content::{Elided, elide};
-use reqwest::header::{ACCEPT, AUTHORIZATION, LOCATION, RANGE};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{Method, Response, StatusCode};
 use tokio::sync::Mutex;
 
@@ -131,6 +131,30 @@ pub(crate) struct Request {
     pub(crate) range: Option<(u64, Option<u64>)>,
     /// The stall budget and observer of the descriptor being fetched, when there is one.
     pub(crate) watch: Option<Watch>,
+    /// An absolute URL (an upload `Location`) used instead of `path` below the repository.
+    pub(crate) url: Option<String>,
+    /// What is sent, with its `Content-Type`, for uploads.
+    pub(crate) body: Option<Payload>,
+    /// Ask for `push,pull` scope instead of `pull`.
+    pub(crate) push: bool,
+}
+
+/// A request body: bytes can be sent again on a retry; a stream is sent at most once.
+#[derive(Clone)]
+pub(crate) enum Payload {
+    /// Exact bytes (a manifest), with their media type.
+    Bytes(bytes::Bytes, String),
+    /// A blob streamed from a provider, with its length; taken by the first attempt.
+    Once(Arc<std::sync::Mutex<Option<reqwest::Body>>>, u64),
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Payload::Bytes(b, mt) => write!(f, "Bytes({} bytes, {mt})", b.len()),
+            Payload::Once(_, n) => write!(f, "Once({n} bytes)"),
+        }
+    }
 }
 
 impl Request {
@@ -141,6 +165,9 @@ impl Request {
             accept: None,
             range: None,
             watch: None,
+            url: None,
+            body: None,
+            push: false,
         }
     }
 }
@@ -174,8 +201,9 @@ impl Repository {
         })
     }
 
-    fn scope(&self) -> String {
-        format!("repository:{}:pull", self.name)
+    fn scope(&self, push: bool) -> String {
+        let actions = if push { "pull,push" } else { "pull" };
+        format!("repository:{}:{actions}", self.name)
     }
 
     /// Sends `req` to the first endpoint with `cap` that answers; falls through mirrors
@@ -228,8 +256,14 @@ impl Repository {
     /// until `max_elapsed` has passed without a byte of the descriptor.
     async fn send_one(&self, ep: &Endpoint, req: &Request, attempts: u32) -> Result<Response> {
         let policy = &self.shared.opts.retry;
-        let scope = self.scope();
+        let scope = self.scope(req.push);
         let host = ep.host.host.as_str();
+        // A streamed body cannot be sent twice.
+        let attempts = if matches!(req.body, Some(Payload::Once(..))) {
+            1
+        } else {
+            attempts
+        };
         let start = Instant::now();
         let watch = req
             .watch
@@ -243,14 +277,17 @@ impl Repository {
         loop {
             attempt = attempt.saturating_add(1);
             last_error = None;
-            let url = format!(
-                "{}://{}{}/{}/{}",
-                ep.scheme(),
-                host,
-                ep.host.path,
-                self.name,
-                req.path
-            );
+            let url = match &req.url {
+                Some(u) => u.clone(),
+                None => format!(
+                    "{}://{}{}/{}/{}",
+                    ep.scheme(),
+                    host,
+                    ep.host.path,
+                    self.name,
+                    req.path
+                ),
+            };
             let failure = match self.send_following(ep, &url, req, &scope).await {
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
                     if authorized {
@@ -277,6 +314,16 @@ impl Repository {
                         None => return Ok(resp),
                         Some(delay) => (format!("{} {url}: {status}", req.method), delay),
                     }
+                }
+                Err(Failure::BodySpent) => {
+                    return Err(Error::protocol(
+                        host,
+                        format!(
+                            "{} {}: redirected after the body was sent",
+                            req.method,
+                            Elided(&url)
+                        ),
+                    ));
                 }
                 Err(Failure::TooManyRedirects) => {
                     return Err(Error::protocol(
@@ -346,7 +393,9 @@ impl Repository {
         let limit = self.shared.opts.header_timeout;
         let deadline = tokio::time::Instant::now() + limit;
         let mut url = url.to_string();
-        let origin = origin_of(&url);
+        // `Authorization` goes to the endpoint's own origin only: an upload `Location` or a
+        // redirect elsewhere (another host or scheme) gets none.
+        let origin = origin_of(&format!("{}://{}", ep.scheme(), ep.host.host));
         for _ in 0..=MAX_REDIRECTS {
             let mut rb = ep.client.request(req.method.clone(), &url);
             if origin_of(&url) == origin
@@ -359,6 +408,25 @@ impl Repository {
             }
             if let Some((start, end)) = req.range {
                 rb = rb.header(RANGE, range_header(start, end));
+            }
+            match &req.body {
+                Some(Payload::Bytes(b, mt)) => {
+                    rb = rb.header(CONTENT_TYPE, mt.as_str()).body(b.clone());
+                }
+                Some(Payload::Once(cell, len)) => {
+                    let body = cell.lock().ok().and_then(|mut b| b.take());
+                    let Some(body) = body else {
+                        return Err(Failure::BodySpent);
+                    };
+                    rb = rb
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .header(CONTENT_LENGTH, *len)
+                        .body(body);
+                }
+                None if req.method == Method::PUT || req.method == Method::POST => {
+                    rb = rb.header(CONTENT_LENGTH, 0);
+                }
+                None => {}
             }
             let resp = match tokio::time::timeout_at(deadline, rb.send()).await {
                 Ok(Ok(r)) => r,
@@ -389,6 +457,8 @@ enum Failure {
     Http(reqwest::Error),
     NoResponse(Duration),
     TooManyRedirects,
+    /// A streamed body was asked for a second time (a redirect after sending it).
+    BodySpent,
 }
 
 /// `scheme://host:port`, the unit `Authorization` is confined to.

@@ -3,6 +3,7 @@
 mod client;
 mod fetch;
 mod parallel;
+mod push;
 mod range;
 mod resolve;
 mod watch;
@@ -16,8 +17,9 @@ use oci_spec::image::Descriptor;
 use crate::auth::{Anonymous, Authorizer, Credentials, DockerConfig};
 use crate::hosts::{DOCKER_HUB, HostsConfig};
 use crate::retry::RetryPolicy;
-use crate::{Error, Fetcher, Resolver, Result};
+use crate::{Error, Fetcher, Pusher, Resolver, Result};
 pub use fetch::DockerFetcher;
+pub use push::DockerPusher;
 
 use client::{Repository, Shared};
 
@@ -312,5 +314,11 @@ impl Resolver for DockerResolver {
     async fn fetcher(&self, name: &str) -> Result<Box<dyn Fetcher>> {
         let (repo, _) = self.repository(name).await?;
         Ok(Box::new(DockerFetcher::new(Arc::new(repo))))
+    }
+
+    async fn pusher(&self, name: &str) -> Result<Box<dyn Pusher>> {
+        let (repo, spec) = self.repository(name).await?;
+        let tag = spec.tag().map(str::to_string);
+        Ok(Box::new(DockerPusher::new(Arc::new(repo), tag)))
     }
 }

@@ -1,0 +1,286 @@
+//! [`DockerPusher`]: existence checks, monolithic blob uploads and manifest PUTs.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use dist_content::{Elided, Provider, ReaderAt};
+use oci_spec::image::{Descriptor, Digest};
+use reqwest::header::LOCATION;
+use reqwest::{Method, Response, StatusCode};
+
+use super::client::{Payload, Repository, Request};
+use super::resolve::header_digest;
+use crate::hosts::Capabilities;
+use crate::{Error, PushOutcome, Pusher, Result};
+
+/// Bytes read from the provider per chunk of a streamed upload: the whole blob is never
+/// held in memory.
+const CHUNK: usize = 256 * 1024;
+
+/// Pushes to one repository of a Docker/OCI registry (from
+/// [`DockerResolver::pusher`](crate::Resolver::pusher)).
+///
+/// Blobs are checked with `HEAD` and skipped when present, else uploaded in one streamed
+/// `PUT` after a `POST` that opens the upload. Manifests and indexes are `PUT` with their
+/// exact stored bytes and their media type as `Content-Type`, under the tag of the name the
+/// pusher was made for, or under their digest. Requests ask for `push,pull` scope and are
+/// sent to the registry itself (endpoints that can resolve), not to pull-only mirrors.
+pub struct DockerPusher {
+    repo: Arc<Repository>,
+    tag: Option<String>,
+}
+
+impl std::fmt::Debug for DockerPusher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerPusher")
+            .field("registry", &self.repo.registry)
+            .field("repository", &self.repo.name)
+            .field("tag", &self.tag)
+            .finish()
+    }
+}
+
+/// Endpoints a push may go to: the registry itself, never a pull-only mirror.
+fn origin(c: &Capabilities) -> bool {
+    c.resolve
+}
+
+impl DockerPusher {
+    pub(crate) fn new(repo: Arc<Repository>, tag: Option<String>) -> Self {
+        DockerPusher { repo, tag }
+    }
+
+    async fn send(&self, req: Request) -> Result<(String, Response)> {
+        self.repo.send(origin, &req).await
+    }
+
+    fn what(&self, reference: &str) -> String {
+        format!("{}/{}@{reference}", self.repo.registry, self.repo.name)
+    }
+
+    /// Whether the registry has the blob `digest`.
+    async fn blob_exists(&self, digest: &Digest) -> Result<bool> {
+        let mut req = Request::new(Method::HEAD, format!("blobs/{digest}"));
+        req.push = true;
+        let (host, resp) = self.send(req).await?;
+        match resp.status() {
+            StatusCode::OK => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            s => Err(unexpected(&host, &self.what(digest.as_ref()), s)),
+        }
+    }
+
+    async fn push_blob(&self, desc: &Descriptor, provider: &dyn Provider) -> Result<PushOutcome> {
+        let digest = desc.digest();
+        if self.blob_exists(digest).await? {
+            return Ok(PushOutcome::AlreadyPresent);
+        }
+        let reader = provider.reader_at(desc).await?;
+        if reader.size() != desc.size() {
+            return Err(Error::mismatch(
+                digest.to_string(),
+                format!(
+                    "the provider holds {} bytes, the descriptor says {}",
+                    reader.size(),
+                    desc.size()
+                ),
+            ));
+        }
+
+        let mut post = Request::new(Method::POST, "blobs/uploads/".to_string());
+        post.push = true;
+        let (host, resp) = self.send(post).await?;
+        let what = self.what(digest.as_ref());
+        if !matches!(resp.status(), StatusCode::ACCEPTED | StatusCode::CREATED) {
+            return Err(unexpected(&host, &what, resp.status()));
+        }
+        let location = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .ok_or_else(|| Error::protocol(&host, format!("{what}: upload without Location")))?;
+        let url = upload_url(resp.url(), location, digest)
+            .map_err(|e| Error::protocol_from(&host, format!("{what}: bad upload Location"), e))?;
+
+        let body = reqwest::Body::wrap_stream(read_stream(reader, desc.size()));
+        let mut put = Request::new(Method::PUT, String::new());
+        put.url = Some(url.to_string());
+        put.push = true;
+        put.body = Some(Payload::Once(
+            Arc::new(std::sync::Mutex::new(Some(body))),
+            desc.size(),
+        ));
+        let (host, resp) = self.send(put).await?;
+        finish(&host, &what, &resp, digest)?;
+        Ok(PushOutcome::Pushed)
+    }
+
+    async fn push_manifest(
+        &self,
+        desc: &Descriptor,
+        provider: &dyn Provider,
+    ) -> Result<PushOutcome> {
+        let digest = desc.digest();
+        let reference = self.tag.clone().unwrap_or_else(|| digest.to_string());
+        let what = self.what(&reference);
+        let media_type = desc.media_type().to_string();
+
+        let mut head = Request::new(Method::HEAD, format!("manifests/{reference}"));
+        head.push = true;
+        head.accept = Some(media_type.clone());
+        let (host, resp) = self.send(head).await?;
+        match resp.status() {
+            // By digest, presence is enough; by tag, the tag must already name this digest.
+            StatusCode::OK => {
+                let served = header_digest(resp.headers(), &host)?;
+                if self.tag.is_none() || served.as_ref() == Some(digest) {
+                    return Ok(PushOutcome::AlreadyPresent);
+                }
+            }
+            StatusCode::NOT_FOUND => {}
+            s => return Err(unexpected(&host, &what, s)),
+        }
+
+        let max = self.repo.shared.opts.max_manifest_size;
+        let bytes = dist_content::read_blob(provider, desc, max).await?;
+        let mut put = Request::new(Method::PUT, format!("manifests/{reference}"));
+        put.push = true;
+        put.body = Some(Payload::Bytes(bytes.into(), media_type));
+        let (host, resp) = self.send(put).await?;
+        finish(&host, &what, &resp, digest)?;
+        Ok(PushOutcome::Pushed)
+    }
+}
+
+#[async_trait]
+impl Pusher for DockerPusher {
+    async fn push(&self, desc: &Descriptor, provider: &dyn Provider) -> Result<PushOutcome> {
+        if dist_images::media_types::is_manifest_or_index(desc.media_type()) {
+            self.push_manifest(desc, provider).await
+        } else {
+            self.push_blob(desc, provider).await
+        }
+    }
+}
+
+/// The URL that completes a monolithic upload: `location` resolved against the URL that
+/// answered (it may be relative or absolute), its query state kept, `digest` appended.
+pub(crate) fn upload_url(
+    base: &url::Url,
+    location: &str,
+    digest: &Digest,
+) -> std::result::Result<url::Url, url::ParseError> {
+    let mut url = base.join(location)?;
+    url.query_pairs_mut().append_pair("digest", digest.as_ref());
+    Ok(url)
+}
+
+/// Checks the answer to a completing `PUT`: a success status (registries answer 201, some
+/// 202 or 204) and, when the registry names a digest, the one that was pushed.
+fn finish(host: &str, what: &str, resp: &Response, digest: &Digest) -> Result<()> {
+    if !matches!(
+        resp.status(),
+        StatusCode::CREATED | StatusCode::ACCEPTED | StatusCode::NO_CONTENT | StatusCode::OK
+    ) {
+        return Err(unexpected(host, what, resp.status()));
+    }
+    match header_digest(resp.headers(), host)? {
+        Some(d) if d != *digest => Err(Error::mismatch(
+            what.to_string(),
+            format!("registry stored it as {d}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn unexpected(host: &str, what: &str, status: StatusCode) -> Error {
+    match status {
+        StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => Error::Unauthorized {
+            host: host.to_string(),
+            reason: format!("{}: {status}", Elided(what)),
+        },
+        s => Error::protocol(host, format!("{}: unexpected {s}", Elided(what))),
+    }
+}
+
+/// The provider's bytes as a stream of `CHUNK`-sized pieces, exactly `size` long; a reader
+/// that ends early is an error, so the registry never sees a short body as complete.
+fn read_stream(
+    reader: Box<dyn ReaderAt>,
+    size: u64,
+) -> impl futures::Stream<Item = std::result::Result<bytes::Bytes, dist_content::Error>> + Send + 'static
+{
+    futures::stream::try_unfold((reader, 0u64), move |(reader, offset)| async move {
+        if offset >= size {
+            return Ok(None);
+        }
+        let left = usize::try_from(size.saturating_sub(offset)).unwrap_or(CHUNK);
+        let mut buf = vec![0u8; left.min(CHUNK)];
+        let n = reader.read_at(&mut buf, offset).await?;
+        if n == 0 {
+            return Err(dist_content::Error::InvalidArgument(format!(
+                "blob ended at {offset} of {size} bytes"
+            )));
+        }
+        buf.truncate(n);
+        let next = offset.saturating_add(n as u64);
+        Ok(Some((bytes::Bytes::from(buf), (reader, next))))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    fn digest() -> Digest {
+        Digest::from_str("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn base() -> url::Url {
+        url::Url::parse("https://reg.example:5000/v2/app/blobs/uploads/")
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn relative_location_joins_the_answering_origin() {
+        let u = upload_url(&base(), "/v2/app/blobs/uploads/abc", &digest());
+        assert_eq!(
+            u.map(String::from),
+            Ok(format!(
+                "https://reg.example:5000/v2/app/blobs/uploads/abc?digest=sha256%3A{}",
+                &digest().as_ref()[7..]
+            ))
+        );
+    }
+
+    #[test]
+    fn absolute_location_is_kept_with_its_host() {
+        let u = upload_url(&base(), "http://storage.example/up/1", &digest());
+        let u = u.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(u.scheme(), "http");
+        assert_eq!(u.host_str(), Some("storage.example"));
+        assert_eq!(u.path(), "/up/1");
+    }
+
+    #[test]
+    fn location_query_state_is_kept_and_digest_appended() {
+        let u = upload_url(
+            &base(),
+            "/v2/app/blobs/uploads/abc?_state=xyz%3D&n=1",
+            &digest(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let pairs: Vec<(String, String)> = u.query_pairs().into_owned().collect();
+        assert_eq!(
+            pairs,
+            vec![
+                ("_state".to_string(), "xyz=".to_string()),
+                ("n".to_string(), "1".to_string()),
+                ("digest".to_string(), digest().to_string()),
+            ]
+        );
+    }
+}
