@@ -1,0 +1,158 @@
+//! `DockerPusher` against a real `docker-registry`: blobs and manifests pushed from a
+//! `LocalStore`, read back byte for byte, and a re-push that uploads nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+
+use dist_content::{LocalStore, Manager};
+use dist_images::Handler;
+use dist_remotes::{ErrorKind, Fetcher, PushOutcome, Resolver, fetch_handler};
+use dist_test_support::{AuthMode, OciLayout, Platform, Push, Registry};
+
+/// Pushes an image with skopeo to `a/img:v1`, pulls it into a fresh store, pushes it with
+/// `DockerPusher` to `b/img:copy`, and checks what the registry then serves.
+async fn push_from_the_store_in(mode: AuthMode) {
+    let reg = Registry::start(mode).unwrap();
+    let host = reg.host();
+    let mut layout = OciLayout::new().unwrap();
+    let img = layout
+        .add_image(
+            Some("v1"),
+            &Platform::new("linux", "amd64"),
+            &[("hello.txt", b"hello push\n"), ("etc/x", b"x")],
+        )
+        .unwrap();
+    reg.push(layout.path(), "v1", "a/img:v1", Push::oci())
+        .unwrap_or_else(|e| panic!("{e}\n{}", reg.log()));
+
+    // Pull repository A into a store with the fetch path.
+    let r = common::resolver(&reg);
+    let (name, root) = r.resolve(&format!("{host}/a/img:v1")).await.unwrap();
+    let fetcher: Arc<dyn Fetcher> = Arc::from(r.fetcher(&name).await.unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(LocalStore::open(dir.path().join("content")).unwrap());
+    let h = fetch_handler(store.clone(), fetcher);
+    for d in std::iter::once(&root).chain(&img.children) {
+        h.handle(d).await.unwrap();
+        assert_eq!(store.info(d.digest()).await.unwrap().size, d.size());
+    }
+
+    // Push children, then the manifest, to repository B by tag.
+    let pusher = r.pusher(&format!("{host}/b/img:copy")).await.unwrap();
+    for d in &img.children {
+        let outcome = pusher.push(d, store.as_ref()).await;
+        assert_eq!(
+            outcome.unwrap_or_else(|e| panic!("{e}\n{}", reg.log())),
+            PushOutcome::Pushed,
+            "{}",
+            d.digest()
+        );
+    }
+    let outcome = pusher.push(&root, store.as_ref()).await;
+    assert_eq!(
+        outcome.unwrap_or_else(|e| panic!("{e}\n{}", reg.log())),
+        PushOutcome::Pushed
+    );
+
+    // The registry serves exactly the stored manifest bytes under the tag and the digest.
+    assert_eq!(reg.inspect_raw("b/img:copy").unwrap(), img.root_bytes);
+    let (_, pushed) = r.resolve(&format!("{host}/b/img:copy")).await.unwrap();
+    assert_eq!(pushed, root);
+    let fb = r.fetcher(&format!("{host}/b/img:copy")).await.unwrap();
+    for d in &img.children {
+        let bytes = common::fetch_all(fb.as_ref(), d).await.unwrap();
+        assert_eq!(bytes.len() as u64, d.size());
+    }
+
+    // A second push finds everything present, the tag included.
+    for d in img.children.iter().chain(std::iter::once(&root)) {
+        let outcome = pusher.push(d, store.as_ref()).await.unwrap();
+        assert_eq!(outcome, PushOutcome::AlreadyPresent, "{}", d.digest());
+    }
+
+    // By digest (no tag), a manifest already in the repository is present too.
+    let by_digest = r
+        .pusher(&format!("{host}/b/img@{}", root.digest()))
+        .await
+        .unwrap();
+    let outcome = by_digest.push(&root, store.as_ref()).await.unwrap();
+    assert_eq!(outcome, PushOutcome::AlreadyPresent);
+}
+
+#[tokio::test]
+async fn pushes_from_a_store_and_re_push_finds_everything_present_without_auth() {
+    push_from_the_store_in(AuthMode::None).await;
+}
+
+#[tokio::test]
+async fn pushes_from_a_store_and_re_push_finds_everything_present_with_htpasswd() {
+    push_from_the_store_in(AuthMode::Htpasswd).await;
+}
+
+#[tokio::test]
+async fn pushes_from_a_store_and_re_push_finds_everything_present_with_a_token_server() {
+    push_from_the_store_in(AuthMode::Token).await;
+}
+
+#[tokio::test]
+async fn a_tag_that_names_another_digest_is_pushed_over() {
+    let reg = Registry::start(AuthMode::None).unwrap();
+    let host = reg.host();
+    let mut layout = OciLayout::new().unwrap();
+    let one = layout
+        .add_image(
+            Some("one"),
+            &Platform::new("linux", "amd64"),
+            &[("f", b"1")],
+        )
+        .unwrap();
+    let two = layout
+        .add_image(
+            Some("two"),
+            &Platform::new("linux", "amd64"),
+            &[("f", b"2")],
+        )
+        .unwrap();
+    reg.push(layout.path(), "one", "src/img:one", Push::oci())
+        .unwrap();
+    reg.push(layout.path(), "two", "src/img:two", Push::oci())
+        .unwrap();
+    let r = common::resolver(&reg);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(LocalStore::open(dir.path().join("content")).unwrap());
+    for (tag, built) in [("one", &one), ("two", &two)] {
+        let (name, root) = r.resolve(&format!("{host}/src/img:{tag}")).await.unwrap();
+        let f: Arc<dyn Fetcher> = Arc::from(r.fetcher(&name).await.unwrap());
+        let h = fetch_handler(store.clone(), f);
+        for d in std::iter::once(&root).chain(&built.children) {
+            h.handle(d).await.unwrap();
+        }
+    }
+
+    let pusher = r.pusher(&format!("{host}/dst/img:latest")).await.unwrap();
+    for built in [&one, &two] {
+        for d in built.children.iter().chain(std::iter::once(&built.root)) {
+            pusher.push(d, store.as_ref()).await.unwrap();
+        }
+        // The tag moved: the HEAD saw the old digest, so the manifest was PUT.
+        assert_eq!(reg.inspect_raw("dst/img:latest").unwrap(), built.root_bytes);
+    }
+}
+
+#[tokio::test]
+async fn a_blob_missing_from_the_provider_is_not_found_and_nothing_is_uploaded() {
+    let reg = Registry::start(AuthMode::None).unwrap();
+    let r = common::resolver(&reg);
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::open(dir.path().join("content")).unwrap();
+    let d = common::desc(b"never stored", oci_spec::image::MediaType::ImageLayerGzip);
+    let pusher = r.pusher(&format!("{}/x/y:z", reg.host())).await.unwrap();
+    let err = pusher.push(&d, &store).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    // The provider is asked before an upload is opened: the registry has no such blob.
+    let f = r.fetcher(&format!("{}/x/y:z", reg.host())).await.unwrap();
+    let err = common::fetch_all(f.as_ref(), &d).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+}
