@@ -6,10 +6,14 @@ mod common;
 
 use std::sync::Arc;
 
+use base64::Engine;
 use dist_content::{LocalStore, Manager};
 use dist_images::Handler;
-use dist_remotes::{ErrorKind, Fetcher, PushOutcome, Resolver, fetch_handler};
-use dist_test_support::{AuthMode, OciLayout, Platform, Push, Registry};
+use dist_remotes::{DockerResolver, ErrorKind, Fetcher, PushOutcome, Resolver, fetch_handler};
+use dist_test_support::{
+    AuthMode, HostileRegistry, OciLayout, PASSWORD, Platform, Push, Registry, Response, USERNAME,
+};
+use oci_spec::image::{Descriptor, MediaType};
 
 /// Pushes an image with skopeo to `a/img:v1`, pulls it into a fresh store, pushes it with
 /// `DockerPusher` to `b/img:copy`, and checks what the registry then serves.
@@ -147,7 +151,7 @@ async fn a_blob_missing_from_the_provider_is_not_found_and_nothing_is_uploaded()
     let r = common::resolver(&reg);
     let dir = tempfile::tempdir().unwrap();
     let store = LocalStore::open(dir.path().join("content")).unwrap();
-    let d = common::desc(b"never stored", oci_spec::image::MediaType::ImageLayerGzip);
+    let d = common::desc(b"never stored", MediaType::ImageLayerGzip);
     let pusher = r.pusher(&format!("{}/x/y:z", reg.host())).await.unwrap();
     let err = pusher.push(&d, &store).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
@@ -155,4 +159,127 @@ async fn a_blob_missing_from_the_provider_is_not_found_and_nothing_is_uploaded()
     let f = r.fetcher(&format!("{}/x/y:z", reg.host())).await.unwrap();
     let err = common::fetch_all(f.as_ref(), &d).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
+}
+
+/// A store holding `bytes` as a layer, with its descriptor.
+async fn store_with(bytes: &[u8], mt: MediaType) -> (tempfile::TempDir, LocalStore, Descriptor) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::open(dir.path().join("content")).unwrap();
+    let d = common::desc(bytes, mt);
+    dist_content::write_blob(&store, "t", &d, bytes)
+        .await
+        .unwrap();
+    (dir, store, d)
+}
+
+/// The faults below come from scripted servers: a real registry does not send its uploads
+/// to another host or lie about the digest it stored.
+#[tokio::test]
+async fn authorization_stays_off_an_upload_location_on_another_host_whose_query_is_kept() {
+    let reg = HostileRegistry::start().unwrap();
+    let storage = HostileRegistry::start().unwrap();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{USERNAME}:{PASSWORD}"));
+    reg.guard(format!("Basic {basic}"), r#"Basic realm="test""#);
+    let blob = common::data(600 * 1024);
+    let (_dir, store, d) = store_with(&blob, MediaType::ImageLayerGzip).await;
+    reg.route(
+        "/v2/repo/blobs/uploads/",
+        Response::status(202).header(
+            "Location",
+            format!("{}/upload/1?_state=s%3D", storage.url()),
+        ),
+    );
+    storage.route(
+        "/upload/1",
+        Response::status(201).header("Docker-Content-Digest", d.digest().to_string()),
+    );
+
+    let opts = common::options(&reg.host(), AuthMode::Htpasswd, PASSWORD);
+    let r = DockerResolver::new(opts);
+    let pusher = r.pusher(&format!("{}/repo:t", reg.host())).await.unwrap();
+    assert_eq!(pusher.push(&d, &store).await.unwrap(), PushOutcome::Pushed);
+
+    let posts: Vec<_> = reg
+        .authorized_requests()
+        .into_iter()
+        .filter(|q| q.method == "POST")
+        .collect();
+    assert_eq!(
+        posts.len(),
+        1,
+        "the POST carried the registry's credentials"
+    );
+    let puts = storage.requests();
+    assert_eq!(puts.len(), 1);
+    assert_eq!(puts[0].method, "PUT");
+    assert_eq!(puts[0].header("authorization"), None);
+    assert_eq!(
+        puts[0].header("content-length"),
+        Some(blob.len().to_string().as_str())
+    );
+    assert_eq!(
+        puts[0].query(),
+        vec![
+            ("_state".to_string(), "s=".to_string()),
+            ("digest".to_string(), d.digest().to_string()),
+        ]
+    );
+    assert!(puts[0].body == blob, "the streamed body is the blob");
+}
+
+#[tokio::test]
+async fn a_relative_location_answered_204_is_pushed_and_a_wrong_stored_digest_is_a_mismatch() {
+    let reg = HostileRegistry::start().unwrap();
+    let (_dir, store, d) = store_with(b"layer bytes", MediaType::ImageLayerGzip).await;
+    reg.route(
+        "/v2/repo/blobs/uploads/",
+        Response::status(202).header("Location", "/v2/repo/blobs/uploads/u1"),
+    );
+    reg.route(
+        "/v2/repo/blobs/uploads/u1",
+        Response::status(204).header("Docker-Content-Digest", d.digest().to_string()),
+    );
+    let r = DockerResolver::new(common::fault_options(&reg.host()));
+    let pusher = r.pusher(&format!("{}/repo:t", reg.host())).await.unwrap();
+    assert_eq!(pusher.push(&d, &store).await.unwrap(), PushOutcome::Pushed);
+
+    let other = dist_content::sha256_of(b"something else");
+    reg.route(
+        "/v2/repo/blobs/uploads/u1",
+        Response::status(201).header("Docker-Content-Digest", other.to_string()),
+    );
+    let err = pusher.push(&d, &store).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
+}
+
+#[tokio::test]
+async fn a_manifest_is_put_with_its_media_type_and_exact_bytes() {
+    let reg = HostileRegistry::start().unwrap();
+    // Odd spacing and key order: re-serialising would change these bytes.
+    let manifest = br#"{ "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "layers": [], "config": {"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"} }"#;
+    let (_dir, store, d) = store_with(manifest, MediaType::ImageManifest).await;
+    let digest = d.digest().to_string();
+    reg.route_fn("/v2/repo/manifests/t", move |q| match q.method.as_str() {
+        "PUT" => Response::status(201).header("Docker-Content-Digest", digest.clone()),
+        _ => Response::status(404),
+    });
+    let r = DockerResolver::new(common::fault_options(&reg.host()));
+    let pusher = r.pusher(&format!("{}/repo:t", reg.host())).await.unwrap();
+    let outcome = pusher.push(&d, &store).await;
+    let puts: Vec<_> = reg
+        .requests()
+        .into_iter()
+        .filter(|q| q.method == "PUT")
+        .collect();
+    assert_eq!(outcome.unwrap(), PushOutcome::Pushed);
+    assert_eq!(puts.len(), 1);
+    assert_eq!(puts[0].path(), "/v2/repo/manifests/t");
+    assert_eq!(
+        puts[0].header("content-type"),
+        Some("application/vnd.oci.image.manifest.v1+json")
+    );
+    assert!(
+        puts[0].body == manifest,
+        "the stored bytes, not re-serialised"
+    );
 }
