@@ -144,15 +144,52 @@ pub(crate) struct Request {
 pub(crate) enum Payload {
     /// Exact bytes (a manifest), with their media type.
     Bytes(bytes::Bytes, String),
-    /// A blob streamed from a provider, with its length; taken by the first attempt.
-    Once(Arc<std::sync::Mutex<Option<reqwest::Body>>>, u64),
+    /// A blob streamed from a provider, with its length; taken by the first attempt. The
+    /// stream marks its progress, which bounds the wait instead of the header timeout.
+    Once(
+        Arc<std::sync::Mutex<Option<reqwest::Body>>>,
+        u64,
+        Arc<UploadProgress>,
+    ),
+}
+
+/// When an upload's body last gave a chunk to the connection, and whether it is done.
+///
+/// A registry answers an upload only after reading all of it, which may take longer than
+/// the header timeout: the wait is bounded by the stall timeout while the body is sent, and
+/// by the header timeout once it is all sent.
+#[derive(Debug)]
+pub(crate) struct UploadProgress {
+    state: std::sync::Mutex<(tokio::time::Instant, bool)>,
+}
+
+impl UploadProgress {
+    pub(crate) fn new() -> Self {
+        UploadProgress {
+            state: std::sync::Mutex::new((tokio::time::Instant::now(), false)),
+        }
+    }
+
+    /// Records that a chunk was handed over (`done` after the last one).
+    pub(crate) fn advanced(&self, done: bool) {
+        if let Ok(mut s) = self.state.lock() {
+            *s = (tokio::time::Instant::now(), done);
+        }
+    }
+
+    fn get(&self) -> (tokio::time::Instant, bool) {
+        self.state
+            .lock()
+            .map(|s| *s)
+            .unwrap_or_else(|_| (tokio::time::Instant::now(), false))
+    }
 }
 
 impl std::fmt::Debug for Payload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Payload::Bytes(b, mt) => write!(f, "Bytes({} bytes, {mt})", b.len()),
-            Payload::Once(_, n) => write!(f, "Once({n} bytes)"),
+            Payload::Once(_, n, _) => write!(f, "Once({n} bytes)"),
         }
     }
 }
@@ -413,7 +450,7 @@ impl Repository {
                 Some(Payload::Bytes(b, mt)) => {
                     rb = rb.header(CONTENT_TYPE, mt.as_str()).body(b.clone());
                 }
-                Some(Payload::Once(cell, len)) => {
+                Some(Payload::Once(cell, len, _)) => {
                     let body = cell.lock().ok().and_then(|mut b| b.take());
                     let Some(body) = body else {
                         return Err(Failure::BodySpent);
@@ -428,11 +465,20 @@ impl Repository {
                 }
                 None => {}
             }
-            let resp = match tokio::time::timeout_at(deadline, rb.send()).await {
+            let sent = match &req.body {
+                Some(Payload::Once(_, _, progress)) => {
+                    let stall = self.shared.opts.stall_timeout;
+                    upload_bounded(rb.send(), progress, limit, stall).await
+                }
+                _ => tokio::time::timeout_at(deadline, rb.send())
+                    .await
+                    .map_err(|_| limit),
+            };
+            let resp = match sent {
                 Ok(Ok(r)) => r,
                 Ok(Err(e)) if e.is_timeout() => return Err(Failure::NoResponse(limit)),
                 Ok(Err(e)) => return Err(Failure::Http(e)),
-                Err(_) => return Err(Failure::NoResponse(limit)),
+                Err(d) => return Err(Failure::NoResponse(d)),
             };
             if !resp.status().is_redirection() {
                 return Ok(resp);
@@ -449,6 +495,31 @@ impl Repository {
             url = next.to_string();
         }
         Err(Failure::TooManyRedirects)
+    }
+}
+
+/// Waits for an upload's response: fails with the bound that ran out when the body gave no
+/// chunk for `stall`, or, once it is all sent, no response came within `limit`.
+async fn upload_bounded<F: std::future::Future>(
+    send: F,
+    progress: &UploadProgress,
+    limit: Duration,
+    stall: Duration,
+) -> std::result::Result<F::Output, Duration> {
+    let tick = limit.min(stall) / 4;
+    let tick = tick.max(Duration::from_millis(10));
+    tokio::pin!(send);
+    loop {
+        tokio::select! {
+            out = &mut send => return Ok(out),
+            () = tokio::time::sleep(tick) => {
+                let (last, done) = progress.get();
+                let bound = if done { limit } else { stall };
+                if last.elapsed() > bound {
+                    return Err(bound);
+                }
+            }
+        }
     }
 }
 
@@ -531,4 +602,44 @@ const GAVE_UP: &str = "gave up after";
 /// Whether `e` came from [`gave_up`] (so it is final, not wrapped again).
 pub(crate) fn is_gave_up(e: &Error) -> bool {
     matches!(e, Error::Unavailable { reason, .. } if reason.starts_with(GAVE_UP))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_upload_that_keeps_progressing_outlives_the_header_timeout() {
+        let progress = Arc::new(UploadProgress::new());
+        let p = progress.clone();
+        // Sends for three header timeouts, handing over a chunk every 10 ms.
+        let send = async move {
+            for _ in 0..150 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                p.advanced(false);
+            }
+            p.advanced(true);
+            "answered"
+        };
+        let limit = Duration::from_millis(500);
+        let out = upload_bounded(send, &progress, limit, limit).await;
+        assert_eq!(out, Ok("answered"));
+    }
+
+    #[tokio::test]
+    async fn an_upload_without_progress_fails_after_the_stall_timeout() {
+        let progress = UploadProgress::new();
+        let stall = Duration::from_millis(50);
+        let out = upload_bounded(std::future::pending::<()>(), &progress, stall * 100, stall);
+        assert_eq!(out.await, Err(stall));
+    }
+
+    #[tokio::test]
+    async fn a_sent_upload_without_an_answer_fails_after_the_header_timeout() {
+        let progress = UploadProgress::new();
+        progress.advanced(true);
+        let limit = Duration::from_millis(50);
+        let out = upload_bounded(std::future::pending::<()>(), &progress, limit, limit * 100);
+        assert_eq!(out.await, Err(limit));
+    }
 }

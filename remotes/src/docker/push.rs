@@ -8,7 +8,7 @@ use oci_spec::image::{Descriptor, Digest};
 use reqwest::header::LOCATION;
 use reqwest::{Method, Response, StatusCode};
 
-use super::client::{Payload, Repository, Request};
+use super::client::{Payload, Repository, Request, UploadProgress};
 use super::resolve::header_digest;
 use crate::hosts::Capabilities;
 use crate::{Error, PushOutcome, Pusher, Result};
@@ -102,13 +102,16 @@ impl DockerPusher {
         let url = upload_url(resp.url(), location, digest)
             .map_err(|e| Error::protocol_from(&host, format!("{what}: bad upload Location"), e))?;
 
-        let body = reqwest::Body::wrap_stream(read_stream(reader, desc.size()));
+        let progress = Arc::new(UploadProgress::new());
+        let stream = read_stream(reader, desc.size(), progress.clone());
+        let body = reqwest::Body::wrap_stream(stream);
         let mut put = Request::new(Method::PUT, String::new());
         put.url = Some(url.to_string());
         put.push = true;
         put.body = Some(Payload::Once(
             Arc::new(std::sync::Mutex::new(Some(body))),
             desc.size(),
+            progress,
         ));
         let (host, resp) = self.send(put).await?;
         finish(&host, &what, &resp, digest)?;
@@ -208,23 +211,29 @@ fn unexpected(host: &str, what: &str, status: StatusCode) -> Error {
 fn read_stream(
     reader: Box<dyn ReaderAt>,
     size: u64,
+    progress: Arc<UploadProgress>,
 ) -> impl futures::Stream<Item = std::result::Result<bytes::Bytes, dist_content::Error>> + Send + 'static
 {
-    futures::stream::try_unfold((reader, 0u64), move |(reader, offset)| async move {
-        if offset >= size {
-            return Ok(None);
+    futures::stream::try_unfold((reader, 0u64), move |(reader, offset)| {
+        let progress = progress.clone();
+        async move {
+            if offset >= size {
+                progress.advanced(true);
+                return Ok(None);
+            }
+            let left = usize::try_from(size.saturating_sub(offset)).unwrap_or(CHUNK);
+            let mut buf = vec![0u8; left.min(CHUNK)];
+            let n = reader.read_at(&mut buf, offset).await?;
+            if n == 0 {
+                return Err(dist_content::Error::InvalidArgument(format!(
+                    "blob ended at {offset} of {size} bytes"
+                )));
+            }
+            buf.truncate(n);
+            let next = offset.saturating_add(n as u64);
+            progress.advanced(next >= size);
+            Ok(Some((bytes::Bytes::from(buf), (reader, next))))
         }
-        let left = usize::try_from(size.saturating_sub(offset)).unwrap_or(CHUNK);
-        let mut buf = vec![0u8; left.min(CHUNK)];
-        let n = reader.read_at(&mut buf, offset).await?;
-        if n == 0 {
-            return Err(dist_content::Error::InvalidArgument(format!(
-                "blob ended at {offset} of {size} bytes"
-            )));
-        }
-        buf.truncate(n);
-        let next = offset.saturating_add(n as u64);
-        Ok(Some((bytes::Bytes::from(buf), (reader, next))))
     })
 }
 
