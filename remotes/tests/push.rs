@@ -283,3 +283,39 @@ async fn a_manifest_is_put_with_its_media_type_and_exact_bytes() {
         "the stored bytes, not re-serialised"
     );
 }
+
+#[tokio::test]
+async fn an_upload_answered_503_starts_over_with_a_new_upload_and_a_fresh_body() {
+    let reg = HostileRegistry::start().unwrap();
+    let blob = common::data(300 * 1024);
+    let (_dir, store, d) = store_with(&blob, MediaType::ImageLayerGzip).await;
+    reg.route(
+        "/v2/repo/blobs/uploads/",
+        Response::status(202).header("Location", "/v2/repo/blobs/uploads/u1"),
+    );
+    let puts = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let (n, digest) = (puts.clone(), d.digest().to_string());
+    reg.route_fn("/v2/repo/blobs/uploads/u1", move |_| {
+        if n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            Response::status(503)
+        } else {
+            Response::status(201).header("Docker-Content-Digest", digest.clone())
+        }
+    });
+    let r = DockerResolver::new(common::fault_options(&reg.host()));
+    let pusher = r.pusher(&format!("{}/repo:t", reg.host())).await.unwrap();
+    assert_eq!(pusher.push(&d, &store).await.unwrap(), PushOutcome::Pushed);
+
+    let log = reg.requests();
+    let count = |m: &str| log.iter().filter(|q| q.method == m).count();
+    assert_eq!(
+        (count("POST"), count("PUT")),
+        (2, 2),
+        "a new upload each time"
+    );
+    let last = log.iter().rfind(|q| q.method == "PUT").unwrap();
+    assert!(
+        last.body == blob,
+        "the second PUT sent the whole blob again"
+    );
+}

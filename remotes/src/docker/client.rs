@@ -353,10 +353,13 @@ impl Repository {
                     }
                 }
                 Err(Failure::BodySpent) => {
-                    return Err(Error::protocol(
+                    // A streamed body went with an attempt that must be repeated (a `401`
+                    // that refreshed the token, a redirect): transient, so the caller
+                    // starts the upload again with a fresh body.
+                    return Err(Error::unavailable(
                         host,
                         format!(
-                            "{} {}: redirected after the body was sent",
+                            "{} {}: the streamed body was spent on an earlier attempt",
                             req.method,
                             Elided(&url)
                         ),

@@ -75,6 +75,25 @@ impl DockerPusher {
         if self.blob_exists(digest).await? {
             return Ok(PushOutcome::AlreadyPresent);
         }
+        // A monolithic upload cannot continue where a failed one stopped: a transient
+        // failure (a 5xx, a reset, a token refreshed after the body went) starts it over.
+        let policy = &self.repo.shared.opts.retry;
+        let mut attempt = 0u32;
+        loop {
+            attempt = attempt.saturating_add(1);
+            match self.upload(desc, provider).await {
+                Err(e) if e.is_transient() && attempt < policy.max_attempts => {
+                    tracing::debug!(digest = %digest, attempt, error = %e, "upload again");
+                    tokio::time::sleep(policy.backoff(attempt)).await;
+                }
+                other => return other.map(|()| PushOutcome::Pushed),
+            }
+        }
+    }
+
+    /// One monolithic upload: `POST` to open it, then one streamed `PUT` of the blob.
+    async fn upload(&self, desc: &Descriptor, provider: &dyn Provider) -> Result<()> {
+        let digest = desc.digest();
         let reader = provider.reader_at(desc).await?;
         if reader.size() != desc.size() {
             return Err(Error::mismatch(
@@ -113,9 +132,10 @@ impl DockerPusher {
             desc.size(),
             progress,
         ));
+        // A 5xx comes back as `Unavailable` (the retry policy's statuses, with one attempt
+        // for a streamed body), so the caller starts over.
         let (host, resp) = self.send(put).await?;
-        finish(&host, &what, &resp, digest)?;
-        Ok(PushOutcome::Pushed)
+        finish(&host, &what, &resp, digest)
     }
 
     async fn push_manifest(
