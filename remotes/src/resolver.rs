@@ -114,3 +114,37 @@ pub trait Resolver: Send + Sync {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A resolver that only implements the two required methods.
+    struct ReadOnly;
+
+    #[async_trait]
+    impl Resolver for ReadOnly {
+        async fn resolve(&self, reference: &str) -> Result<(String, Descriptor)> {
+            Err(Error::NotFound {
+                what: reference.to_owned(),
+            })
+        }
+
+        async fn fetcher(&self, name: &str) -> Result<Box<dyn Fetcher>> {
+            Err(Error::NotFound {
+                what: name.to_owned(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resolver_without_push_refuses_with_an_unsupported_error() {
+        let err = match ReadOnly.pusher("example.com/app:1").await {
+            Ok(_) => panic!("a read-only resolver handed out a pusher"),
+            Err(e) => e,
+        };
+        assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument);
+        assert!(err.to_string().contains("example.com/app:1"), "{err}");
+    }
+}
