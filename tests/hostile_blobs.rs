@@ -170,6 +170,11 @@ fn a_blob_that_stalls_after_a_few_kib_on_every_attempt_fails_in_time() {
         last.contains(&served.layer_digests[0]),
         "the error does not name the digest: {last}"
     );
+    // The progress display says what is happening before the pull gives up.
+    assert!(
+        err.contains(": stalled (") && err.contains(": retrying ("),
+        "the progress display shows no stall or retry:\n{err}"
+    );
 }
 
 /// A registry whose `path` is answered by `response`, with an honest image otherwise.
