@@ -14,6 +14,7 @@ set -eu
 secs=${1:-60}
 [ $# -gt 0 ] && shift
 cd "$(dirname "$0")/../fuzz"
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 export RUSTC_BOOTSTRAP="${RUSTC_BOOTSTRAP:-1}"
 targets=${*:-$(cargo fuzz list)}
 work=$(mktemp -d)
