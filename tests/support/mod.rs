@@ -402,16 +402,7 @@ impl Dist {
                     .unwrap_or_else(|e| panic!("{}: not a digest: {e}", path.display()));
                 let mut hasher = dist::content::Digester::for_digest(&named).unwrap();
                 let mut file = std::fs::File::open(&path).unwrap();
-                let mut size = 0u64;
-                let mut buf = vec![0; 64 << 10];
-                loop {
-                    let n = std::io::Read::read(&mut file, &mut buf).unwrap();
-                    if n == 0 {
-                        break;
-                    }
-                    hasher.update(&buf[..n]);
-                    size += n as u64;
-                }
+                let size = std::io::copy(&mut file, &mut hasher).unwrap();
                 assert_eq!(
                     hasher.finish(),
                     named,
