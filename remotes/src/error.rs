@@ -197,7 +197,7 @@ pub enum Error {
     /// The content store failed while `fetch_handler` was writing. The content error is
     /// also the `source()`.
     #[error("{0}")]
-    Content(#[from] dist_content::Error),
+    Content(#[source] dist_content::Error),
     /// The operation is not offered by this implementation (a resolver that cannot push).
     #[error("{what}: not supported")]
     Unsupported {
@@ -321,14 +321,6 @@ impl Error {
         }
     }
 
-    /// The error for a digest whose algorithm cannot be verified.
-    pub(crate) fn unsupported_digest(digest: &oci_spec::image::Digest) -> Self {
-        Error::UnsupportedDigestAlgorithm {
-            digest: dist_content::elide(digest.as_ref()),
-            algorithm: dist_content::elide(digest.algorithm().as_ref()),
-        }
-    }
-
     pub(crate) fn mismatch(what: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Mismatch {
             what: what.into(),
@@ -344,3 +336,17 @@ impl Error {
 
 /// The remotes crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A content error keeps its kind; the content store's "unsupported digest algorithm" (from
+/// hashing a descriptor's digest) becomes this crate's own variant, so a caller sees one
+/// variant for it whichever crate noticed.
+impl From<dist_content::Error> for Error {
+    fn from(e: dist_content::Error) -> Self {
+        match e {
+            dist_content::Error::UnsupportedDigestAlgorithm { digest, algorithm } => {
+                Error::UnsupportedDigestAlgorithm { digest, algorithm }
+            }
+            other => Error::Content(other),
+        }
+    }
+}

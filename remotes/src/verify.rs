@@ -39,7 +39,7 @@ pub fn verified(inner: ByteStream, digest: &Digest, size: u64, offset: u64) -> R
     }
     // sha256, sha384 or sha512, as the digest names; anything else is InvalidArgument.
     let hasher = if offset == 0 {
-        Some(Digester::for_digest(digest).map_err(|_| Error::unsupported_digest(digest))?)
+        Some(Digester::for_digest(digest)?)
     } else {
         None
     };

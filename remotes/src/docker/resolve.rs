@@ -88,7 +88,7 @@ pub(crate) async fn resolve(
     let stall = repo.shared.opts.stall_timeout;
     // Hash with the reference's algorithm, else the registry's, else sha256.
     let alg = match (&expected, &body_header_digest) {
-        (Some(e), _) => Algorithm::of(e).map_err(|_| Error::unsupported_digest(e))?,
+        (Some(e), _) => Algorithm::of(e)?,
         (None, Some(h)) => Algorithm::of(h).unwrap_or_default(),
         (None, None) => Algorithm::Sha256,
     };
