@@ -16,7 +16,7 @@ mod verify;
 pub use auth::{Anonymous, Credential, Credentials, DockerConfig, StaticCredentials};
 pub use docker::{
     DEFAULT_MAX_MANIFEST_SIZE, DEFAULT_MAX_STALLS, DEFAULT_REQUEST_TIMEOUT, DockerFetcher,
-    DockerPusher, DockerResolver, ParallelFetch, ResolverOptions,
+    DockerPusher, DockerResolver, ParallelFetch, ResolverOptions, UploadOptions,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use fetcher::{ByteStream, FetchEvent, FetchObserver, Fetcher};
@@ -25,7 +25,7 @@ pub use hosts::{
     Capabilities, DOCKER_HUB, DOCKER_HUB_API, HostsConfig, HostsFile, RegistryHost, Scheme,
     TlsOptions, is_loopback,
 };
-pub use pusher::{PushOutcome, Pusher};
+pub use pusher::{DISTRIBUTION_SOURCE_PREFIX, PushOutcome, Pusher};
 pub use resolver::Resolver;
 pub use retry::RetryPolicy;
 pub use verify::verified;

@@ -15,7 +15,16 @@ pub enum PushOutcome {
     /// The remote already had the content (and, for a tag, the tag already named it):
     /// nothing was uploaded.
     AlreadyPresent,
+    /// The blob was mounted from another repository of the same registry: nothing was
+    /// uploaded.
+    Mounted,
 }
+
+/// The label (on stored content) and annotation (on a descriptor given to a [`Pusher`])
+/// prefix naming where a blob came from, as containerd names it:
+/// `containerd.io/distribution.source.<host>=<repo>[,<repo>…]`. A pusher to `<host>` tries
+/// to mount the blob from those repositories before uploading it.
+pub const DISTRIBUTION_SOURCE_PREFIX: &str = "containerd.io/distribution.source.";
 
 /// Sends content to one repository of a remote, as containerd's `remotes.Pusher`.
 ///

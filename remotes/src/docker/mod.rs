@@ -69,6 +69,20 @@ pub struct ResolverOptions {
     pub parallel: Option<ParallelFetch>,
     /// The `User-Agent` sent with every request.
     pub user_agent: String,
+    /// How a push uploads blobs: monolithic unless a chunk size is set.
+    pub upload: UploadOptions,
+}
+
+/// How a push uploads blobs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UploadOptions {
+    /// Upload in `PATCH` chunks of this many bytes (raised to a registry's
+    /// `OCI-Chunk-Min-Length`) instead of one monolithic `PUT`; `None` is monolithic.
+    pub chunk_size: Option<u64>,
+    /// Where the state of interrupted chunked uploads is kept (upload URL and offset), so
+    /// that the same push run again resumes from the registry's offset.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// Settings for fetching one big blob as several concurrent `Range` requests.
@@ -109,6 +123,7 @@ impl Default for ResolverOptions {
             max_resumes_without_progress: 5,
             parallel: None,
             user_agent: concat!("dist-rs/", env!("CARGO_PKG_VERSION")).to_string(),
+            upload: UploadOptions::default(),
         }
     }
 }
@@ -153,6 +168,19 @@ impl Credentials for LazyDockerConfig {
 }
 
 impl ResolverOptions {
+    /// Uploads pushed blobs in chunks of `chunk_size` bytes, resumable across failures.
+    pub fn with_chunked_upload(mut self, chunk_size: u64) -> Self {
+        self.upload.chunk_size = Some(chunk_size.max(1));
+        self
+    }
+
+    /// Keeps the state of interrupted chunked uploads under `dir` (for example
+    /// `<root>/uploads`), so a push run again resumes them.
+    pub fn with_upload_state_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.upload.state_dir = Some(dir.into());
+        self
+    }
+
     /// Sets the hosts configuration.
     pub fn with_hosts(mut self, hosts: HostsConfig) -> Self {
         self.hosts = hosts;
