@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers the tests run against (Debian packages), only when missing:
 # the CNCF distribution registry, skopeo, umoci, containerd (ctr) and htpasswd; and
-# cargo-machete, the unused-dependency check of scripts/test.sh.
+# cargo-machete, the unused-dependency check of scripts/test.sh; and ferro-oci-server.
 set -euo pipefail
 need=()
 command -v docker-registry >/dev/null || need+=(docker-registry)
@@ -23,4 +23,9 @@ fi
 if ! command -v cargo-machete >/dev/null; then
   echo "installing: cargo-machete" >&2
   cargo install --locked --quiet cargo-machete
+fi
+# The second, independent registry (OCI 1.1: referrers, chunked uploads, Link pagination).
+if ! command -v ferro-oci-server >/dev/null && [ ! -x "$HOME/.cargo/bin/ferro-oci-server" ]; then
+  echo "installing: ferro-oci-server" >&2
+  cargo install --locked --quiet ferro-oci-server --version 1.0.0
 fi

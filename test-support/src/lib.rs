@@ -4,6 +4,7 @@
 //!   [`AuthMode`]s (none, `htpasswd`, token auth with an in-process [`TokenIssuer`]);
 //! - [`OciLayout`] builds OCI image layouts (tar layers, configs, manifests, indexes) and
 //!   [`Registry::push`] copies them in with `skopeo`;
+//! - [`FerroRegistry`] runs `ferro-oci-server`, a second, independent OCI 1.1 registry;
 //! - [`FaultServer`] is a scriptable HTTP/1.1 server for what a real registry will not do
 //!   (resets, stalls, wrong bytes, redirects, odd headers);
 //! - [`HostileRegistry`] is a whole scripted `/v2/` registry that misbehaves per route
@@ -16,6 +17,7 @@
 mod bomb;
 mod error;
 mod fault;
+mod ferro;
 mod hostile;
 mod http;
 mod layout;
@@ -25,6 +27,7 @@ mod token;
 pub use bomb::{BombKind, header_bomb_layer};
 pub use error::{Error, Result};
 pub use fault::{FaultServer, Reply, Request, parse_range};
+pub use ferro::{FerroRegistry, ferro_binary};
 pub use hostile::{
     Body, ENDLESS_CAP, HostileRegistry, OCI_INDEX, OCI_MANIFEST, Response, Served, host_arch,
     image_json, sha256,

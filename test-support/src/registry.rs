@@ -262,7 +262,7 @@ fn make_tls_certs(dir: &Path) -> Result<()> {
 }
 
 /// Binds `127.0.0.1:0` and releases it, for a process that needs a port number up front.
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("bind :0", e))?;
     let port = l
         .local_addr()
@@ -342,7 +342,7 @@ fn wait_until_ready(
     ))
 }
 
-fn probe(port: u16) -> Option<()> {
+pub(crate) fn probe(port: u16) -> Option<()> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
