@@ -4,6 +4,7 @@
 //!   [`AuthMode`]s (none, `htpasswd`, token auth with an in-process [`TokenIssuer`]);
 //! - [`OciLayout`] builds OCI image layouts (tar layers, configs, manifests, indexes) and
 //!   [`Registry::push`] copies them in with `skopeo`;
+//! - [`Containerd`] runs a throwaway containerd daemon for `ctr` interop checks;
 //! - [`FerroRegistry`] runs `ferro-oci-server`, a second, independent OCI 1.1 registry;
 //! - [`FaultServer`] is a scriptable HTTP/1.1 server for what a real registry will not do
 //!   (resets, stalls, wrong bytes, redirects, odd headers);
@@ -15,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 mod bomb;
+mod containerd;
 mod error;
 mod fault;
 mod ferro;
@@ -25,6 +27,7 @@ mod registry;
 mod token;
 
 pub use bomb::{BombKind, header_bomb_layer};
+pub use containerd::Containerd;
 pub use error::{Error, Result};
 pub use fault::{FaultServer, Reply, Request, parse_range};
 pub use ferro::{FerroRegistry, ferro_binary};
