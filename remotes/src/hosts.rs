@@ -89,6 +89,9 @@ pub struct RegistryHost {
     pub tls: TlsOptions,
     /// Retry over plain HTTP when HTTPS cannot connect (Docker's behaviour for loopback).
     pub plain_http_fallback: bool,
+    /// Push blobs to this endpoint in `PATCH` chunks of this many bytes (`hosts.toml`'s
+    /// `upload_chunk_size`), overriding [`UploadOptions::chunk_size`](crate::UploadOptions).
+    pub upload_chunk_size: Option<u64>,
 }
 
 impl RegistryHost {
@@ -101,6 +104,7 @@ impl RegistryHost {
             capabilities: Capabilities::ALL,
             tls: TlsOptions::default(),
             plain_http_fallback: false,
+            upload_chunk_size: None,
         }
     }
 
@@ -131,6 +135,12 @@ impl RegistryHost {
     /// Retries over plain HTTP when HTTPS cannot connect.
     pub fn with_plain_http_fallback(mut self, on: bool) -> Self {
         self.plain_http_fallback = on;
+        self
+    }
+
+    /// Pushes blobs to this endpoint in chunks of `bytes` (at least 1).
+    pub fn with_upload_chunk_size(mut self, bytes: u64) -> Self {
+        self.upload_chunk_size = Some(bytes.max(1));
         self
     }
 }

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use dist_content::{Elided, elide};
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE,
+};
 use reqwest::{Method, Response, StatusCode};
 use tokio::sync::Mutex;
 
@@ -137,6 +139,10 @@ pub(crate) struct Request {
     pub(crate) body: Option<Payload>,
     /// Ask for `push,pull` scope instead of `pull`.
     pub(crate) push: bool,
+    /// A repository of the same registry to ask `pull` scope on as well (a mount source).
+    pub(crate) mount_from: Option<String>,
+    /// `Content-Range: <start>-<end>` (inclusive end) on a chunk of a chunked upload.
+    pub(crate) content_range: Option<(u64, u64)>,
 }
 
 /// A request body: bytes can be sent again on a retry; a stream is sent at most once.
@@ -205,6 +211,8 @@ impl Request {
             url: None,
             body: None,
             push: false,
+            mount_from: None,
+            content_range: None,
         }
     }
 }
@@ -238,9 +246,12 @@ impl Repository {
         })
     }
 
-    fn scope(&self, push: bool) -> String {
-        let actions = if push { "pull,push" } else { "pull" };
-        format!("repository:{}:{actions}", self.name)
+    fn scope(&self, req: &Request) -> String {
+        let actions = if req.push { "pull,push" } else { "pull" };
+        match &req.mount_from {
+            Some(from) => format!("repository:{}:{actions} repository:{from}:pull", self.name),
+            None => format!("repository:{}:{actions}", self.name),
+        }
     }
 
     /// Sends `req` to the first endpoint with `cap` that answers; falls through mirrors
@@ -293,7 +304,7 @@ impl Repository {
     /// until `max_elapsed` has passed without a byte of the descriptor.
     async fn send_one(&self, ep: &Endpoint, req: &Request, attempts: u32) -> Result<Response> {
         let policy = &self.shared.opts.retry;
-        let scope = self.scope(req.push);
+        let scope = self.scope(req);
         let host = ep.host.host.as_str();
         // A streamed body cannot be sent twice.
         let attempts = if matches!(req.body, Some(Payload::Once(..))) {
@@ -448,6 +459,9 @@ impl Repository {
             }
             if let Some((start, end)) = req.range {
                 rb = rb.header(RANGE, range_header(start, end));
+            }
+            if let Some((start, end)) = req.content_range {
+                rb = rb.header(CONTENT_RANGE, format!("{start}-{end}"));
             }
             match &req.body {
                 Some(Payload::Bytes(b, mt)) => {

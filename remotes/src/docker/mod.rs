@@ -6,6 +6,8 @@ mod parallel;
 mod push;
 mod range;
 mod resolve;
+mod upload;
+mod upload_state;
 mod watch;
 
 use std::sync::Arc;

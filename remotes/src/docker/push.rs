@@ -10,8 +10,8 @@ use reqwest::{Method, Response, StatusCode};
 
 use super::client::{Payload, Repository, Request, UploadProgress};
 use super::resolve::header_digest;
-use crate::hosts::Capabilities;
-use crate::{Error, PushOutcome, Pusher, Result};
+use crate::hosts::{Capabilities, DOCKER_HUB};
+use crate::{DISTRIBUTION_SOURCE_PREFIX, Error, ErrorKind, PushOutcome, Pusher, Result};
 
 /// Bytes read from the provider per chunk of a streamed upload: the whole blob is never
 /// held in memory.
@@ -20,14 +20,22 @@ const CHUNK: usize = 256 * 1024;
 /// Pushes to one repository of a Docker/OCI registry (from
 /// [`DockerResolver::pusher`](crate::Resolver::pusher)).
 ///
-/// Blobs are checked with `HEAD` and skipped when present, else uploaded in one streamed
-/// `PUT` after a `POST` that opens the upload. Manifests and indexes are `PUT` with their
+/// Blobs are checked with `HEAD` and skipped when present. A blob whose descriptor names
+/// source repositories on the same registry (the
+/// [`DISTRIBUTION_SOURCE_PREFIX`](crate::DISTRIBUTION_SOURCE_PREFIX) annotation) is
+/// mounted from them when the registry can (`PushOutcome::Mounted`). Otherwise it is
+/// uploaded in one streamed `PUT` after a `POST` that opens the upload, or, with a chunk
+/// size ([`UploadOptions`](crate::UploadOptions) or the host's `upload_chunk_size`), in
+/// `PATCH` chunks that resume from the registry's offset after a failure and, with a state
+/// directory, across processes. Manifests and indexes are `PUT` with their
 /// exact stored bytes and their media type as `Content-Type`, under the tag of the name the
 /// pusher was made for, or under their digest. Requests ask for `push,pull` scope and are
 /// sent to the registry itself (endpoints that can resolve), not to pull-only mirrors.
 pub struct DockerPusher {
-    repo: Arc<Repository>,
+    pub(super) repo: Arc<Repository>,
     tag: Option<String>,
+    /// `PATCH` chunk size when uploads are chunked (the host's, else the resolver's).
+    chunk_size: Option<u64>,
 }
 
 impl std::fmt::Debug for DockerPusher {
@@ -36,6 +44,7 @@ impl std::fmt::Debug for DockerPusher {
             .field("registry", &self.repo.registry)
             .field("repository", &self.repo.name)
             .field("tag", &self.tag)
+            .field("chunk_size", &self.chunk_size)
             .finish()
     }
 }
@@ -47,14 +56,28 @@ fn origin(c: &Capabilities) -> bool {
 
 impl DockerPusher {
     pub(crate) fn new(repo: Arc<Repository>, tag: Option<String>) -> Self {
-        DockerPusher { repo, tag }
+        // The hosts configuration does no I/O; the endpoint a push goes to first decides.
+        let per_host = repo
+            .shared
+            .opts
+            .hosts
+            .hosts(&repo.registry)
+            .ok()
+            .and_then(|hosts| hosts.into_iter().find(|h| origin(&h.capabilities)))
+            .and_then(|h| h.upload_chunk_size);
+        let chunk_size = per_host.or(repo.shared.opts.upload.chunk_size);
+        DockerPusher {
+            repo,
+            tag,
+            chunk_size,
+        }
     }
 
-    async fn send(&self, req: Request) -> Result<(String, Response)> {
+    pub(super) async fn send(&self, req: Request) -> Result<(String, Response)> {
         self.repo.send(origin, &req).await
     }
 
-    fn what(&self, reference: &str) -> String {
+    pub(super) fn what(&self, reference: &str) -> String {
         format!("{}/{}@{reference}", self.repo.registry, self.repo.name)
     }
 
@@ -75,13 +98,31 @@ impl DockerPusher {
         if self.blob_exists(digest).await? {
             return Ok(PushOutcome::AlreadyPresent);
         }
+        // A mount answered 202 opened an upload: it is the one used, not a second.
+        let mut opened = None;
+        for from in mount_sources(desc, &self.repo.registry, &self.repo.name) {
+            match self.mount(digest, &from).await? {
+                Mount::Mounted => return Ok(PushOutcome::Mounted),
+                Mount::Opened(o) => {
+                    opened = Some(o);
+                    break;
+                }
+                Mount::Refused => {}
+            }
+        }
+        if let Some(chunk) = self.chunk_size {
+            return self
+                .push_chunked(desc, provider, chunk, opened)
+                .await
+                .map(|()| PushOutcome::Pushed);
+        }
         // A monolithic upload cannot continue where a failed one stopped: a transient
         // failure (a 5xx, a reset, a token refreshed after the body went) starts it over.
         let policy = &self.repo.shared.opts.retry;
         let mut attempt = 0u32;
         loop {
             attempt = attempt.saturating_add(1);
-            match self.upload(desc, provider).await {
+            match self.upload(desc, provider, opened.take()).await {
                 Err(e) if e.is_transient() && attempt < policy.max_attempts => {
                     tracing::debug!(digest = %digest, attempt, error = %e, "upload again");
                     tokio::time::sleep(policy.backoff(attempt)).await;
@@ -91,38 +132,70 @@ impl DockerPusher {
         }
     }
 
-    /// One monolithic upload: `POST` to open it, then one streamed `PUT` of the blob.
-    async fn upload(&self, desc: &Descriptor, provider: &dyn Provider) -> Result<()> {
-        let digest = desc.digest();
-        let reader = provider.reader_at(desc).await?;
-        if reader.size() != desc.size() {
-            return Err(Error::mismatch(
-                digest.to_string(),
-                format!(
-                    "the provider holds {} bytes, the descriptor says {}",
-                    reader.size(),
-                    desc.size()
-                ),
-            ));
+    /// Asks the registry to mount `digest` from repository `from` of the same registry, with
+    /// `pull` scope on `from` in the token request.
+    async fn mount(&self, digest: &Digest, from: &str) -> Result<Mount> {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("mount", digest.as_ref())
+            .append_pair("from", from)
+            .finish();
+        let mut post = Request::new(Method::POST, format!("blobs/uploads/?{query}"));
+        post.push = true;
+        post.mount_from = Some(from.to_string());
+        let what = self.what(digest.as_ref());
+        let (host, resp) = match self.send(post).await {
+            Ok(answer) => answer,
+            // No pull on `from` for these credentials: upload instead.
+            Err(e) if e.kind() == ErrorKind::Unauthorized => {
+                tracing::debug!(digest = %digest, from, error = %e, "mount refused");
+                return Ok(Mount::Refused);
+            }
+            Err(e) => return Err(e),
+        };
+        match resp.status() {
+            StatusCode::CREATED => {
+                finish(&host, &what, &resp, digest)?;
+                tracing::debug!(digest = %digest, from, "mounted");
+                Ok(Mount::Mounted)
+            }
+            StatusCode::ACCEPTED => Ok(Mount::Opened(opened(&host, &what, &resp)?)),
+            s => {
+                tracing::debug!(digest = %digest, from, status = %s, "mount not possible");
+                Ok(Mount::Refused)
+            }
         }
+    }
 
+    /// Opens an upload session with `POST blobs/uploads/`.
+    pub(super) async fn open(&self, what: &str) -> Result<Opened> {
         let mut post = Request::new(Method::POST, "blobs/uploads/".to_string());
         post.push = true;
         let (host, resp) = self.send(post).await?;
-        let what = self.what(digest.as_ref());
         if !matches!(resp.status(), StatusCode::ACCEPTED | StatusCode::CREATED) {
-            return Err(unexpected(&host, &what, resp.status()));
+            return Err(unexpected(&host, what, resp.status()));
         }
-        let location = resp
-            .headers()
-            .get(LOCATION)
-            .and_then(|l| l.to_str().ok())
-            .ok_or_else(|| Error::protocol(&host, format!("{what}: upload without Location")))?;
-        let url = upload_url(resp.url(), location, digest)
-            .map_err(|e| Error::protocol_from(&host, format!("{what}: bad upload Location"), e))?;
+        opened(&host, what, &resp)
+    }
+
+    /// One monolithic upload: `POST` to open it (unless a mount already did), then one
+    /// streamed `PUT` of the blob.
+    async fn upload(
+        &self,
+        desc: &Descriptor,
+        provider: &dyn Provider,
+        opened: Option<Opened>,
+    ) -> Result<()> {
+        let digest = desc.digest();
+        let reader = sized_reader(desc, provider).await?;
+        let what = self.what(digest.as_ref());
+        let opened = match opened {
+            Some(o) => o,
+            None => self.open(&what).await?,
+        };
+        let url = with_digest(opened.url, digest);
 
         let progress = Arc::new(UploadProgress::new());
-        let stream = read_stream(reader, desc.size(), progress.clone());
+        let stream = read_stream(reader, 0, desc.size(), progress.clone());
         let body = reqwest::Body::wrap_stream(stream);
         let mut put = Request::new(Method::PUT, String::new());
         put.url = Some(url.to_string());
@@ -186,21 +259,109 @@ impl Pusher for DockerPusher {
     }
 }
 
+/// What a mount request did.
+enum Mount {
+    /// The registry linked the blob from the source repository: nothing to upload.
+    Mounted,
+    /// The registry opened an upload session instead (the source lacks the blob, or the
+    /// registry does not mount).
+    Opened(Opened),
+    /// Neither (refused, unknown source): upload as if no mount had been tried.
+    Refused,
+}
+
+/// An upload session the registry opened, with its `OCI-Chunk-Min-Length` when it sent one.
+#[derive(Debug)]
+pub(super) struct Opened {
+    /// The upload `Location`, resolved against the URL that answered.
+    pub(super) url: url::Url,
+    pub(super) min_chunk: Option<u64>,
+}
+
+/// Most mount sources tried for one blob: a label naming more costs requests, not bytes.
+const MAX_MOUNT_SOURCES: usize = 8;
+
+/// The repositories `desc`'s `containerd.io/distribution.source.<registry>` annotation
+/// names, in order, without duplicates or `own` (a blob is not mounted from where it goes).
+pub(crate) fn mount_sources(desc: &Descriptor, registry: &str, own: &str) -> Vec<String> {
+    let key = format!("{DISTRIBUTION_SOURCE_PREFIX}{registry}");
+    let Some(value) = desc.annotations().as_ref().and_then(|a| a.get(&key)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for repo in value.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        // Docker Hub's official images live under `library/`, as resolved names do.
+        let repo = if registry == DOCKER_HUB && !repo.contains('/') {
+            format!("library/{repo}")
+        } else {
+            repo.to_string()
+        };
+        if repo != own && !out.contains(&repo) && out.len() < MAX_MOUNT_SOURCES {
+            out.push(repo);
+        }
+    }
+    out
+}
+
+/// The session a `POST` (or mount) answered with: its `Location` and chunk minimum.
+fn opened(host: &str, what: &str, resp: &Response) -> Result<Opened> {
+    let location = resp
+        .headers()
+        .get(LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .ok_or_else(|| Error::protocol(host, format!("{what}: upload without Location")))?;
+    let url = resp
+        .url()
+        .join(location)
+        .map_err(|e| Error::protocol_from(host, format!("{what}: bad upload Location"), e))?;
+    let min_chunk = resp
+        .headers()
+        .get("OCI-Chunk-Min-Length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    Ok(Opened { url, min_chunk })
+}
+
+/// The provider's reader for `desc`, checked to hold exactly `desc.size()` bytes.
+pub(super) async fn sized_reader(
+    desc: &Descriptor,
+    provider: &dyn Provider,
+) -> Result<Arc<dyn ReaderAt>> {
+    let reader = provider.reader_at(desc).await?;
+    if reader.size() != desc.size() {
+        return Err(Error::mismatch(
+            desc.digest().to_string(),
+            format!(
+                "the provider holds {} bytes, the descriptor says {}",
+                reader.size(),
+                desc.size()
+            ),
+        ));
+    }
+    Ok(Arc::from(reader))
+}
+
+/// The URL that completes an upload: the session's URL (its query state kept) with
+/// `digest` appended.
+pub(super) fn with_digest(mut url: url::Url, digest: &Digest) -> url::Url {
+    url.query_pairs_mut().append_pair("digest", digest.as_ref());
+    url
+}
+
 /// The URL that completes a monolithic upload: `location` resolved against the URL that
 /// answered (it may be relative or absolute), its query state kept, `digest` appended.
-pub(crate) fn upload_url(
+#[cfg(test)]
+fn upload_url(
     base: &url::Url,
     location: &str,
     digest: &Digest,
 ) -> std::result::Result<url::Url, url::ParseError> {
-    let mut url = base.join(location)?;
-    url.query_pairs_mut().append_pair("digest", digest.as_ref());
-    Ok(url)
+    Ok(with_digest(base.join(location)?, digest))
 }
 
 /// Checks the answer to a completing `PUT`: a success status (registries answer 201, some
 /// 202 or 204) and, when the registry names a digest, the one that was pushed.
-fn finish(host: &str, what: &str, resp: &Response, digest: &Digest) -> Result<()> {
+pub(super) fn finish(host: &str, what: &str, resp: &Response, digest: &Digest) -> Result<()> {
     if !matches!(
         resp.status(),
         StatusCode::CREATED | StatusCode::ACCEPTED | StatusCode::NO_CONTENT | StatusCode::OK
@@ -216,7 +377,7 @@ fn finish(host: &str, what: &str, resp: &Response, digest: &Digest) -> Result<()
     }
 }
 
-fn unexpected(host: &str, what: &str, status: StatusCode) -> Error {
+pub(super) fn unexpected(host: &str, what: &str, status: StatusCode) -> Error {
     match status {
         StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => Error::Unauthorized {
             host: host.to_string(),
@@ -226,32 +387,33 @@ fn unexpected(host: &str, what: &str, status: StatusCode) -> Error {
     }
 }
 
-/// The provider's bytes as a stream of `CHUNK`-sized pieces, exactly `size` long; a reader
-/// that ends early is an error, so the registry never sees a short body as complete.
-fn read_stream(
-    reader: Box<dyn ReaderAt>,
-    size: u64,
+/// The provider's bytes `start..end` as a stream of `CHUNK`-sized pieces; a reader that
+/// ends early is an error, so the registry never sees a short body as complete.
+pub(super) fn read_stream(
+    reader: Arc<dyn ReaderAt>,
+    start: u64,
+    end: u64,
     progress: Arc<UploadProgress>,
 ) -> impl futures::Stream<Item = std::result::Result<bytes::Bytes, dist_content::Error>> + Send + 'static
 {
-    futures::stream::try_unfold((reader, 0u64), move |(reader, offset)| {
+    futures::stream::try_unfold((reader, start), move |(reader, offset)| {
         let progress = progress.clone();
         async move {
-            if offset >= size {
+            if offset >= end {
                 progress.advanced(true);
                 return Ok(None);
             }
-            let left = usize::try_from(size.saturating_sub(offset)).unwrap_or(CHUNK);
+            let left = usize::try_from(end.saturating_sub(offset)).unwrap_or(CHUNK);
             let mut buf = vec![0u8; left.min(CHUNK)];
             let n = reader.read_at(&mut buf, offset).await?;
             if n == 0 {
                 return Err(dist_content::Error::InvalidArgument(format!(
-                    "blob ended at {offset} of {size} bytes"
+                    "blob ended at {offset}, before {end}"
                 )));
             }
             buf.truncate(n);
             let next = offset.saturating_add(n as u64);
-            progress.advanced(next >= size);
+            progress.advanced(next >= end);
             Ok(Some((bytes::Bytes::from(buf), (reader, next))))
         }
     })

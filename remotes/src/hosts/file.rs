@@ -45,7 +45,9 @@ pub(super) fn read_bounded(path: &Path) -> std::result::Result<Option<String>, P
 /// inside brackets, inline `host."<url>" = { ... }` tables. Fields are containerd's:
 /// `server`, `capabilities` (`pull`, `resolve`; `push` and `referrers` are accepted and
 /// ignored), `ca` (a path or a list, relative to the file's directory), `skip_verify` and
-/// `override_path`. Fields this library does not use (`client`, `header`, `dial_timeout`)
+/// `override_path`; one is this library's own: `upload_chunk_size` (bytes, at least 1)
+/// turns on chunked blob uploads to that endpoint (see
+/// [`UploadOptions`](crate::UploadOptions)). Fields this library does not use (`client`, `header`, `dial_timeout`)
 /// are ignored. Unlike containerd, a mirror without `capabilities` may only pull: resolving
 /// tags must be granted explicitly.
 ///
@@ -119,6 +121,8 @@ struct RawFields {
     skip_verify: Option<bool>,
     #[serde(default)]
     override_path: Option<bool>,
+    #[serde(default)]
+    upload_chunk_size: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,6 +166,7 @@ struct Settings {
     capabilities: Option<Capabilities>,
     ca_files: Option<Vec<PathBuf>>,
     skip_verify: Option<bool>,
+    upload_chunk_size: Option<u64>,
 }
 
 impl Settings {
@@ -191,10 +196,14 @@ impl Settings {
             };
             list.iter().map(|p| base.join(p)).collect()
         });
+        if f.upload_chunk_size == Some(0) {
+            return Err("upload_chunk_size must be at least 1".to_string());
+        }
         Ok(Settings {
             capabilities,
             ca_files,
             skip_verify: f.skip_verify,
+            upload_chunk_size: f.upload_chunk_size,
         })
     }
 
@@ -207,6 +216,9 @@ impl Settings {
         }
         if let Some(skip) = self.skip_verify {
             h.tls.skip_verify = skip;
+        }
+        if let Some(n) = self.upload_chunk_size {
+            h.upload_chunk_size = Some(n);
         }
     }
 }
