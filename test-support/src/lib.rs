@@ -10,7 +10,9 @@
 //!   (resets, stalls, wrong bytes, redirects, odd headers);
 //! - [`HostileRegistry`] is a whole scripted `/v2/` registry that misbehaves per route
 //!   (lying or absurd lengths, endless and stalled bodies, garbage challenges) and records
-//!   every request with its headers; [`header_bomb_layer`] builds tar header bombs.
+//!   every request with its headers; [`header_bomb_layer`] builds tar header bombs;
+//! - [`CountingProxy`] forwards to a real registry, counting request bytes per method and
+//!   path, and injects a status, a reset or a hang into a chosen `PATCH`.
 //!
 //! Every server is bound to loopback with an ephemeral port and stops when dropped.
 #![forbid(unsafe_code)]
@@ -23,6 +25,7 @@ mod ferro;
 mod hostile;
 mod http;
 mod layout;
+mod proxy;
 mod registry;
 mod token;
 
@@ -36,5 +39,6 @@ pub use hostile::{
     image_json, sha256,
 };
 pub use layout::{Built, OciLayout, Platform};
+pub use proxy::{CountingProxy, Fault, Seen};
 pub use registry::{AuthMode, PASSWORD, Push, Registry, USERNAME};
 pub use token::{REFRESH_TOKEN, TokenIssuer};
