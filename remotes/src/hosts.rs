@@ -453,6 +453,29 @@ server = "https://registry-1.docker.io"
     }
 
     #[test]
+    fn upload_chunk_size_in_hosts_toml_applies_to_its_endpoint() {
+        let path = std::path::Path::new("/etc/containerd/certs.d/r.example/hosts.toml");
+        let file = HostsFile::parse(
+            r#"
+server = "https://r.example"
+upload_chunk_size = 8388608
+
+[host."https://mirror.example"]
+  capabilities = ["pull"]
+"#,
+            path,
+        )
+        .unwrap();
+        let hosts = file.endpoints(RegistryHost::new("r.example"));
+        assert_eq!(hosts[0].upload_chunk_size, None);
+        assert_eq!(hosts[1].upload_chunk_size, Some(8 * 1024 * 1024));
+        let zero = HostsFile::parse("upload_chunk_size = 0", path).unwrap_err();
+        assert!(zero.to_string().contains("upload_chunk_size"), "{zero}");
+        let negative = HostsFile::parse("upload_chunk_size = -1", path);
+        assert!(negative.is_err());
+    }
+
+    #[test]
     fn malformed_hosts_toml_is_a_config_error_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("r.example");

@@ -61,6 +61,34 @@ async fn chunked_round_trip(mode: AuthMode) {
         img.manifest.size(),
         "the closing PUTs are empty; only the manifest has a body"
     );
+
+    // Pushed again, everything is present: the tag's HEAD names the manifest's digest, so
+    // nothing is written.
+    let before = proxy.requests().len();
+    for d in [&img.layer, &img.config, &img.manifest] {
+        let outcome = pusher.push(d, &img.store).await.unwrap();
+        assert_eq!(outcome, PushOutcome::AlreadyPresent, "{}", d.digest());
+    }
+    let again: Vec<_> = proxy.requests()[before..]
+        .iter()
+        .filter(|s| s.status != Some(401))
+        .map(|s| (s.method.clone(), s.path.clone()))
+        .collect();
+    let path = |p: &str| format!("/v2/chunked/img/{p}");
+    assert_eq!(
+        again,
+        vec![
+            (
+                "HEAD".to_string(),
+                path(&format!("blobs/{}", img.layer.digest()))
+            ),
+            (
+                "HEAD".to_string(),
+                path(&format!("blobs/{}", img.config.digest()))
+            ),
+            ("HEAD".to_string(), path("manifests/v1")),
+        ]
+    );
 }
 
 #[tokio::test]

@@ -435,6 +435,45 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    fn annotated(key: &str, value: &str) -> Descriptor {
+        let mut d = Descriptor::new(oci_spec::image::MediaType::ImageLayerGzip, 0, digest());
+        d.set_annotations(Some(std::collections::HashMap::from([(
+            key.to_string(),
+            value.to_string(),
+        )])));
+        d
+    }
+
+    #[test]
+    fn mount_sources_are_this_registrys_repositories_in_order_without_the_own_one() {
+        let d = annotated(
+            "containerd.io/distribution.source.reg:5000",
+            " team/a ,team/b,, team/a,me/own",
+        );
+        assert_eq!(
+            mount_sources(&d, "reg:5000", "me/own"),
+            vec!["team/a".to_string(), "team/b".to_string()]
+        );
+        assert!(mount_sources(&d, "other:5000", "me/own").is_empty());
+        let none = Descriptor::new(oci_spec::image::MediaType::ImageLayerGzip, 0, digest());
+        assert!(mount_sources(&none, "reg:5000", "me/own").is_empty());
+    }
+
+    #[test]
+    fn docker_hub_sources_get_the_library_prefix_and_many_sources_are_bounded() {
+        let d = annotated(
+            "containerd.io/distribution.source.docker.io",
+            "redis,me/app",
+        );
+        assert_eq!(
+            mount_sources(&d, "docker.io", "library/redis"),
+            vec!["me/app".to_string()]
+        );
+        let many: Vec<String> = (0..50).map(|i| format!("r/{i}")).collect();
+        let d = annotated("containerd.io/distribution.source.reg", &many.join(","));
+        assert_eq!(mount_sources(&d, "reg", "x").len(), MAX_MOUNT_SOURCES);
+    }
+
     #[test]
     fn relative_location_joins_the_answering_origin() {
         let u = upload_url(&base(), "/v2/app/blobs/uploads/abc", &digest());
