@@ -10,6 +10,7 @@ use reqwest::{Method, Response, StatusCode};
 
 use super::client::{Payload, Repository, Request, UploadProgress};
 use super::resolve::header_digest;
+use super::upload_state::StateFile;
 use crate::hosts::{Capabilities, DOCKER_HUB};
 use crate::{DISTRIBUTION_SOURCE_PREFIX, Error, ErrorKind, PushOutcome, Pusher, Result};
 
@@ -96,6 +97,12 @@ impl DockerPusher {
     async fn push_blob(&self, desc: &Descriptor, provider: &dyn Provider) -> Result<PushOutcome> {
         let digest = desc.digest();
         if self.blob_exists(digest).await? {
+            // A saved chunked upload of it (another push finished it) is of no more use.
+            if let Some(dir) = &self.repo.shared.opts.upload.state_dir {
+                StateFile::new(dir, &self.repo.registry, &self.repo.name, digest)
+                    .remove()
+                    .await;
+            }
             return Ok(PushOutcome::AlreadyPresent);
         }
         // A mount answered 202 opened an upload: it is the one used, not a second.
