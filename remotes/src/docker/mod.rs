@@ -2,6 +2,7 @@
 
 mod client;
 mod fetch;
+mod mount;
 mod parallel;
 mod push;
 mod range;

@@ -9,10 +9,11 @@ use reqwest::header::LOCATION;
 use reqwest::{Method, Response, StatusCode};
 
 use super::client::{Payload, Repository, Request, UploadProgress};
+use super::mount::{Mount, mount_sources};
 use super::resolve::header_digest;
 use super::upload_state::StateFile;
-use crate::hosts::{Capabilities, DOCKER_HUB};
-use crate::{DISTRIBUTION_SOURCE_PREFIX, Error, ErrorKind, PushOutcome, Pusher, Result};
+use crate::hosts::Capabilities;
+use crate::{Error, PushOutcome, Pusher, Result};
 
 /// Bytes read from the provider per chunk of a streamed upload: the whole blob is never
 /// held in memory.
@@ -139,40 +140,6 @@ impl DockerPusher {
         }
     }
 
-    /// Asks the registry to mount `digest` from repository `from` of the same registry, with
-    /// `pull` scope on `from` in the token request.
-    async fn mount(&self, digest: &Digest, from: &str) -> Result<Mount> {
-        let query = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("mount", digest.as_ref())
-            .append_pair("from", from)
-            .finish();
-        let mut post = Request::new(Method::POST, format!("blobs/uploads/?{query}"));
-        post.push = true;
-        post.mount_from = Some(from.to_string());
-        let what = self.what(digest.as_ref());
-        let (host, resp) = match self.send(post).await {
-            Ok(answer) => answer,
-            // No pull on `from` for these credentials: upload instead.
-            Err(e) if e.kind() == ErrorKind::Unauthorized => {
-                tracing::debug!(digest = %digest, from, error = %e, "mount refused");
-                return Ok(Mount::Refused);
-            }
-            Err(e) => return Err(e),
-        };
-        match resp.status() {
-            StatusCode::CREATED => {
-                finish(&host, &what, &resp, digest)?;
-                tracing::debug!(digest = %digest, from, "mounted");
-                Ok(Mount::Mounted)
-            }
-            StatusCode::ACCEPTED => Ok(Mount::Opened(opened(&host, &what, &resp)?)),
-            s => {
-                tracing::debug!(digest = %digest, from, status = %s, "mount not possible");
-                Ok(Mount::Refused)
-            }
-        }
-    }
-
     /// Opens an upload session with `POST blobs/uploads/`.
     pub(super) async fn open(&self, what: &str) -> Result<Opened> {
         let mut post = Request::new(Method::POST, "blobs/uploads/".to_string());
@@ -266,17 +233,6 @@ impl Pusher for DockerPusher {
     }
 }
 
-/// What a mount request did.
-enum Mount {
-    /// The registry linked the blob from the source repository: nothing to upload.
-    Mounted,
-    /// The registry opened an upload session instead (the source lacks the blob, or the
-    /// registry does not mount).
-    Opened(Opened),
-    /// Neither (refused, unknown source): upload as if no mount had been tried.
-    Refused,
-}
-
 /// An upload session the registry opened, with its `OCI-Chunk-Min-Length` when it sent one.
 #[derive(Debug)]
 pub(super) struct Opened {
@@ -285,33 +241,8 @@ pub(super) struct Opened {
     pub(super) min_chunk: Option<u64>,
 }
 
-/// Most mount sources tried for one blob: a label naming more costs requests, not bytes.
-const MAX_MOUNT_SOURCES: usize = 8;
-
-/// The repositories `desc`'s `containerd.io/distribution.source.<registry>` annotation
-/// names, in order, without duplicates or `own` (a blob is not mounted from where it goes).
-pub(crate) fn mount_sources(desc: &Descriptor, registry: &str, own: &str) -> Vec<String> {
-    let key = format!("{DISTRIBUTION_SOURCE_PREFIX}{registry}");
-    let Some(value) = desc.annotations().as_ref().and_then(|a| a.get(&key)) else {
-        return Vec::new();
-    };
-    let mut out: Vec<String> = Vec::new();
-    for repo in value.split(',').map(str::trim).filter(|r| !r.is_empty()) {
-        // Docker Hub's official images live under `library/`, as resolved names do.
-        let repo = if registry == DOCKER_HUB && !repo.contains('/') {
-            format!("library/{repo}")
-        } else {
-            repo.to_string()
-        };
-        if repo != own && !out.contains(&repo) && out.len() < MAX_MOUNT_SOURCES {
-            out.push(repo);
-        }
-    }
-    out
-}
-
 /// The session a `POST` (or mount) answered with: its `Location` and chunk minimum.
-fn opened(host: &str, what: &str, resp: &Response) -> Result<Opened> {
+pub(super) fn opened(host: &str, what: &str, resp: &Response) -> Result<Opened> {
     let location = resp
         .headers()
         .get(LOCATION)
@@ -440,45 +371,6 @@ mod tests {
     fn base() -> url::Url {
         url::Url::parse("https://reg.example:5000/v2/app/blobs/uploads/")
             .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn annotated(key: &str, value: &str) -> Descriptor {
-        let mut d = Descriptor::new(oci_spec::image::MediaType::ImageLayerGzip, 0, digest());
-        d.set_annotations(Some(std::collections::HashMap::from([(
-            key.to_string(),
-            value.to_string(),
-        )])));
-        d
-    }
-
-    #[test]
-    fn mount_sources_are_this_registrys_repositories_in_order_without_the_own_one() {
-        let d = annotated(
-            "containerd.io/distribution.source.reg:5000",
-            " team/a ,team/b,, team/a,me/own",
-        );
-        assert_eq!(
-            mount_sources(&d, "reg:5000", "me/own"),
-            vec!["team/a".to_string(), "team/b".to_string()]
-        );
-        assert!(mount_sources(&d, "other:5000", "me/own").is_empty());
-        let none = Descriptor::new(oci_spec::image::MediaType::ImageLayerGzip, 0, digest());
-        assert!(mount_sources(&none, "reg:5000", "me/own").is_empty());
-    }
-
-    #[test]
-    fn docker_hub_sources_get_the_library_prefix_and_many_sources_are_bounded() {
-        let d = annotated(
-            "containerd.io/distribution.source.docker.io",
-            "redis,me/app",
-        );
-        assert_eq!(
-            mount_sources(&d, "docker.io", "library/redis"),
-            vec!["me/app".to_string()]
-        );
-        let many: Vec<String> = (0..50).map(|i| format!("r/{i}")).collect();
-        let d = annotated("containerd.io/distribution.source.reg", &many.join(","));
-        assert_eq!(mount_sources(&d, "reg", "x").len(), MAX_MOUNT_SOURCES);
     }
 
     #[test]
