@@ -206,6 +206,67 @@ async fn a_416_is_followed_by_a_status_get_and_the_upload_continues() {
     resumes_after(Fault::Status(416)).await;
 }
 
+/// Pushes a chunked image to `upstream` through a proxy that applies `fault` to the third
+/// `PATCH` after forwarding (all or part of) it; returns the `PATCH` bytes sent and how many
+/// uploads were opened.
+async fn push_through_forwarded_fault(upstream: &str, fault: Fault, seed: u8) -> (u64, usize) {
+    let proxy = CountingProxy::start(upstream).unwrap();
+    proxy.fault_patch(3, fault);
+    let host = proxy.host();
+    let img = image(LAYER, seed).await;
+    let r = DockerResolver::new(plain(&host).with_chunked_upload(CHUNK));
+    let reference = format!("{host}/forwarded/img:v1");
+    let pusher = r.pusher(&reference).await.unwrap();
+    assert_eq!(
+        img.push(pusher.as_ref()).await.unwrap(),
+        PushOutcome::Pushed
+    );
+    img.assert_served(&r, &reference).await;
+    let posts = proxy
+        .requests()
+        .iter()
+        .filter(|s| s.method == "POST")
+        .count();
+    let layer_bytes = proxy.body_bytes("PATCH") - img.config.size();
+    (layer_bytes, posts - 1)
+}
+
+#[tokio::test]
+async fn a_lost_answer_to_a_chunk_the_registry_took_resumes_after_that_chunk_on_ferro() {
+    let reg = FerroRegistry::start().unwrap();
+    let (sent, uploads) =
+        push_through_forwarded_fault(&reg.host(), Fault::AnswerLost(502), 8).await;
+    assert_eq!(uploads, 1);
+    assert_eq!(
+        sent, LAYER as u64,
+        "the registry's Range said it had the chunk: nothing sent twice"
+    );
+}
+
+#[tokio::test]
+async fn a_body_cut_mid_chunk_resumes_from_the_registrys_offset_on_ferro() {
+    let reg = FerroRegistry::start().unwrap();
+    let (sent, uploads) = push_through_forwarded_fault(&reg.host(), Fault::CutMidBody, 9).await;
+    assert_eq!(uploads, 1);
+    assert!(sent <= LAYER as u64 + CHUNK / 2, "{sent}");
+}
+
+/// `docker-registry` 2.8 refuses (and cancels) a session whose `_state` offset is behind
+/// what it stored, which a lost answer or a half-written chunk leaves behind: the push
+/// still succeeds, with a fresh upload.
+#[tokio::test]
+async fn a_session_docker_registry_cancels_after_a_lost_answer_or_cut_body_is_started_again() {
+    for (fault, seed) in [(Fault::AnswerLost(502), 10), (Fault::CutMidBody, 11)] {
+        let reg = Registry::start(AuthMode::None).unwrap();
+        let (sent, uploads) = push_through_forwarded_fault(&reg.host(), fault, seed).await;
+        assert_eq!(
+            uploads, 2,
+            "{fault:?}: a fresh upload after the lost session"
+        );
+        assert!(sent <= 2 * LAYER as u64, "{fault:?}: {sent}");
+    }
+}
+
 /// A push of `img`'s layer through `proxy` that is abandoned while its fifth `PATCH` hangs,
 /// after four acknowledged chunks: what a killed process leaves behind.
 async fn interrupted_push(

@@ -1,6 +1,7 @@
 //! A forwarding HTTP/1.1 proxy in front of a real registry: it counts the request bytes
-//! per method and path, and injects faults into chosen `PATCH`es (a status, a reset, a hang)
-//! without forwarding them, so the registry's own upload state stays what it acknowledged.
+//! per method and path, and injects faults into chosen `PATCH`es: a status, a reset or a
+//! hang without forwarding them (the registry's upload state stays what it acknowledged),
+//! or, after forwarding all or half of one, a lost answer or a cut body.
 //!
 //! One request per connection: the proxy forwards each request with `Connection: close`
 //! and answers with `Connection: close`, relaying the registry's response until it ends.
@@ -26,6 +27,12 @@ pub enum Fault {
     Reset,
     /// Reads the whole body and never answers (until the proxy is dropped).
     Hang,
+    /// Forwards the request (the registry takes the chunk), then answers this status
+    /// instead of the registry's answer, which is lost.
+    AnswerLost(u16),
+    /// Forwards half of the body, then closes both connections: the registry sees a
+    /// client that went away mid-body.
+    CutMidBody,
 }
 
 /// One request the proxy saw.
@@ -247,7 +254,7 @@ async fn serve(sock: TcpStream, upstream: &str, state: &Mutex<State>) -> Result<
             std::future::pending::<()>().await;
             return Ok(());
         }
-        None => {}
+        Some(Fault::AnswerLost(_) | Fault::CutMidBody) | None => {}
     }
 
     let mut up = TcpStream::connect(upstream)
@@ -265,6 +272,14 @@ async fn serve(sock: TcpStream, upstream: &str, state: &Mutex<State>) -> Result<
     up.write_all(out.as_bytes())
         .await
         .map_err(|e| Error::io("writing upstream", e))?;
+    if fault == Some(Fault::CutMidBody) {
+        let got = copy_body(&mut client, Some(&mut up), len / 2).await;
+        record(got, None);
+        // Both sides see the connection go mid-body.
+        drop(up);
+        drop(client);
+        return Ok(());
+    }
     let got = copy_body(&mut client, Some(&mut up), len).await;
 
     let mut upr = BufReader::new(up);
@@ -276,6 +291,17 @@ async fn serve(sock: TcpStream, upstream: &str, state: &Mutex<State>) -> Result<
         .first()
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse::<u16>().ok());
+    if let Some(Fault::AnswerLost(code)) = fault {
+        // Let the registry finish (its answer is read and dropped), then answer `code`.
+        let _ = tokio::io::copy(&mut upr, &mut tokio::io::sink()).await;
+        record(got, Some(code));
+        let h = [
+            ("Content-Length".to_string(), "0".to_string()),
+            ("Connection".to_string(), "close".to_string()),
+        ];
+        let _ = client.get_mut().write_all(&head(code, &h)).await;
+        return Ok(());
+    }
     record(got, status);
     let mut back = String::new();
     for (i, l) in resp.iter().enumerate() {
