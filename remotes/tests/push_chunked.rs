@@ -336,6 +336,40 @@ async fn an_interrupted_push_resumes_in_a_new_pusher_from_the_saved_state() {
 }
 
 #[tokio::test]
+async fn a_resumed_upload_keeps_the_chunk_minimum_the_registry_set_when_it_opened() {
+    let reg = Registry::start(AuthMode::None).unwrap();
+    let proxy = CountingProxy::start(&reg.host()).unwrap();
+    let min = 2 * CHUNK;
+    proxy.add_chunk_min_length(min);
+    let host = proxy.host();
+    let state = tempfile::tempdir().unwrap();
+    let img = std::sync::Arc::new(image(LAYER, 12).await);
+    let opts = plain(&host)
+        .with_chunked_upload(CHUNK)
+        .with_upload_state_dir(state.path());
+    let reference = format!("{host}/minimum/img:v1");
+    interrupted_push(&proxy, opts.clone(), &reference, &img).await;
+    let second = DockerResolver::new(opts);
+    let pusher = second.pusher(&reference).await.unwrap();
+    assert_eq!(
+        pusher.push(&img.layer, &img.store).await.unwrap(),
+        PushOutcome::Pushed
+    );
+    let sizes: Vec<u64> = proxy
+        .requests()
+        .iter()
+        .filter(|s| s.method == "PATCH")
+        .map(|s| s.body_bytes)
+        .collect();
+    // Four acknowledged chunks, the hung one, then the rest: all at the minimum but the last.
+    assert_eq!(sizes.len(), chunks(LAYER, min) + 1, "{sizes:?}");
+    assert!(
+        sizes[..sizes.len() - 1].iter().all(|n| *n == min),
+        "{sizes:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_saved_session_the_registry_lost_starts_a_fresh_upload() {
     let reg = Registry::start(AuthMode::None).unwrap();
     let proxy = CountingProxy::start(&reg.host()).unwrap();

@@ -22,6 +22,8 @@ use crate::{Error, Result};
 struct Session {
     url: url::Url,
     offset: u64,
+    /// The registry's `OCI-Chunk-Min-Length`, from when the session was opened.
+    min_chunk: Option<u64>,
 }
 
 /// What one `PATCH` did.
@@ -75,7 +77,6 @@ impl DockerPusher {
             .state_dir
             .as_deref()
             .map(|dir| StateFile::new(dir, &self.repo.registry, &self.repo.name, digest));
-        let mut chunk = chunk.max(1);
 
         let mut session = None;
         if let Some(saved) = match &state {
@@ -83,7 +84,7 @@ impl DockerPusher {
             None => None,
         } {
             match url::Url::parse(&saved.url) {
-                Ok(url) => match self.status(&url, &what).await {
+                Ok(url) => match self.status(&url, &what, saved.min_chunk).await {
                     Ok(Some(s)) => {
                         tracing::debug!(digest = %digest, offset = s.offset, "resuming saved upload");
                         session = Some(s);
@@ -98,8 +99,8 @@ impl DockerPusher {
         }
         let mut session = match (session, opened) {
             (Some(s), _) => s,
-            (None, Some(o)) => fresh(o, &mut chunk),
-            (None, None) => fresh(self.open(&what).await?, &mut chunk),
+            (None, Some(o)) => fresh(o),
+            (None, None) => fresh(self.open(&what).await?),
         };
 
         let mut failures = Failures {
@@ -109,12 +110,12 @@ impl DockerPusher {
         let mut ask_status = false;
         loop {
             if ask_status {
-                match self.status(&session.url, &what).await {
+                match self.status(&session.url, &what, session.min_chunk).await {
                     Ok(Some(s)) => session = s,
                     Ok(None) => {
                         // The registry dropped the session: start over with a new one.
                         tracing::debug!(digest = %digest, "upload session gone, starting over");
-                        session = fresh(self.open(&what).await?, &mut chunk);
+                        session = fresh(self.open(&what).await?);
                     }
                     Err(e) if e.is_transient() => {
                         failures.record(self, e).await?;
@@ -138,6 +139,7 @@ impl DockerPusher {
                 break;
             }
             let before = session.offset;
+            let chunk = chunk.max(session.min_chunk.unwrap_or(1));
             let end = before.saturating_add(chunk).min(size).saturating_sub(1);
             match self.patch(&session, &reader, end, &what).await {
                 Ok(Patched::Accepted(next)) => {
@@ -220,6 +222,7 @@ impl DockerPusher {
                     &resp,
                     &session.url,
                     Some(sent),
+                    session.min_chunk,
                 )?))
             }
             s @ (StatusCode::RANGE_NOT_SATISFIABLE
@@ -234,14 +237,19 @@ impl DockerPusher {
 
     /// Asks the upload session at `url` where it stands (`GET`, answered `204` with
     /// `Range: 0-<last>`); `None` when the registry no longer has it.
-    async fn status(&self, url: &url::Url, what: &str) -> Result<Option<Session>> {
+    async fn status(
+        &self,
+        url: &url::Url,
+        what: &str,
+        min_chunk: Option<u64>,
+    ) -> Result<Option<Session>> {
         let mut get = Request::new(Method::GET, String::new());
         get.url = Some(url.to_string());
         get.push = true;
         let (host, resp) = self.send(get).await?;
         match resp.status() {
             StatusCode::NO_CONTENT | StatusCode::OK | StatusCode::ACCEPTED => {
-                next_session(&host, what, &resp, url, None).map(Some)
+                next_session(&host, what, &resp, url, None, min_chunk).map(Some)
             }
             s if s.is_client_error() => {
                 tracing::debug!(status = %s, "upload session unknown");
@@ -252,21 +260,23 @@ impl DockerPusher {
     }
 }
 
-/// A new session from `POST`: offset 0, the chunk size raised to the registry's minimum.
-fn fresh(o: Opened, chunk: &mut u64) -> Session {
-    if let Some(min) = o.min_chunk {
-        *chunk = (*chunk).max(min);
-    }
+/// A new session from `POST` (or a mount's `202`): offset 0, with the registry's minimum
+/// chunk size.
+fn fresh(o: Opened) -> Session {
     Session {
         url: o.url,
         offset: 0,
+        min_chunk: o.min_chunk,
     }
 }
 
 /// Records the session in the state file, when there is one.
 async fn save(state: Option<&StateFile>, session: &Session) -> Result<()> {
     match state {
-        Some(st) => st.save(session.url.as_str(), session.offset).await,
+        Some(st) => {
+            st.save(session.url.as_str(), session.offset, session.min_chunk)
+                .await
+        }
         None => Ok(()),
     }
 }
@@ -279,6 +289,7 @@ fn next_session(
     resp: &Response,
     old: &url::Url,
     sent: Option<u64>,
+    min_chunk: Option<u64>,
 ) -> Result<Session> {
     let url = match resp.headers().get(LOCATION).and_then(|l| l.to_str().ok()) {
         Some(l) => resp
@@ -300,7 +311,11 @@ fn next_session(
             ));
         }
     };
-    Ok(Session { url, offset })
+    Ok(Session {
+        url,
+        offset,
+        min_chunk,
+    })
 }
 
 /// The bytes an upload `Range: 0-<last>` header says the registry has (`last + 1`).

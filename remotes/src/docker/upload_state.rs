@@ -29,6 +29,9 @@ pub(crate) struct Saved {
     pub(crate) url: String,
     /// Bytes the registry acknowledged.
     pub(crate) offset: u64,
+    /// The registry's `OCI-Chunk-Min-Length` for the session, only sent when it opened.
+    #[serde(default)]
+    pub(crate) min_chunk: Option<u64>,
 }
 
 /// The state file of one blob's upload to one repository.
@@ -82,13 +85,14 @@ impl StateFile {
     /// Records that the registry acknowledged `offset` bytes of the session at `url`:
     /// written to a temporary file in the same directory, then renamed over the old one,
     /// so a reader sees the old state or the new one, never half of either.
-    pub(crate) async fn save(&self, url: &str, offset: u64) -> Result<()> {
+    pub(crate) async fn save(&self, url: &str, offset: u64, min_chunk: Option<u64>) -> Result<()> {
         let saved = Saved {
             registry: self.registry.clone(),
             repository: self.repository.clone(),
             digest: self.digest.clone(),
             url: url.to_string(),
             offset,
+            min_chunk,
         };
         let io = |context: &str, e: std::io::Error| Error::Io {
             context: format!(
@@ -146,15 +150,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let f = StateFile::new(dir.path(), "reg:5000", "a/b", &digest(b"x"));
         assert_eq!(f.load().await, None);
-        f.save("http://reg:5000/v2/a/b/blobs/uploads/1?_state=s", 42)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        f.save(
+            "http://reg:5000/v2/a/b/blobs/uploads/1?_state=s",
+            42,
+            Some(7),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
         let s = f.load().await.unwrap_or_else(|| panic!("saved"));
         assert_eq!(
-            (s.url.as_str(), s.offset),
-            ("http://reg:5000/v2/a/b/blobs/uploads/1?_state=s", 42)
+            (s.url.as_str(), s.offset, s.min_chunk),
+            (
+                "http://reg:5000/v2/a/b/blobs/uploads/1?_state=s",
+                42,
+                Some(7)
+            )
         );
-        f.save("http://reg:5000/v2/a/b/blobs/uploads/1?_state=t", 84)
+        f.save("http://reg:5000/v2/a/b/blobs/uploads/1?_state=t", 84, None)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(f.load().await.map(|s| s.offset), Some(84));
@@ -173,7 +185,7 @@ mod tests {
         let a = StateFile::new(dir.path(), "reg", "a", &digest(b"x"));
         let b = StateFile::new(dir.path(), "reg", "b", &digest(b"x"));
         let c = StateFile::new(dir.path(), "reg", "a", &digest(b"y"));
-        a.save("http://reg/u/1", 1)
+        a.save("http://reg/u/1", 1, None)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(b.load().await, None);
