@@ -204,6 +204,34 @@ pub enum Error {
         /// What was asked for.
         what: String,
     },
+    /// The registry answered with a status the operation does not expect, and with the
+    /// distribution-spec error body (`{"errors":[{"code":…,"message":…,"detail":…}]}`)
+    /// when it sent one. Branch on [`Error::code`], not on the status: registries disagree
+    /// on statuses (a tag delete is `400` on distribution 2.8, `405` elsewhere) more than
+    /// on codes.
+    #[error("{host}: {what}: {status}{}: {message}", code.as_ref().map(|c| format!(" {c}")).unwrap_or_default())]
+    Registry {
+        /// The registry host that answered.
+        host: String,
+        /// The request (method and object) that was refused.
+        what: String,
+        /// The HTTP status.
+        status: u16,
+        /// The first error code of the body, when the body had one.
+        code: Option<ErrorCode>,
+        /// The body's messages and details (or its text when it was not the JSON error
+        /// body), elided.
+        message: String,
+    },
+    /// A listing went past one of its bounds (pages followed, bytes of a page); nothing
+    /// was truncated silently.
+    #[error("{what}: over the limit: {reason}")]
+    Limit {
+        /// What was being listed.
+        what: String,
+        /// Which bound was passed.
+        reason: String,
+    },
     /// A local I/O error (reading a CA file, writing into an ingest).
     #[error("{context}: {source}")]
     Io {
@@ -225,11 +253,45 @@ impl Error {
             | Error::Unsupported { .. } => ErrorKind::InvalidArgument,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Unauthorized { .. } => ErrorKind::Unauthorized,
-            Error::Mismatch { .. } | Error::TooLarge { .. } => ErrorKind::FailedPrecondition,
+            Error::Mismatch { .. } | Error::TooLarge { .. } | Error::Limit { .. } => {
+                ErrorKind::FailedPrecondition
+            }
             Error::Protocol { .. } | Error::AuthResponse { .. } => ErrorKind::Protocol,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::Content(e) => e.kind(),
             Error::Io { .. } => ErrorKind::Io,
+            Error::Registry { status, code, .. } => match code {
+                Some(c) if !matches!(c, ErrorCode::Unknown(_)) => c.kind(),
+                _ => status_kind(*status),
+            },
+        }
+    }
+
+    /// The registry's error code, for an error the registry reported with one
+    /// ([`Error::Registry`]); `None` for every other error.
+    ///
+    /// ```
+    /// use dist_remotes::{Error, ErrorCode, ErrorKind};
+    ///
+    /// /// What a push does about a refused manifest.
+    /// fn next_step(e: &Error) -> &'static str {
+    ///     match e.code() {
+    ///         Some(ErrorCode::ManifestBlobUnknown) => "push the missing blobs first",
+    ///         Some(ErrorCode::ManifestUnknown) => "nothing to delete",
+    ///         Some(ErrorCode::Unsupported) => "the registry does not allow it",
+    ///         _ if e.kind() == ErrorKind::Unavailable => "retry later",
+    ///         _ => "report it",
+    ///     }
+    /// }
+    /// assert_eq!(ErrorCode::parse("MANIFEST_BLOB_UNKNOWN"), ErrorCode::ManifestBlobUnknown);
+    /// assert_eq!(ErrorCode::ManifestBlobUnknown.kind(), ErrorKind::FailedPrecondition);
+    /// let not_found = Error::NotFound { what: "x".into() };
+    /// assert_eq!(next_step(&not_found), "report it");
+    /// ```
+    pub fn code(&self) -> Option<&ErrorCode> {
+        match self {
+            Error::Registry { code, .. } => code.as_ref(),
+            _ => None,
         }
     }
 
@@ -348,5 +410,210 @@ impl From<dist_content::Error> for Error {
             }
             other => Error::Content(other),
         }
+    }
+}
+
+/// The kind of an error status without a (known) error code.
+fn status_kind(status: u16) -> ErrorKind {
+    match status {
+        404 => ErrorKind::NotFound,
+        401 | 403 => ErrorKind::Unauthorized,
+        405 | 409 | 412 | 416 => ErrorKind::FailedPrecondition,
+        429 | 500..=599 => ErrorKind::Unavailable,
+        400..=499 => ErrorKind::InvalidArgument,
+        _ => ErrorKind::Protocol,
+    }
+}
+
+/// An error code of the OCI distribution spec (and Docker's registry API), as a registry
+/// puts it in its JSON error body. Callers branch on it rather than on the HTTP status.
+///
+/// Each code has the [`ErrorKind`] of [`ErrorCode::kind`]: the `*_UNKNOWN` codes of
+/// things looked up are `NotFound`, but `MANIFEST_BLOB_UNKNOWN` (a manifest names a blob
+/// the registry lacks) is `FailedPrecondition`, as is `BLOB_UPLOAD_INVALID` (the upload
+/// session is not where the client thinks) and `UNSUPPORTED` (the registry does not allow
+/// the operation, such as a delete on a registry with deletes off): the request was well
+/// formed, the registry's state refused it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// `BLOB_UNKNOWN`: the blob is not in the repository.
+    BlobUnknown,
+    /// `BLOB_UPLOAD_INVALID`: the upload was refused (an out-of-order chunk, a stale
+    /// session state).
+    BlobUploadInvalid,
+    /// `BLOB_UPLOAD_UNKNOWN`: the upload session does not exist (expired or cancelled).
+    BlobUploadUnknown,
+    /// `DIGEST_INVALID`: the content does not match the digest given.
+    DigestInvalid,
+    /// `MANIFEST_BLOB_UNKNOWN`: a manifest names a blob the repository does not have.
+    ManifestBlobUnknown,
+    /// `MANIFEST_INVALID`: the manifest could not be parsed or verified.
+    ManifestInvalid,
+    /// `MANIFEST_UNKNOWN`: no manifest under that tag or digest.
+    ManifestUnknown,
+    /// `NAME_INVALID`: the repository name is malformed.
+    NameInvalid,
+    /// `NAME_UNKNOWN`: the repository is not known to the registry.
+    NameUnknown,
+    /// `SIZE_INVALID`: the content length does not match.
+    SizeInvalid,
+    /// `UNAUTHORIZED`: authentication is required.
+    Unauthorized,
+    /// `DENIED`: the credentials do not allow this.
+    Denied,
+    /// `UNSUPPORTED`: the registry does not offer the operation.
+    Unsupported,
+    /// `TOOMANYREQUESTS`: rate limited.
+    TooManyRequests,
+    /// Any other code, as sent (elided).
+    Unknown(String),
+}
+
+impl ErrorCode {
+    /// The code for `code` as a registry spells it (`"MANIFEST_UNKNOWN"`).
+    pub fn parse(code: &str) -> Self {
+        match code {
+            "BLOB_UNKNOWN" => ErrorCode::BlobUnknown,
+            "BLOB_UPLOAD_INVALID" => ErrorCode::BlobUploadInvalid,
+            "BLOB_UPLOAD_UNKNOWN" => ErrorCode::BlobUploadUnknown,
+            "DIGEST_INVALID" => ErrorCode::DigestInvalid,
+            "MANIFEST_BLOB_UNKNOWN" => ErrorCode::ManifestBlobUnknown,
+            "MANIFEST_INVALID" => ErrorCode::ManifestInvalid,
+            "MANIFEST_UNKNOWN" => ErrorCode::ManifestUnknown,
+            "NAME_INVALID" => ErrorCode::NameInvalid,
+            "NAME_UNKNOWN" => ErrorCode::NameUnknown,
+            "SIZE_INVALID" => ErrorCode::SizeInvalid,
+            "UNAUTHORIZED" => ErrorCode::Unauthorized,
+            "DENIED" => ErrorCode::Denied,
+            "UNSUPPORTED" => ErrorCode::Unsupported,
+            "TOOMANYREQUESTS" => ErrorCode::TooManyRequests,
+            other => ErrorCode::Unknown(dist_content::elide(other)),
+        }
+    }
+
+    /// The code as a registry spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ErrorCode::BlobUnknown => "BLOB_UNKNOWN",
+            ErrorCode::BlobUploadInvalid => "BLOB_UPLOAD_INVALID",
+            ErrorCode::BlobUploadUnknown => "BLOB_UPLOAD_UNKNOWN",
+            ErrorCode::DigestInvalid => "DIGEST_INVALID",
+            ErrorCode::ManifestBlobUnknown => "MANIFEST_BLOB_UNKNOWN",
+            ErrorCode::ManifestInvalid => "MANIFEST_INVALID",
+            ErrorCode::ManifestUnknown => "MANIFEST_UNKNOWN",
+            ErrorCode::NameInvalid => "NAME_INVALID",
+            ErrorCode::NameUnknown => "NAME_UNKNOWN",
+            ErrorCode::SizeInvalid => "SIZE_INVALID",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::Denied => "DENIED",
+            ErrorCode::Unsupported => "UNSUPPORTED",
+            ErrorCode::TooManyRequests => "TOOMANYREQUESTS",
+            ErrorCode::Unknown(s) => s,
+        }
+    }
+
+    /// The kind a caller that does not know registry codes branches on (see the type's
+    /// documentation for the choices). An unknown code is `Protocol`; [`Error::kind`]
+    /// then goes by the status instead.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ErrorCode::BlobUnknown
+            | ErrorCode::BlobUploadUnknown
+            | ErrorCode::ManifestUnknown
+            | ErrorCode::NameUnknown => ErrorKind::NotFound,
+            ErrorCode::ManifestBlobUnknown
+            | ErrorCode::BlobUploadInvalid
+            | ErrorCode::Unsupported => ErrorKind::FailedPrecondition,
+            ErrorCode::DigestInvalid
+            | ErrorCode::ManifestInvalid
+            | ErrorCode::NameInvalid
+            | ErrorCode::SizeInvalid => ErrorKind::InvalidArgument,
+            ErrorCode::Unauthorized | ErrorCode::Denied => ErrorKind::Unauthorized,
+            ErrorCode::TooManyRequests => ErrorKind::Unavailable,
+            ErrorCode::Unknown(_) => ErrorKind::Protocol,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod code_tests {
+    use super::*;
+
+    #[test]
+    fn every_known_code_round_trips_through_its_spelling() {
+        let codes = [
+            ErrorCode::BlobUnknown,
+            ErrorCode::BlobUploadInvalid,
+            ErrorCode::BlobUploadUnknown,
+            ErrorCode::DigestInvalid,
+            ErrorCode::ManifestBlobUnknown,
+            ErrorCode::ManifestInvalid,
+            ErrorCode::ManifestUnknown,
+            ErrorCode::NameInvalid,
+            ErrorCode::NameUnknown,
+            ErrorCode::SizeInvalid,
+            ErrorCode::Unauthorized,
+            ErrorCode::Denied,
+            ErrorCode::Unsupported,
+            ErrorCode::TooManyRequests,
+        ];
+        for c in codes {
+            assert_eq!(ErrorCode::parse(c.as_str()), c);
+        }
+        assert_eq!(
+            ErrorCode::parse("SOMETHING_NEW"),
+            ErrorCode::Unknown("SOMETHING_NEW".into())
+        );
+    }
+
+    #[test]
+    fn a_registry_error_takes_its_kind_from_the_code_else_the_status() {
+        let e = |status, code| Error::Registry {
+            host: "h".into(),
+            what: "w".into(),
+            status,
+            code,
+            message: String::new(),
+        };
+        assert_eq!(
+            e(404, Some(ErrorCode::ManifestUnknown)).kind(),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            e(400, Some(ErrorCode::ManifestBlobUnknown)).kind(),
+            ErrorKind::FailedPrecondition
+        );
+        assert_eq!(
+            e(405, Some(ErrorCode::Unsupported)).kind(),
+            ErrorKind::FailedPrecondition
+        );
+        assert_eq!(
+            e(403, Some(ErrorCode::Denied)).kind(),
+            ErrorKind::Unauthorized
+        );
+        assert_eq!(
+            e(404, Some(ErrorCode::Unknown("X".into()))).kind(),
+            ErrorKind::NotFound
+        );
+        assert_eq!(e(404, None).kind(), ErrorKind::NotFound);
+        assert_eq!(e(503, None).kind(), ErrorKind::Unavailable);
+        assert_eq!(e(400, None).kind(), ErrorKind::InvalidArgument);
+        assert_eq!(e(200, None).kind(), ErrorKind::Protocol);
+    }
+
+    #[test]
+    fn an_unknown_code_is_elided() {
+        let long = "X".repeat(5000);
+        let ErrorCode::Unknown(s) = ErrorCode::parse(&long) else {
+            panic!("a long code is unknown");
+        };
+        assert!(s.len() < 400, "{}", s.len());
     }
 }

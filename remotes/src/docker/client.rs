@@ -137,6 +137,11 @@ pub(crate) struct Request {
     pub(crate) body: Option<Payload>,
     /// Ask for `push,pull` scope instead of `pull`.
     pub(crate) push: bool,
+    /// A token scope other than the repository's `pull` or `pull,push` (`registry:catalog:*`
+    /// for the catalog, `repository:<name>:delete` for deletes).
+    pub(crate) scope: Option<String>,
+    /// `path` is below the API root (`/v2/_catalog`), not below the repository.
+    pub(crate) root: bool,
 }
 
 /// A request body: bytes can be sent again on a retry; a stream is sent at most once.
@@ -205,6 +210,8 @@ impl Request {
             url: None,
             body: None,
             push: false,
+            scope: None,
+            root: false,
         }
     }
 }
@@ -293,7 +300,7 @@ impl Repository {
     /// until `max_elapsed` has passed without a byte of the descriptor.
     async fn send_one(&self, ep: &Endpoint, req: &Request, attempts: u32) -> Result<Response> {
         let policy = &self.shared.opts.retry;
-        let scope = self.scope(req.push);
+        let scope = req.scope.clone().unwrap_or_else(|| self.scope(req.push));
         let host = ep.host.host.as_str();
         // A streamed body cannot be sent twice.
         let attempts = if matches!(req.body, Some(Payload::Once(..))) {
@@ -316,6 +323,9 @@ impl Repository {
             last_error = None;
             let url = match &req.url {
                 Some(u) => u.clone(),
+                None if req.root => {
+                    format!("{}://{}{}/{}", ep.scheme(), host, ep.host.path, req.path)
+                }
                 None => format!(
                     "{}://{}{}/{}/{}",
                     ep.scheme(),
