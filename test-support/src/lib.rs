@@ -12,10 +12,14 @@
 //!   (lying or absurd lengths, endless and stalled bodies, garbage challenges) and records
 //!   every request with its headers; [`header_bomb_layer`] builds tar header bombs.
 //!
+//! - [`conformance`] ports the categories of the OCI distribution-spec conformance suite
+//!   (push, discovery, management) as raw HTTP steps, with per-registry expectations.
+//!
 //! Every server is bound to loopback with an ephemeral port and stops when dropped.
 #![forbid(unsafe_code)]
 
 mod bomb;
+pub mod conformance;
 mod containerd;
 mod error;
 mod fault;
