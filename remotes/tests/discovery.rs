@@ -268,3 +268,68 @@ async fn a_repository_name_with_a_tag_is_refused() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
 }
+
+/// Tags, catalog, heads and a delete with each auth mode's credentials: the catalog asks for
+/// `registry:catalog:*` and deletes for `repository:<name>:delete`, which the token server
+/// must be asked for explicitly.
+#[tokio::test]
+async fn discovery_and_deletes_work_in_every_auth_mode() {
+    use dist_test_support::{OciLayout, Platform, Push};
+    for mode in [AuthMode::None, AuthMode::Htpasswd, AuthMode::Token] {
+        let reg = Registry::start(mode).unwrap();
+        let mut layout = OciLayout::new().unwrap();
+        let img = layout
+            .add_image(Some("v1"), &Platform::new("linux", "amd64"), &[("f", b"x")])
+            .unwrap();
+        for tag in ["v1", "v2", "v3"] {
+            reg.push(layout.path(), "v1", &format!("auth/img:{tag}"), Push::oci())
+                .unwrap_or_else(|e| panic!("{e}\n{}", reg.log()));
+        }
+        let host = reg.host();
+        let r = common::resolver(&reg);
+        let repo = r
+            .registry_repository(&format!("{host}/auth/img"))
+            .await
+            .unwrap();
+        let mut tags = repo.tags(&ListOptions::default()).await.unwrap();
+        tags.sort();
+        assert_eq!(tags, ["v1", "v2", "v3"], "{mode:?}");
+        let catalog = r.catalog(&host, &ListOptions::default()).await.unwrap();
+        assert_eq!(catalog, ["auth/img"], "{mode:?}");
+        let desc = repo.head_manifest("v1").await.unwrap().expect("v1");
+        assert_eq!(desc.digest(), img.root.digest(), "{mode:?}");
+        repo.delete_manifest(desc.digest()).await.unwrap();
+        assert!(
+            repo.head_manifest("v2").await.unwrap().is_none(),
+            "{mode:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_huge_error_body_is_read_within_bounds_and_quoted_elided() {
+    let message = "m".repeat(8 << 20);
+    let body = format!(r#"{{"errors":[{{"code":"DENIED","message":"{message}"}}]}}"#);
+    let server = FaultServer::start(move |_, _| Reply::Full {
+        status: 403,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: body.clone().into_bytes(),
+    })
+    .unwrap();
+    let host = server.host();
+    let repo = resolver(&host)
+        .registry_repository(&format!("{host}/x/y"))
+        .await
+        .unwrap();
+    let digest: Digest = dist_test_support::sha256(b"x").parse().unwrap();
+    let err = repo.delete_manifest(&digest).await.unwrap_err();
+    // The body was cut at 64 KiB, so it is not whole JSON any more: the code before the
+    // cut still counts, and the quoted text is elided.
+    assert_eq!(err.code(), Some(&ErrorCode::Denied), "{err}");
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    assert!(
+        err.to_string().len() < 1024,
+        "{} bytes",
+        err.to_string().len()
+    );
+}

@@ -62,7 +62,7 @@ pub(crate) fn parse_error_body(body: &[u8]) -> (Option<ErrorCode>, String) {
     }
     let Ok(parsed) = serde_json::from_slice::<Body>(body) else {
         let text = String::from_utf8_lossy(body);
-        return (None, elide(text.trim()));
+        return (first_code(&text).map(ErrorCode::parse), elide(text.trim()));
     };
     let code = parsed
         .errors
@@ -83,6 +83,22 @@ pub(crate) fn parse_error_body(body: &[u8]) -> (Option<ErrorCode>, String) {
         })
         .collect();
     (code, elide(&parts.join("; ")))
+}
+
+/// The value of the first `"code": "…"` in a body that is not whole JSON (cut at
+/// [`MAX_ERROR_BODY`]): registries put the code before the message.
+fn first_code(text: &str) -> Option<&str> {
+    let (_, rest) = text.split_once("\"code\"")?;
+    let rest = rest
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start()
+        .strip_prefix('"')?;
+    let (code, _) = rest.split_once('"')?;
+    let valid = !code.is_empty()
+        && code.len() <= 64
+        && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+    valid.then_some(code)
 }
 
 #[cfg(test)]
@@ -110,6 +126,15 @@ mod tests {
         let (code, message) = parse_error_body(b"404 page not found\n");
         assert_eq!(code, None);
         assert_eq!(message, "404 page not found");
+    }
+
+    #[test]
+    fn the_code_of_a_body_cut_short_is_still_found() {
+        let (code, _) =
+            parse_error_body(br#"{"errors": [{"code" : "NAME_UNKNOWN", "message": "nam"#);
+        assert_eq!(code, Some(ErrorCode::NameUnknown));
+        let (code, _) = parse_error_body(br#"{"errors":[{"code":"lower case"#);
+        assert_eq!(code, None);
     }
 
     #[test]
