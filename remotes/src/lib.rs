@@ -5,6 +5,7 @@
 pub mod auth;
 mod docker;
 mod error;
+mod error_code;
 mod fetcher;
 mod handler;
 mod hosts;
@@ -19,7 +20,8 @@ pub use docker::{
     DockerPusher, DockerResolver, ListOptions, ParallelFetch, RegistryRepository, ResolverOptions,
     UploadOptions,
 };
-pub use error::{Error, ErrorCode, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Result};
+pub use error_code::ErrorCode;
 pub use fetcher::{ByteStream, FetchEvent, FetchObserver, Fetcher};
 pub use handler::{FetchHandler, fetch_handler, ref_key};
 pub use hosts::{
