@@ -60,6 +60,14 @@ pub enum Command {
         /// Digest of a blob in that repository (default: the reference's target)
         digest: Option<String>,
     },
+    /// Print a repository's tags, one per line, across every page
+    Tags {
+        /// Tags asked for per page (a registry may ignore it)
+        #[arg(long, value_name = "N")]
+        page_size: Option<u32>,
+        /// Repository, e.g. docker.io/library/redis
+        repository: String,
+    },
     /// Fetch all content of an image (for the platform) into the store, without unpacking
     Fetch {
         /// Image reference

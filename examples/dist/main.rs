@@ -24,6 +24,7 @@ mod progress;
 mod pull;
 mod registry;
 mod root;
+mod tags;
 mod tracker;
 mod unpack;
 
@@ -117,6 +118,10 @@ async fn run(cli: Cli) -> CmdResult {
         Command::FetchObject { reference, digest } => {
             fetch_object::fetch_object(&cli.global, &reference, digest.as_deref()).await
         }
+        Command::Tags {
+            page_size,
+            repository,
+        } => tags::tags(&cli.global, &repository, page_size).await,
         Command::Fetch { reference } => pull::fetch(&cli.global, &root, &reference).await,
         Command::Pull {
             snapshotter,

@@ -2,6 +2,8 @@
 
 pub use dist_content::ErrorKind;
 
+use crate::error_code::{ErrorCode, status_kind};
+
 /// The underlying error a variant keeps (reqwest's, io's, toml's, serde's, another
 /// crate's), reachable through [`std::error::Error::source`].
 pub(crate) type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -204,6 +206,34 @@ pub enum Error {
         /// What was asked for.
         what: String,
     },
+    /// The registry answered with a status the operation does not expect, and with the
+    /// distribution-spec error body (`{"errors":[{"code":…,"message":…,"detail":…}]}`)
+    /// when it sent one. Branch on [`Error::code`], not on the status: registries disagree
+    /// on statuses (a tag delete is `400` on distribution 2.8, `405` elsewhere) more than
+    /// on codes.
+    #[error("{host}: {what}: {status}{}: {message}", code.as_ref().map(|c| format!(" {c}")).unwrap_or_default())]
+    Registry {
+        /// The registry host that answered.
+        host: String,
+        /// The request (method and object) that was refused.
+        what: String,
+        /// The HTTP status.
+        status: u16,
+        /// The first error code of the body, when the body had one.
+        code: Option<ErrorCode>,
+        /// The body's messages and details (or its text when it was not the JSON error
+        /// body), elided.
+        message: String,
+    },
+    /// A listing went past one of its bounds (pages followed, bytes of a page); nothing
+    /// was truncated silently.
+    #[error("{what}: over the limit: {reason}")]
+    Limit {
+        /// What was being listed.
+        what: String,
+        /// Which bound was passed.
+        reason: String,
+    },
     /// A local I/O error (reading a CA file, writing into an ingest).
     #[error("{context}: {source}")]
     Io {
@@ -225,11 +255,45 @@ impl Error {
             | Error::Unsupported { .. } => ErrorKind::InvalidArgument,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Unauthorized { .. } => ErrorKind::Unauthorized,
-            Error::Mismatch { .. } | Error::TooLarge { .. } => ErrorKind::FailedPrecondition,
+            Error::Mismatch { .. } | Error::TooLarge { .. } | Error::Limit { .. } => {
+                ErrorKind::FailedPrecondition
+            }
             Error::Protocol { .. } | Error::AuthResponse { .. } => ErrorKind::Protocol,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::Content(e) => e.kind(),
             Error::Io { .. } => ErrorKind::Io,
+            Error::Registry { status, code, .. } => match code {
+                Some(c) if !matches!(c, ErrorCode::Unknown(_)) => c.kind(),
+                _ => status_kind(*status),
+            },
+        }
+    }
+
+    /// The registry's error code, for an error the registry reported with one
+    /// ([`Error::Registry`]); `None` for every other error.
+    ///
+    /// ```
+    /// use dist_remotes::{Error, ErrorCode, ErrorKind};
+    ///
+    /// /// What a push does about a refused manifest.
+    /// fn next_step(e: &Error) -> &'static str {
+    ///     match e.code() {
+    ///         Some(ErrorCode::ManifestBlobUnknown) => "push the missing blobs first",
+    ///         Some(ErrorCode::ManifestUnknown) => "nothing to delete",
+    ///         Some(ErrorCode::Unsupported) => "the registry does not allow it",
+    ///         _ if e.kind() == ErrorKind::Unavailable => "retry later",
+    ///         _ => "report it",
+    ///     }
+    /// }
+    /// assert_eq!(ErrorCode::parse("MANIFEST_BLOB_UNKNOWN"), ErrorCode::ManifestBlobUnknown);
+    /// assert_eq!(ErrorCode::ManifestBlobUnknown.kind(), ErrorKind::FailedPrecondition);
+    /// let not_found = Error::NotFound { what: "x".into() };
+    /// assert_eq!(next_step(&not_found), "report it");
+    /// ```
+    pub fn code(&self) -> Option<&ErrorCode> {
+        match self {
+            Error::Registry { code, .. } => code.as_ref(),
+            _ => None,
         }
     }
 

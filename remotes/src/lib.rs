@@ -5,6 +5,7 @@
 pub mod auth;
 mod docker;
 mod error;
+mod error_code;
 mod fetcher;
 mod handler;
 mod hosts;
@@ -16,9 +17,11 @@ mod verify;
 pub use auth::{Anonymous, Credential, Credentials, DockerConfig, StaticCredentials};
 pub use docker::{
     DEFAULT_MAX_MANIFEST_SIZE, DEFAULT_MAX_STALLS, DEFAULT_REQUEST_TIMEOUT, DockerFetcher,
-    DockerPusher, DockerResolver, ParallelFetch, ResolverOptions, UploadOptions,
+    DockerPusher, DockerResolver, ListOptions, ParallelFetch, RegistryRepository, ResolverOptions,
+    UploadOptions,
 };
 pub use error::{Error, ErrorKind, Result};
+pub use error_code::ErrorCode;
 pub use fetcher::{ByteStream, FetchEvent, FetchObserver, Fetcher};
 pub use handler::{FetchHandler, fetch_handler, ref_key};
 pub use hosts::{

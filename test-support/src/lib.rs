@@ -14,10 +14,14 @@
 //! - [`CountingProxy`] forwards to a real registry, counting request bytes per method and
 //!   path, and injects a status, a reset or a hang into a chosen `PATCH`.
 //!
+//! - [`conformance`] ports the categories of the OCI distribution-spec conformance suite
+//!   (push, discovery, management) as raw HTTP steps, with per-registry expectations.
+//!
 //! Every server is bound to loopback with an ephemeral port and stops when dropped.
 #![forbid(unsafe_code)]
 
 mod bomb;
+pub mod conformance;
 mod containerd;
 mod error;
 mod fault;

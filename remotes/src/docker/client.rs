@@ -143,6 +143,11 @@ pub(crate) struct Request {
     pub(crate) mount_from: Option<String>,
     /// `Content-Range: <start>-<end>` (inclusive end) on a chunk of a chunked upload.
     pub(crate) content_range: Option<(u64, u64)>,
+    /// A token scope other than the repository's `pull` or `pull,push` (`registry:catalog:*`
+    /// for the catalog, `repository:<name>:delete` for deletes).
+    pub(crate) scope: Option<String>,
+    /// `path` is below the API root (`/v2/_catalog`), not below the repository.
+    pub(crate) root: bool,
 }
 
 /// A request body: bytes can be sent again on a retry; a stream is sent at most once.
@@ -213,6 +218,8 @@ impl Request {
             push: false,
             mount_from: None,
             content_range: None,
+            scope: None,
+            root: false,
         }
     }
 }
@@ -304,7 +311,7 @@ impl Repository {
     /// until `max_elapsed` has passed without a byte of the descriptor.
     async fn send_one(&self, ep: &Endpoint, req: &Request, attempts: u32) -> Result<Response> {
         let policy = &self.shared.opts.retry;
-        let scope = self.scope(req);
+        let scope = req.scope.clone().unwrap_or_else(|| self.scope(req));
         let host = ep.host.host.as_str();
         // A streamed body cannot be sent twice.
         let attempts = if matches!(req.body, Some(Payload::Once(..))) {
@@ -327,6 +334,9 @@ impl Repository {
             last_error = None;
             let url = match &req.url {
                 Some(u) => u.clone(),
+                None if req.root => {
+                    format!("{}://{}{}/{}", ep.scheme(), host, ep.host.path, req.path)
+                }
                 None => format!(
                     "{}://{}{}/{}/{}",
                     ep.scheme(),

@@ -1,6 +1,8 @@
 //! The Docker registry (distribution API v2) implementation of [`Resolver`] and [`Fetcher`].
 
+mod catalog;
 mod client;
+mod errcode;
 mod fetch;
 mod mount;
 mod parallel;
@@ -21,6 +23,7 @@ use crate::auth::{Anonymous, Authorizer, Credentials, DockerConfig};
 use crate::hosts::{DOCKER_HUB, HostsConfig};
 use crate::retry::RetryPolicy;
 use crate::{Error, Fetcher, Pusher, Resolver, Result};
+pub use catalog::{ListOptions, RegistryRepository};
 pub use fetch::DockerFetcher;
 pub use push::DockerPusher;
 
