@@ -319,3 +319,21 @@ async fn an_upload_answered_503_starts_over_with_a_new_upload_and_a_fresh_body()
         "the second PUT sent the whole blob again"
     );
 }
+
+#[tokio::test]
+async fn a_manifest_whose_blobs_the_registry_lacks_is_refused_with_manifest_blob_unknown() {
+    let reg = Registry::start(AuthMode::None).unwrap();
+    let r = common::resolver(&reg);
+    // Its config (`{}`) was never pushed.
+    let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}"#;
+    let (_dir, store, d) = store_with(manifest, MediaType::ImageManifest).await;
+    let pusher = r.pusher(&format!("{}/x/y:z", reg.host())).await.unwrap();
+    let err = pusher.push(&d, &store).await.unwrap_err();
+    // Branched on by the registry's code, not its status.
+    assert_eq!(
+        err.code(),
+        Some(&dist_remotes::ErrorCode::ManifestBlobUnknown),
+        "{err}"
+    );
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
+}

@@ -67,7 +67,7 @@ impl DockerPusher {
         };
         match resp.status() {
             StatusCode::CREATED => {
-                finish(&host, &what, &resp, digest)?;
+                finish(&host, &what, resp, digest).await?;
                 tracing::debug!(digest = %digest, from, "mounted");
                 Ok(Mount::Mounted)
             }

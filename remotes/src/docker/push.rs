@@ -182,7 +182,7 @@ impl DockerPusher {
         // A 5xx comes back as `Unavailable` (the retry policy's statuses, with one attempt
         // for a streamed body), so the caller starts over.
         let (host, resp) = self.send(put).await?;
-        finish(&host, &what, &resp, digest)
+        finish(&host, &what, resp, digest).await
     }
 
     async fn push_manifest(
@@ -217,7 +217,7 @@ impl DockerPusher {
         put.push = true;
         put.body = Some(Payload::Bytes(bytes.into(), media_type));
         let (host, resp) = self.send(put).await?;
-        finish(&host, &what, &resp, digest)?;
+        finish(&host, &what, resp, digest).await?;
         Ok(PushOutcome::Pushed)
     }
 }
@@ -299,12 +299,15 @@ fn upload_url(
 
 /// Checks the answer to a completing `PUT`: a success status (registries answer 201, some
 /// 202 or 204) and, when the registry names a digest, the one that was pushed.
-pub(super) fn finish(host: &str, what: &str, resp: &Response, digest: &Digest) -> Result<()> {
+///
+/// A refusal carries the registry's error code (`MANIFEST_BLOB_UNKNOWN`, `DIGEST_INVALID`,
+/// …) for callers to branch on.
+pub(super) async fn finish(host: &str, what: &str, resp: Response, digest: &Digest) -> Result<()> {
     if !matches!(
         resp.status(),
         StatusCode::CREATED | StatusCode::ACCEPTED | StatusCode::NO_CONTENT | StatusCode::OK
     ) {
-        return Err(unexpected(host, what, resp.status()));
+        return Err(super::errcode::unexpected_response(host, what, resp).await);
     }
     match header_digest(resp.headers(), host)? {
         Some(d) if d != *digest => Err(Error::mismatch(

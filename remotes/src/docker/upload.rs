@@ -172,7 +172,7 @@ impl DockerPusher {
         put.url = Some(with_digest(session.url.clone(), digest).to_string());
         put.push = true;
         let done = match self.send(put).await {
-            Ok((host, resp)) => finish(&host, &what, &resp, digest),
+            Ok((host, resp)) => finish(&host, &what, resp, digest).await,
             Err(e) => Err(e),
         };
         // A transient failure keeps the state: the session may still be completed.
