@@ -5,6 +5,7 @@ mod fetch;
 mod parallel;
 mod push;
 mod range;
+mod referrers;
 mod resolve;
 mod watch;
 
@@ -20,6 +21,7 @@ use crate::retry::RetryPolicy;
 use crate::{Error, Fetcher, Pusher, Resolver, Result};
 pub use fetch::DockerFetcher;
 pub use push::DockerPusher;
+pub use referrers::{DockerReferrers, FallbackUpdate};
 
 use client::{Repository, Shared};
 
