@@ -32,7 +32,7 @@ pub enum VerifyError {
         image: String,
     },
     /// Signatures exist, but none was made with the trusted key.
-    #[error("{image}: none of {checked} signatures was made with the trusted key")]
+    #[error("{image}: no signature was made with the trusted key ({checked} checked)")]
     WrongKey {
         /// The image name and digest.
         image: String,
