@@ -129,6 +129,10 @@ impl VerifyError {
 ///         }
 ///     }
 /// }
+///
+/// // Handed to whatever runs the pull, as `dist pull --verify-key` hands a CosignVerifier.
+/// let policy: Box<dyn Verifier> = Box::new(RequireAnnotation("org.example.approved"));
+/// # drop(policy);
 /// ```
 #[async_trait]
 pub trait Verifier: Send + Sync {
