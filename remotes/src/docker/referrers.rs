@@ -68,11 +68,7 @@ impl DockerResolver {
     /// (`host/repo[:tag|@digest]`, as [`resolve`](crate::Resolver::resolve) returns it).
     pub async fn referrers(&self, name: &str) -> Result<DockerReferrers> {
         let (repo, _) = self.repository(name).await?;
-        let repo = Arc::new(repo);
-        Ok(DockerReferrers {
-            fetcher: DockerFetcher::new(repo.clone()),
-            repo,
-        })
+        Ok(DockerReferrers::new(Arc::new(repo)))
     }
 }
 
@@ -87,6 +83,16 @@ enum Page {
 }
 
 impl DockerReferrers {
+    /// The referrers of `repo`: what [`DockerPusher`](super::DockerPusher) can build to
+    /// call [`update_fallback`](Self::update_fallback) after a manifest `PUT` that came
+    /// back without `OCI-Subject`.
+    pub(crate) fn new(repo: Arc<Repository>) -> Self {
+        DockerReferrers {
+            fetcher: DockerFetcher::new(repo.clone()),
+            repo,
+        }
+    }
+
     fn what(&self, reference: &str) -> String {
         format!("{}/{}@{reference}", self.repo.registry, self.repo.name)
     }
