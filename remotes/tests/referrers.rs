@@ -10,11 +10,12 @@ mod common;
 use std::collections::HashMap;
 
 use dist_content::LocalStore;
-use dist_images::media_types::{OCI_CONFIG, OCI_MANIFEST};
+use dist_images::media_types::{OCI_CONFIG, OCI_INDEX, OCI_MANIFEST};
 use dist_remotes::{
-    DockerResolver, FallbackUpdate, PushOutcome, Referrers, Resolver, referrers_tag,
+    DockerResolver, FallbackUpdate, MAX_REFERRERS_PAGES, PushOutcome, Referrers, Resolver,
+    referrers_tag,
 };
-use dist_test_support::{AuthMode, FerroRegistry, Registry};
+use dist_test_support::{AuthMode, FerroRegistry, HostileRegistry, Registry, Response};
 use oci_spec::image::{Descriptor, MediaType};
 use serde_json::json;
 
@@ -257,4 +258,90 @@ async fn a_manifest_that_does_not_match_its_descriptor_is_not_recorded() {
         dist_remotes::ErrorKind::FailedPrecondition,
         "{err}"
     );
+}
+
+/// A referrers index listing one manifest per artifact type, as JSON.
+fn listing(types: &[&str]) -> Vec<u8> {
+    let manifests: Vec<serde_json::Value> = types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let digest = dist_content::sha256_of(format!("{t} {i}").as_bytes());
+            json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": 100 + i, "artifactType": t})
+        })
+        .collect();
+    serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pages_are_followed_and_filtered_here_when_the_registry_did_not_filter() {
+    let reg = HostileRegistry::start().unwrap();
+    let subject = dist_content::sha256_of(b"subject");
+    let path = format!("/v2/app/referrers/{subject}");
+    let next = format!("<{path}?page=2>; rel=\"next\"");
+    reg.route_fn(&path, move |req| {
+        if req.target.contains("page=2") {
+            Response::ok(listing(&[SBOM])).header("Content-Type", OCI_INDEX)
+        } else {
+            // The registry ignores `artifactType` and says nothing of filters.
+            Response::ok(listing(&[SBOM, SIG]))
+                .header("Content-Type", OCI_INDEX)
+                .header("Link", next.clone())
+        }
+    });
+    let r = DockerResolver::new(common::fault_options(&reg.host()));
+    let referrers = r.referrers(&format!("{}/app", reg.host())).await.unwrap();
+    let all = referrers.referrers(&subject, None).await.unwrap();
+    assert_eq!(all.len(), 3, "{all:?}");
+    let sboms = referrers.referrers(&subject, Some(SBOM)).await.unwrap();
+    assert_eq!(sboms.len(), 2, "{sboms:?}");
+    assert!(
+        sboms
+            .iter()
+            .all(|d| d.artifact_type() == &Some(MediaType::from(SBOM)))
+    );
+    let asked = reg.requests();
+    assert!(
+        asked
+            .iter()
+            .any(|q| q.target.contains("artifactType=application%2Fspdx%2Bjson")),
+        "the filter is passed on: {asked:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_listing_whose_pages_never_end_is_cut_at_the_page_bound() {
+    let reg = HostileRegistry::start().unwrap();
+    let subject = dist_content::sha256_of(b"subject");
+    let path = format!("/v2/app/referrers/{subject}");
+    let again = format!("<{path}>; rel=\"next\"");
+    reg.route(
+        &path,
+        Response::ok(listing(&[SIG]))
+            .header("Content-Type", OCI_INDEX)
+            .header("Link", again),
+    );
+    let r = DockerResolver::new(common::fault_options(&reg.host()));
+    let referrers = r.referrers(&format!("{}/app", reg.host())).await.unwrap();
+    let listed = referrers.referrers(&subject, None).await.unwrap();
+    assert_eq!(listed.len(), MAX_REFERRERS_PAGES);
+}
+
+#[tokio::test]
+async fn an_answer_that_is_not_an_index_means_no_api_and_the_tag_is_read() {
+    let reg = HostileRegistry::start().unwrap();
+    let subject = dist_content::sha256_of(b"subject");
+    reg.route(
+        &format!("/v2/app/referrers/{subject}"),
+        Response::ok(b"<html>welcome</html>".to_vec()).header("Content-Type", "text/html"),
+    );
+    let tag = referrers_tag(&subject);
+    let index = listing(&[SBOM, SIG]);
+    let digest = reg.manifest("app", &tag, OCI_INDEX, &index);
+    reg.manifest("app", &digest, OCI_INDEX, &index);
+    let r = DockerResolver::new(common::fault_options(&reg.host()));
+    let referrers = r.referrers(&format!("{}/app", reg.host())).await.unwrap();
+    let listed = referrers.referrers(&subject, Some(SIG)).await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
 }
