@@ -21,6 +21,14 @@ const COSIGN_SIGNATURE_ARTIFACT: &str = "application/vnd.dev.cosign.artifact.sig
 /// The largest signature payload read: a simple-signing payload is a few hundred bytes.
 const MAX_PAYLOAD: u64 = 1 << 20;
 
+/// Most signature manifests read for one image: a registry listing thousands of them
+/// cannot make a pull fetch thousands of manifests (cosign keeps one, with a layer per
+/// signature).
+const MAX_SIGNATURE_MANIFESTS: usize = 16;
+
+/// Most signatures (layers) checked for one image, each a payload fetch.
+const MAX_SIGNATURES: usize = 64;
+
 /// Why an image was refused (or could not be checked).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -219,6 +227,14 @@ impl CosignVerifier {
                 .referrers(root.digest(), Some(COSIGN_SIGNATURE_ARTIFACT))
                 .await?,
         );
+        if found.len() > MAX_SIGNATURE_MANIFESTS {
+            tracing::warn!(
+                image = %root.digest(),
+                found = found.len(),
+                "reading only the first {MAX_SIGNATURE_MANIFESTS} signature manifests"
+            );
+            found.truncate(MAX_SIGNATURE_MANIFESTS);
+        }
         let mut manifests = Vec::with_capacity(found.len());
         for desc in found {
             let bytes = remote
@@ -301,6 +317,9 @@ impl Verifier for CosignVerifier {
         let mut tally = Tally::default();
         for manifest in self.signature_manifests(root, remote).await? {
             for layer in manifest.layers() {
+                if tally.checked >= MAX_SIGNATURES {
+                    break;
+                }
                 let Some(sig) = layer
                     .annotations()
                     .as_ref()
