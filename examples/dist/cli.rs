@@ -115,6 +115,18 @@ pub enum Command {
         /// Layers to download at once
         #[arg(long, default_value_t = 3)]
         concurrency: usize,
+        /// Refuse the image unless a cosign signature made with this public key (PEM)
+        /// signs it
+        #[arg(long, value_name = "PUB.PEM")]
+        verify_key: Option<PathBuf>,
+        /// Image reference
+        reference: String,
+    },
+    /// List what refers to an image (signatures, SBOMs): digest, artifact type, size
+    Referrers {
+        /// Only referrers of this artifact type
+        #[arg(long, value_name = "TYPE")]
+        artifact_type: Option<String>,
         /// Image reference
         reference: String,
     },

@@ -22,6 +22,7 @@ mod fetch;
 mod fetch_object;
 mod progress;
 mod pull;
+mod referrers;
 mod registry;
 mod root;
 mod tags;
@@ -126,8 +127,24 @@ async fn run(cli: Cli) -> CmdResult {
         Command::Pull {
             snapshotter,
             concurrency,
+            verify_key,
             reference,
-        } => pull::pull(&cli.global, &root, &reference, snapshotter, concurrency).await,
+        } => {
+            let key = verify_key.as_deref();
+            pull::pull(
+                &cli.global,
+                &root,
+                &reference,
+                snapshotter,
+                concurrency,
+                key,
+            )
+            .await
+        }
+        Command::Referrers {
+            artifact_type,
+            reference,
+        } => referrers::referrers(&cli.global, &reference, artifact_type.as_deref()).await,
         Command::Images { command: None } => unpack::list_images(&cli.global, &root).await,
         Command::Images {
             command: Some(ImagesCommand::Rm { references }),

@@ -5,6 +5,7 @@
 //! download as the bytes land, and its snapshot is committed only after the blob itself
 //! was verified; then record the image.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use dist::content::FollowOptions;
@@ -25,11 +26,16 @@ async fn resolve(
     root: &Root,
     reference: &str,
     concurrency: usize,
+    verify_key: Option<&Path>,
 ) -> CmdResult<(Image, FetchJob)> {
     let name = registry::normalize_ref(reference)?;
     let resolver = registry::resolver(global, &name).await?;
     let progress = Arc::new(Progress::new());
     let (resolved, target) = resolver.resolve(&name).await?;
+    if let Some(key) = verify_key {
+        // Before anything is fetched: a refused image leaves nothing behind.
+        crate::referrers::verify(&resolver, &resolved, &target, key).await?;
+    }
     progress.state(&name, "resolved", 0);
     let job = FetchJob {
         store: root.content()?,
@@ -44,7 +50,7 @@ async fn resolve(
 /// `fetch`: all content of the image for the platform into the store, and the name
 /// recorded; nothing unpacked.
 pub async fn fetch(global: &Global, root: &Root, reference: &str) -> CmdResult {
-    let (image, job) = resolve(global, root, reference, 3).await?;
+    let (image, job) = resolve(global, root, reference, 3, None).await?;
     job.run(&image.target).await?;
     root.images()?.create_or_update(image).await?;
     job.progress.finish();
@@ -58,8 +64,9 @@ pub async fn pull(
     reference: &str,
     kind: SnapshotterKind,
     concurrency: usize,
+    verify_key: Option<&Path>,
 ) -> CmdResult {
-    let (image, job) = resolve(global, root, reference, concurrency).await?;
+    let (image, job) = resolve(global, root, reference, concurrency, verify_key).await?;
     let snapshotter = root.snapshotter(kind)?;
     remove_abandoned_extractions(snapshotter.as_ref()).await?;
     // Every blob read is being fetched (or resumed) by this pull: wait for its writer

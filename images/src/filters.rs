@@ -16,7 +16,9 @@ pub struct FilterPlatforms<H, M> {
 }
 
 /// Wraps `handler` so that children whose descriptor names a platform `matcher` does not
-/// accept are dropped; children without a platform are kept.
+/// accept are dropped; children without a platform are kept, except the artifacts an index
+/// lists (signatures, SBOMs: a manifest entry with an `artifactType`), which a pull has no
+/// use for and a registry or archive may not even hold.
 pub fn filter_platforms<H: Handler, M: Matcher>(handler: H, matcher: M) -> FilterPlatforms<H, M> {
     FilterPlatforms {
         inner: handler,
@@ -28,13 +30,20 @@ pub fn filter_platforms<H: Handler, M: Matcher>(handler: H, matcher: M) -> Filte
 impl<H: Handler, M: Matcher> Handler for FilterPlatforms<H, M> {
     async fn handle(&self, desc: &Descriptor) -> Result<Vec<Descriptor>> {
         let mut children = self.inner.handle(desc).await?;
-        children.retain(|c| {
-            c.platform()
-                .as_ref()
-                .is_none_or(|p| self.matcher.matches(p))
+        children.retain(|c| match c.platform() {
+            Some(p) => self.matcher.matches(p),
+            None => !is_artifact_entry(c),
         });
         Ok(children)
     }
+}
+
+/// Whether an index entry without a platform is an artifact rather than an image: a
+/// manifest that names an `artifactType`.
+pub(crate) fn is_artifact_entry(desc: &Descriptor) -> bool {
+    desc.platform().is_none()
+        && desc.artifact_type().is_some()
+        && media_types::is_manifest_or_index(desc.media_type())
 }
 
 /// The handler returned by [`limit_manifests`].

@@ -181,6 +181,9 @@ fn select<'a, P: Provider + ?Sized, M: Matcher + ?Sized>(
             .iter()
             .filter_map(|c| match c.platform() {
                 Some(p) => matcher.rank(p).map(|r| (r, c)),
+                // An artifact (it names its type) is never the image: not read at all, so
+                // that a pull which skipped it does not find it missing.
+                None if crate::filters::is_artifact_entry(c) => None,
                 None => Some((usize::MAX, c)),
             })
             .collect();

@@ -10,15 +10,17 @@ mod fetcher;
 mod handler;
 mod hosts;
 mod pusher;
+mod referrers;
 mod resolver;
 mod retry;
+mod signature;
 mod verify;
 
 pub use auth::{Anonymous, Credential, Credentials, DockerConfig, StaticCredentials};
 pub use docker::{
     DEFAULT_MAX_MANIFEST_SIZE, DEFAULT_MAX_STALLS, DEFAULT_REQUEST_TIMEOUT, DockerFetcher,
-    DockerPusher, DockerResolver, ListOptions, ParallelFetch, RegistryRepository, ResolverOptions,
-    UploadOptions,
+    DockerPusher, DockerReferrers, DockerResolver, FallbackUpdate, ListOptions, ParallelFetch,
+    RegistryRepository, ResolverOptions, UploadOptions,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use error_code::ErrorCode;
@@ -29,6 +31,12 @@ pub use hosts::{
     TlsOptions, is_loopback,
 };
 pub use pusher::{DISTRIBUTION_SOURCE_PREFIX, PushOutcome, Pusher};
+pub use referrers::{
+    MAX_REFERRERS_PAGES, Referrers, artifact_type_of, referrers_tag, signature_tag,
+};
 pub use resolver::Resolver;
 pub use retry::RetryPolicy;
+pub use signature::{
+    COSIGN_SIGNATURE_ANNOTATION, CosignVerifier, Verifier, VerifyError, verify_image,
+};
 pub use verify::verified;

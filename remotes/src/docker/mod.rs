@@ -8,6 +8,7 @@ mod mount;
 mod parallel;
 mod push;
 mod range;
+mod referrers;
 mod resolve;
 mod upload;
 mod upload_state;
@@ -26,6 +27,7 @@ use crate::{Error, Fetcher, Pusher, Resolver, Result};
 pub use catalog::{ListOptions, RegistryRepository};
 pub use fetch::DockerFetcher;
 pub use push::DockerPusher;
+pub use referrers::{DockerReferrers, FallbackUpdate};
 
 use client::{Repository, Shared};
 

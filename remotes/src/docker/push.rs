@@ -215,9 +215,18 @@ impl DockerPusher {
         let bytes = dist_content::read_blob(provider, desc, max).await?;
         let mut put = Request::new(Method::PUT, format!("manifests/{reference}"));
         put.push = true;
-        put.body = Some(Payload::Bytes(bytes.into(), media_type));
+        let bytes = bytes::Bytes::from(bytes);
+        put.body = Some(Payload::Bytes(bytes.clone(), media_type));
         let (host, resp) = self.send(put).await?;
+        // A registry with the referrers API says it recorded the subject; without that
+        // header, a manifest with a `subject` is added to the `sha256-<hex>` tag index.
+        let subject_recorded = resp.headers().contains_key("oci-subject");
         finish(&host, &what, resp, digest).await?;
+        if !subject_recorded {
+            super::referrers::DockerReferrers::new(self.repo.clone())
+                .update_fallback(desc, &bytes)
+                .await?;
+        }
         Ok(PushOutcome::Pushed)
     }
 }

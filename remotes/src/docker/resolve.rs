@@ -192,7 +192,7 @@ fn body_media_type(body: &[u8]) -> Option<MediaType> {
 /// Reads a manifest body, refusing it once it passes `max` bytes, and digests it with
 /// `alg`. A body
 /// that delivers nothing for `stall` fails `Unavailable`.
-async fn read_capped(
+pub(crate) async fn read_capped(
     mut resp: Response,
     reference: &str,
     max: u64,
