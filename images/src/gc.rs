@@ -110,6 +110,19 @@ pub async fn add_labels(
     Ok(())
 }
 
+/// Records on the image config `config` that its unpacked top snapshot in `snapshotter`
+/// is `key` (`containerd.io/gc.ref.snapshot.<snapshotter>=<key>`), as containerd's
+/// unpacker does: the image then keeps its snapshots.
+pub async fn label_snapshot(
+    manager: &(impl Manager + ?Sized),
+    config: &oci_spec::image::Digest,
+    snapshotter: &str,
+    key: &str,
+) -> Result<()> {
+    let label = HashMap::from([(snapshot_gc_label(snapshotter), key.to_owned())]);
+    add_labels(manager, config, label).await
+}
+
 /// The handler returned by [`set_children_labels`].
 #[derive(Debug, Clone)]
 pub struct SetChildrenLabels<H, M: ?Sized> {
