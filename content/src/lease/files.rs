@@ -87,9 +87,7 @@ pub(super) fn create(root: &Path, opts: LeaseOptions) -> Result<Lease> {
             .map_err(|e| Error::io(format!("lock {}", lock_path.display()), e.into()))?;
         // No replacing rename: a lease of the same id created meanwhile wins.
         std::fs::rename(&tmp, &target).map_err(|e| {
-            if e.kind() == io::ErrorKind::AlreadyExists
-                || e.raw_os_error() == Some(libc_enotempty())
-            {
+            if e.kind() == io::ErrorKind::AlreadyExists || e.raw_os_error() == Some(enotempty()) {
                 Error::AlreadyExists(format!("lease {}", crate::elide(&id)))
             } else {
                 Error::io(format!("rename to {}", target.display()), e)
@@ -113,7 +111,7 @@ pub(super) fn create(root: &Path, opts: LeaseOptions) -> Result<Lease> {
 }
 
 /// `ENOTEMPTY`: what `rename(2)` of a directory over a non-empty one fails with.
-fn libc_enotempty() -> i32 {
+fn enotempty() -> i32 {
     rustix::io::Errno::NOTEMPTY.raw_os_error()
 }
 

@@ -70,10 +70,11 @@ pub(crate) async fn sweep(
         }
     }
     // Children before parents: deepest first.
+    let depth = depths(&all);
     let mut doomed: Vec<(usize, &Info)> = all
         .values()
         .filter(|i| i.kind == Kind::Committed && !keep.contains(&i.name))
-        .map(|i| (depth(&all, i), i))
+        .map(|i| (depth.get(i.name.as_str()).copied().unwrap_or(0), i))
         .collect();
     doomed.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.name.cmp(&b.1.name)));
     for (_, info) in doomed {
@@ -96,17 +97,31 @@ pub(crate) async fn sweep(
     Ok(all.len().saturating_sub(removed))
 }
 
-/// How many parents `info` has (bounded by the number of snapshots, against a cycle in
-/// corrupt records).
-fn depth(all: &HashMap<String, Info>, info: &Info) -> usize {
-    let mut n = 0;
-    let mut next = info.parent.as_deref();
-    while let Some(p) = next {
-        n += 1;
-        if n > all.len() {
-            break;
+/// How many parents each snapshot has, each computed once (a walk up to the first
+/// snapshot already known): linear in the number of snapshots. A parent missing from
+/// `all`, or a cycle in corrupt records, ends a walk.
+fn depths(all: &HashMap<String, Info>) -> HashMap<&str, usize> {
+    let mut known: HashMap<&str, usize> = HashMap::with_capacity(all.len());
+    for start in all.keys() {
+        let mut path: Vec<&str> = Vec::new();
+        let mut on_path: HashSet<&str> = HashSet::new();
+        let mut next = Some(start.as_str());
+        let mut base = 0;
+        while let Some(key) = next {
+            if let Some(d) = known.get(key) {
+                base = d + 1;
+                break;
+            }
+            let Some(info) = all.get(key) else { break };
+            if !on_path.insert(key) {
+                break;
+            }
+            path.push(info.name.as_str());
+            next = info.parent.as_deref();
         }
-        next = all.get(p).and_then(|i| i.parent.as_deref());
+        for (i, key) in path.iter().rev().enumerate() {
+            known.insert(key, base + i);
+        }
     }
-    n
+    known
 }
