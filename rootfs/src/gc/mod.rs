@@ -1,24 +1,7 @@
 //! [`collect_garbage`]: containerd's mark-and-sweep over a root directory's content store,
 //! image records, leases and snapshotters, safe while other processes pull into it.
 //!
-//! **Mark.** Roots are the targets of image records, blobs labelled
-//! `containerd.io/gc.root` (until their `containerd.io/gc.expire`, if any), and what every
-//! live lease names. From a reached blob, its `containerd.io/gc.ref.content*` labels reach
-//! more blobs and its `containerd.io/gc.ref.snapshot.<snapshotter>` labels reach
-//! snapshots; a manifest or index without reference labels (stored by a tool that does not
-//! write them) is parsed instead. Configs and layers are never read. A kept snapshot keeps
-//! its parents.
-//!
-//! **Sweep.** Unreached blobs committed before the mark began, ingests that no live lease
-//! names and that are older than [`GcOptions::ingest_max_age`] or named by a lease that
-//! expired, committed snapshots no one reaches (children before parents), the active
-//! snapshots of extractions whose process is gone, and the expired leases themselves.
-//!
-//! **Safety.** The whole run holds the leases' collection lock exclusively; attaching to a
-//! lease takes it shared, and writers attach an object before they create it. So an object
-//! created by a leased writer either was attached before the mark read the leases (and is
-//! kept), or is created after the sweep (and is not seen). Objects committed after the
-//! mark began are kept too, whoever wrote them. `docs/architecture.md` has the argument.
+//! The rules are on [`collect_garbage`].
 
 mod mark;
 mod snapshots;
@@ -153,8 +136,55 @@ pub(crate) struct LeaseRoots {
 }
 
 /// Collects the garbage of one root: `content` with its `leases`, the image records in
-/// `images`, and every snapshotter in `snapshotters` under the name the labels use. See
-/// the [module](self) for what is kept and what goes.
+/// `images`, and every snapshotter in `snapshotters` under the name the labels use.
+///
+/// **Mark.** Roots are the targets of image records, blobs labelled
+/// `containerd.io/gc.root` (until their `containerd.io/gc.expire`, if any), and what every
+/// live lease names. From a reached blob, its `containerd.io/gc.ref.content*` labels reach
+/// more blobs and its `containerd.io/gc.ref.snapshot.<snapshotter>` labels reach
+/// snapshots; a manifest or index without reference labels (stored by a tool that does not
+/// write them) is parsed instead. Configs and layers are never read. A kept snapshot keeps
+/// its parents.
+///
+/// **Sweep.** Unreached blobs committed before the mark began, ingests that no live lease
+/// names and that are older than [`GcOptions::ingest_max_age`] or named by a lease that
+/// expired, committed snapshots no one reaches (children before parents), the active
+/// snapshots of extractions whose process is gone, and the expired leases themselves.
+///
+/// **Safety.** The whole run holds the leases' collection lock exclusively; attaching to a
+/// lease takes it shared, and writers attach an object before they create it. So an object
+/// created by a leased writer either was attached before the mark read the leases (and is
+/// kept), or is created after the sweep (and is not seen). Objects committed after the
+/// mark began are kept too, whoever wrote them. `docs/architecture.md` has the argument.
+///
+/// ```
+/// use dist_content::LocalStore;
+/// use dist_images::FsImageStore;
+/// use dist_rootfs::{GcOptions, NamedSnapshotter, NativeSnapshotter, RemovedKind, collect_garbage};
+/// use oci_spec::image::{Descriptor, MediaType};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+/// let root = tempfile::tempdir()?;
+/// let content = LocalStore::open(root.path().join("content"))?;
+/// let images = FsImageStore::open(root.path().join("images"))?;
+/// let native = NativeSnapshotter::new(root.path().join("snapshots/native"))?;
+/// // A blob no image, root label or lease references.
+/// let stray = Descriptor::new(MediaType::ImageLayer, 5, dist_content::sha256_of(b"stray"));
+/// dist_content::write_blob(&content, "stray", &stray, &b"stray"[..]).await?;
+///
+/// let snapshotters: [NamedSnapshotter<'_>; 1] = [("native", &native)];
+/// let leases = content.leases()?;
+/// let dry = GcOptions::default().dry_run(true);
+/// let report = collect_garbage(&content, &leases, &images, &snapshotters, &dry).await?;
+/// assert_eq!(report.removed[0].kind, RemovedKind::Blob);
+/// assert_eq!(report.bytes_freed, 5);
+///
+/// collect_garbage(&content, &leases, &images, &snapshotters, &GcOptions::default()).await?;
+/// assert!(dist_content::Manager::info(&content, stray.digest()).await.is_err());
+/// # Ok(())
+/// # }
+/// ```
 pub async fn collect_garbage(
     content: &dyn Store,
     leases: &Leases,
