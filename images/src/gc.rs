@@ -88,25 +88,15 @@ pub fn snapshot_gc_label(snapshotter: &str) -> String {
     format!("{LABEL_GC_REF_SNAPSHOT_PREFIX}{snapshotter}")
 }
 
-/// Adds `labels` to the blob `digest`, keeping its other labels; writes nothing when they
-/// are all there already.
+/// Adds `labels` to the blob `digest`, keeping its other labels ([`Manager::add_labels`]:
+/// atomic in a [`LocalStore`](dist_content::LocalStore)); writes nothing when they are all
+/// there already.
 pub async fn add_labels(
     manager: &(impl Manager + ?Sized),
     digest: &oci_spec::image::Digest,
     labels: HashMap<String, String>,
 ) -> Result<()> {
-    let mut info = manager.info(digest).await?;
-    let before = info.labels.len();
-    let mut changed = false;
-    for (k, v) in labels {
-        if info.labels.get(&k) != Some(&v) {
-            info.labels.insert(k, v);
-            changed = true;
-        }
-    }
-    if changed || info.labels.len() != before {
-        manager.update_labels(digest, info.labels).await?;
-    }
+    manager.add_labels(digest, labels).await?;
     Ok(())
 }
 
