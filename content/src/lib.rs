@@ -7,7 +7,8 @@ mod error;
 mod filter;
 mod traits;
 
-// The local filesystem store.
+// The local filesystem store and its leases.
+mod lease;
 mod local;
 
 // Helpers over any store: reading, copying, digests.
@@ -24,6 +25,10 @@ pub use copy::{DEFAULT_LOCK_WAIT, copy, open_writer, write_blob};
 pub use elide::{ELIDE_LIMIT, Elided, elide};
 pub use error::{Error, ErrorKind, Result};
 pub use filter::Filter;
+pub use lease::{
+    CollectionLock, DEFAULT_LEASE_GRACE, LABEL_GC_EXPIRE, Lease, LeaseInfo, LeaseOptions, Leases,
+    RESOURCE_CONTENT, RESOURCE_INGEST, RESOURCE_SNAPSHOT_PREFIX, Resource, parse_expire,
+};
 pub use local::{Follow, FollowError, FollowOptions, FollowReader, LocalReaderAt, LocalStore};
 pub use read::{ReaderAtReader, read_blob, reader};
 pub use traits::{

@@ -346,6 +346,19 @@ pub trait Manager: Send + Sync {
     async fn update_labels(&self, digest: &Digest, labels: HashMap<String, String>)
     -> Result<Info>;
 
+    /// Sets `labels` on a blob, keeping its other labels, and returns the new info: what a
+    /// handler that records references calls, so that two writers adding different labels
+    /// to one blob both keep theirs. The default reads and then replaces (not atomic);
+    /// [`LocalStore`](crate::LocalStore) does both under a lock shared by every process.
+    async fn add_labels(&self, digest: &Digest, labels: HashMap<String, String>) -> Result<Info> {
+        let mut info = self.info(digest).await?;
+        if labels.iter().all(|(k, v)| info.labels.get(k) == Some(v)) {
+            return Ok(info);
+        }
+        info.labels.extend(labels);
+        self.update_labels(digest, info.labels).await
+    }
+
     /// Calls `f` for every committed blob that matches `filter`.
     async fn walk(
         &self,

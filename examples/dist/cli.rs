@@ -140,6 +140,10 @@ pub enum Command {
         /// Directory to apply the layer onto
         dir: PathBuf,
     },
+    /// Remove blobs, partial downloads and snapshots no image, root label or lease needs
+    Gc(GcFlags),
+    /// List leases (the claims of running pulls on what they create)
+    Leases,
     /// Write the flattened root filesystem of a pulled or fetched image into DIR
     Unpack {
         /// Image reference
@@ -147,6 +151,20 @@ pub enum Command {
         /// Target directory; must not exist or be empty
         dir: PathBuf,
     },
+}
+
+/// `dist gc` flags.
+#[derive(Debug, Args)]
+pub struct GcFlags {
+    /// Print what would be removed; remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How long the lease of a command that died keeps protecting its work
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub lease_grace: Duration,
+    /// How old an unleased, unlocked partial download must be to be removed
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub ingest_max_age: Duration,
 }
 
 /// `dist images` subcommands.

@@ -4,11 +4,13 @@
 
 use std::sync::Arc;
 
+use dist::content::Lease;
 use dist::content::LocalStore;
 use dist::images::{
-    Handlers, Limits, PlatformMatcher, children, dispatch, filter_platforms, limit_manifests,
+    Handlers, Limits, PlatformMatcher, attach_to_lease, children, dispatch, filter_platforms,
+    limit_manifests, set_children_labels,
 };
-use dist::remotes::{Fetcher, fetch_handler};
+use dist::remotes::{Fetcher, fetch_handler, ref_key};
 use oci_spec::image::Descriptor;
 
 use crate::CmdResult;
@@ -26,6 +28,8 @@ pub struct FetchJob {
     pub matcher: PlatformMatcher,
     pub concurrency: usize,
     pub progress: Arc<Progress>,
+    /// The lease every fetched blob (and its ingest) is attached to before it is written.
+    pub lease: Option<Arc<Lease>>,
 }
 
 impl FetchJob {
@@ -41,12 +45,19 @@ impl FetchJob {
             fetch: fetch_handler(store.clone(), counting),
             progress: Arc::clone(&self.progress),
         };
+        // Labels go on before the platform filter, as containerd's pull does: an index
+        // references every manifest it lists.
+        let labelled = set_children_labels(store.clone(), children(store).with_limits(LIMITS));
         let tree = limit_manifests(
-            filter_platforms(children(store).with_limits(LIMITS), self.matcher.clone()),
+            filter_platforms(labelled, self.matcher.clone()),
             self.matcher.clone(),
             1,
         );
-        let handler = Handlers::new().push(fetch).push(tree);
+        let mut handler = Handlers::new();
+        if let Some(lease) = &self.lease {
+            handler = handler.push(attach_to_lease(Arc::clone(lease), ref_key));
+        }
+        let handler = handler.push(fetch).push(tree);
         Ok(dispatch(&handler, std::slice::from_ref(target), self.concurrency).await?)
     }
 }

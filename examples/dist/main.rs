@@ -20,6 +20,8 @@ mod cli;
 mod content_cmds;
 mod fetch;
 mod fetch_object;
+mod gc;
+mod leases;
 mod progress;
 mod pull;
 mod referrers;
@@ -149,6 +151,15 @@ async fn run(cli: Cli) -> CmdResult {
         Command::Images {
             command: Some(ImagesCommand::Rm { references }),
         } => unpack::remove_images(&root, &references).await,
+        Command::Gc(f) => {
+            let args = gc::GcArgs {
+                dry_run: f.dry_run,
+                lease_grace: f.lease_grace,
+                ingest_max_age: f.ingest_max_age,
+            };
+            gc::gc(&root, args).await
+        }
+        Command::Leases => leases::list(&root).await,
         Command::Apply { dir } => unpack::apply_stdin(&dir).await,
         Command::Unpack { reference, dir } => {
             unpack::unpack(&cli.global, &root, &reference, &dir).await

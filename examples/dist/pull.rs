@@ -8,7 +8,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use dist::content::FollowOptions;
+use dist::content::{FollowOptions, Lease};
+use dist::images::gc::label_snapshot;
 use dist::images::{Image, ImageStore};
 use dist::remotes::Resolver;
 use dist::rootfs::{Snapshotter, apply_layers};
@@ -16,6 +17,7 @@ use dist::rootfs::{Snapshotter, apply_layers};
 use crate::CmdResult;
 use crate::cli::{Global, SnapshotterKind};
 use crate::fetch::{FetchJob, LIMITS};
+use crate::leases;
 use crate::progress::Progress;
 use crate::registry;
 use crate::root::Root;
@@ -27,6 +29,7 @@ async fn resolve(
     reference: &str,
     concurrency: usize,
     verify_key: Option<&Path>,
+    lease: &Arc<Lease>,
 ) -> CmdResult<(Image, FetchJob)> {
     let name = registry::normalize_ref(reference)?;
     let resolver = registry::resolver(global, &name).await?;
@@ -43,6 +46,7 @@ async fn resolve(
         matcher: root.matcher(global)?,
         concurrency,
         progress,
+        lease: Some(Arc::clone(lease)),
     };
     Ok((Image::new(name, target).with_limits(LIMITS), job))
 }
@@ -50,11 +54,12 @@ async fn resolve(
 /// `fetch`: all content of the image for the platform into the store, and the name
 /// recorded; nothing unpacked.
 pub async fn fetch(global: &Global, root: &Root, reference: &str) -> CmdResult {
-    let (image, job) = resolve(global, root, reference, 3, None).await?;
+    let lease = leases::hold(root, "fetch").await?;
+    let (image, job) = resolve(global, root, reference, 3, None, &lease).await?;
     job.run(&image.target).await?;
     root.images()?.create_or_update(image).await?;
     job.progress.finish();
-    Ok(())
+    leases::release(lease).await
 }
 
 /// `pull`: fetch and unpack into the snapshotter, record the name, print the top ChainID.
@@ -66,8 +71,10 @@ pub async fn pull(
     concurrency: usize,
     verify_key: Option<&Path>,
 ) -> CmdResult {
-    let (image, job) = resolve(global, root, reference, concurrency, verify_key).await?;
+    let lease = leases::hold(root, "pull").await?;
+    let (image, job) = resolve(global, root, reference, concurrency, verify_key, &lease).await?;
     let snapshotter = root.snapshotter(kind)?;
+    let snapshotter_name = crate::root::snapshotter_name(kind);
     remove_abandoned_extractions(snapshotter.as_ref()).await?;
     // Every blob read is being fetched (or resumed) by this pull: wait for its writer
     // until the fetch ends, however long a queued download takes to start.
@@ -76,6 +83,7 @@ pub async fn pull(
         .follow_with(FollowOptions::default().writer_gone_after(None));
     let unpack = async {
         let layers = image.layers(&follow, &job.matcher).await?;
+        leases::attach_chain(&lease, snapshotter_name, &layers).await?;
         job.progress.state(&image.name, "unpacking", 0);
         CmdResult::Ok(apply_layers(&layers, snapshotter.as_ref(), &follow).await?)
     };
@@ -85,8 +93,11 @@ pub async fn pull(
         fetched
     };
     let ((), top) = tokio::try_join!(fetch, unpack)?;
+    let config = image.config(&job.store, &job.matcher).await?;
+    label_snapshot(&job.store, config.digest(), snapshotter_name, top.as_ref()).await?;
     root.images()?.create_or_update(image).await?;
     job.progress.finish();
+    leases::release(lease).await?;
     outln!("{top}")?;
     Ok(())
 }

@@ -68,11 +68,32 @@ impl Root {
         Ok(found)
     }
 
+    /// The snapshotters whose directories exist, with the names gc labels and leases call
+    /// them by.
+    pub fn named_snapshotters(&self) -> CmdResult<Vec<(&'static str, Box<dyn Snapshotter>)>> {
+        let mut found = Vec::new();
+        for kind in [SnapshotterKind::Native, SnapshotterKind::Overlay] {
+            let name = snapshotter_name(kind);
+            if self.dir.join("snapshots").join(name).is_dir() {
+                found.push((name, self.snapshotter(kind)?));
+            }
+        }
+        Ok(found)
+    }
+
     /// The platform matcher from `--platform`, else this host's.
     pub fn matcher(&self, global: &Global) -> CmdResult<PlatformMatcher> {
         Ok(match &global.platform {
             Some(p) => PlatformMatcher::new(&platforms::parse(p)?),
             None => PlatformMatcher::host(),
         })
+    }
+}
+
+/// The name of a snapshotter in gc labels and leases (and its directory's name).
+pub fn snapshotter_name(kind: SnapshotterKind) -> &'static str {
+    match kind {
+        SnapshotterKind::Native => "native",
+        SnapshotterKind::Overlay => "overlay",
     }
 }

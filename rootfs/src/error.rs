@@ -96,6 +96,9 @@ pub enum Error {
     /// Reading a layer blob from the content store failed.
     #[error("content: {0}")]
     Content(#[from] dist_content::Error),
+    /// Reading image records or manifests failed (the garbage collector's mark).
+    #[error("images: {0}")]
+    Images(#[from] dist_images::Error),
 }
 
 impl Error {
@@ -114,6 +117,7 @@ impl Error {
             | Error::DiffIdMismatch { .. }
             | Error::CorruptRecord { .. } => ErrorKind::FailedPrecondition,
             Error::Content(e) => e.kind(),
+            Error::Images(e) => e.kind(),
         }
     }
 

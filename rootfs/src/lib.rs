@@ -6,6 +6,7 @@ mod apply;
 mod chain;
 mod copy_mounted;
 mod error;
+mod gc;
 mod idmap;
 mod layers;
 mod snapshot;
@@ -17,6 +18,10 @@ pub use apply::{
 pub use chain::{ChainId, DiffId, chain_ids};
 pub use copy_mounted::copy_mounted;
 pub use error::{Error, ErrorKind, Result};
+pub use gc::{
+    DEFAULT_INGEST_MAX_AGE, GcOptions, GcReport, NamedSnapshotter, Removed, RemovedKind,
+    collect_garbage,
+};
 pub use idmap::{IdMap, IdRange};
 pub use layers::{EXTRACT_KEY_PREFIX, Layer, apply_layers, apply_layers_with};
 pub use snapshot::{

@@ -90,7 +90,49 @@ impl LocalStore {
         })
     }
 
+    /// An exclusive `flock` on `<root>/labels/.lock`, held around every label write, so
+    /// that a read-modify-write ([`Manager::add_labels`]) never loses another process's
+    /// write in between.
+    fn labels_lock(&self) -> Result<File> {
+        let dir = self.root.join("labels");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        let path = dir.join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| Error::io(format!("lock {}", path.display()), e.into()))?;
+        Ok(file)
+    }
+
+    fn add_labels_blocking(
+        &self,
+        digest: &Digest,
+        labels: HashMap<String, String>,
+    ) -> Result<Info> {
+        let _lock = self.labels_lock()?;
+        let mut info = self.info_blocking(digest)?;
+        if labels.iter().all(|(k, v)| info.labels.get(k) == Some(v)) {
+            return Ok(info);
+        }
+        info.labels.extend(labels);
+        self.write_labels_locked(digest, info.labels)
+    }
+
     fn set_labels_blocking(
+        &self,
+        digest: &Digest,
+        labels: HashMap<String, String>,
+    ) -> Result<Info> {
+        let _lock = self.labels_lock()?;
+        self.write_labels_locked(digest, labels)
+    }
+
+    fn write_labels_locked(
         &self,
         digest: &Digest,
         labels: HashMap<String, String>,
@@ -192,6 +234,12 @@ impl Manager for LocalStore {
         let store = self.clone();
         let digest = digest.clone();
         blocking(move || store.set_labels_blocking(&digest, labels)).await
+    }
+
+    async fn add_labels(&self, digest: &Digest, labels: HashMap<String, String>) -> Result<Info> {
+        let store = self.clone();
+        let digest = digest.clone();
+        blocking(move || store.add_labels_blocking(&digest, labels)).await
     }
 
     async fn walk(

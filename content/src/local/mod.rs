@@ -10,6 +10,7 @@
 //! <root>/ingest/<sha256-of-ref>/total       expected size, when known
 //! <root>/ingest/<sha256-of-ref>/lock        flock(2) target (ours; containerd ignores it)
 //! <root>/labels/<alg>/<hex>                 blob labels as JSON (ours; containerd ignores it)
+//! <root>/leases/                            leases and the collection lock (ours, see `Leases`)
 //! ```
 //!
 //! The `<root>` of containerd's own store is
@@ -73,6 +74,11 @@ impl LocalStore {
     /// The store's root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The leases of this store, kept in `<root>/leases` (see [`Leases`](crate::Leases)).
+    pub fn leases(&self) -> Result<crate::Leases> {
+        crate::Leases::open(self.root.join("leases"))
     }
 
     /// Where the blob named `digest` lives (whether or not it exists), as the seed's

@@ -473,3 +473,33 @@ async fn an_ingest_left_half_removed_is_not_listed_and_prune_deletes_it() {
         .unwrap();
     assert!(!left.exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_add_labels_of_different_keys_all_survive() {
+    use crate::Manager;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = LocalStore::open(tmp.path()).unwrap();
+    let digest = crate::sha256_of(b"labelled");
+    let desc = oci_spec::image::Descriptor::new(
+        oci_spec::image::MediaType::ImageManifest,
+        8,
+        digest.clone(),
+    );
+    crate::write_blob(&store, "l", &desc, &b"labelled"[..])
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..32)
+        .map(|i| {
+            let (store, digest) = (store.clone(), digest.clone());
+            tokio::spawn(async move {
+                let label = std::collections::HashMap::from([(format!("k{i}"), format!("v{i}"))]);
+                store.add_labels(&digest, label).await.unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let labels = store.info(&digest).await.unwrap().labels;
+    assert_eq!(labels.len(), 32, "{labels:?}");
+}
