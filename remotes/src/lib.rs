@@ -8,9 +8,11 @@ mod error;
 mod fetcher;
 mod handler;
 mod hosts;
+mod push_handler;
 mod pusher;
 mod resolver;
 mod retry;
+mod source_label;
 mod verify;
 
 pub use auth::{Anonymous, Credential, Credentials, DockerConfig, StaticCredentials};
@@ -25,7 +27,14 @@ pub use hosts::{
     Capabilities, DOCKER_HUB, DOCKER_HUB_API, HostsConfig, HostsFile, RegistryHost, Scheme,
     TlsOptions, is_loopback,
 };
+pub use push_handler::{
+    DEFAULT_PUSH_CONCURRENCY, PushEvent, PushHandler, PushObserver, PushOptions, PushPlatforms,
+    push, push_handler,
+};
 pub use pusher::{DISTRIBUTION_SOURCE_PREFIX, PushOutcome, Pusher};
 pub use resolver::Resolver;
 pub use retry::RetryPolicy;
+pub use source_label::{
+    MAX_SOURCE_LABEL_LEN, SourceLabelHandler, append_source, source_label_handler, source_label_key,
+};
 pub use verify::verified;
