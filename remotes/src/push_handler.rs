@@ -465,7 +465,7 @@ mod tests {
         Descriptor::new(
             MediaType::ImageIndex,
             u64::from(n),
-            digest.parse().unwrap_or_else(|e| panic!("{e}")),
+            digest.parse::<Digest>().unwrap_or_else(|e| panic!("{e}")),
         )
     }
 
