@@ -8,7 +8,7 @@ use dist::content::LocalStore;
 use dist::images::{
     Handlers, Limits, PlatformMatcher, children, dispatch, filter_platforms, limit_manifests,
 };
-use dist::remotes::{Fetcher, fetch_handler};
+use dist::remotes::{Fetcher, fetch_handler, source_label_handler};
 use oci_spec::image::Descriptor;
 
 use crate::CmdResult;
@@ -26,6 +26,9 @@ pub struct FetchJob {
     pub matcher: PlatformMatcher,
     pub concurrency: usize,
     pub progress: Arc<Progress>,
+    /// The resolved name: each blob fetched is labelled with its repository, so a push
+    /// to the same registry can mount it.
+    pub source: String,
 }
 
 impl FetchJob {
@@ -41,12 +44,13 @@ impl FetchJob {
             fetch: fetch_handler(store.clone(), counting),
             progress: Arc::clone(&self.progress),
         };
+        let source = source_label_handler(store.clone(), &self.source)?;
         let tree = limit_manifests(
             filter_platforms(children(store).with_limits(LIMITS), self.matcher.clone()),
             self.matcher.clone(),
             1,
         );
-        let handler = Handlers::new().push(fetch).push(tree);
+        let handler = Handlers::new().push(fetch).push(source).push(tree);
         Ok(dispatch(&handler, std::slice::from_ref(target), self.concurrency).await?)
     }
 }

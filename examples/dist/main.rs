@@ -18,10 +18,12 @@ macro_rules! outln {
 
 mod cli;
 mod content_cmds;
+mod copy;
 mod fetch;
 mod fetch_object;
 mod progress;
 mod pull;
+mod push;
 mod registry;
 mod root;
 mod tracker;
@@ -123,6 +125,23 @@ async fn run(cli: Cli) -> CmdResult {
             concurrency,
             reference,
         } => pull::pull(&cli.global, &root, &reference, snapshotter, concurrency).await,
+        Command::Push {
+            push,
+            all_platforms,
+            reference,
+            local_ref,
+        } => {
+            push::push(
+                &cli.global,
+                &root,
+                &push,
+                all_platforms,
+                &reference,
+                local_ref,
+            )
+            .await
+        }
+        Command::Copy { push, src, dst } => copy::copy(&cli.global, &root, &push, &src, &dst).await,
         Command::Images { command: None } => unpack::list_images(&cli.global, &root).await,
         Command::Images {
             command: Some(ImagesCommand::Rm { references }),

@@ -37,6 +37,7 @@ async fn resolve(
         matcher: root.matcher(global)?,
         concurrency,
         progress,
+        source: resolved,
     };
     Ok((Image::new(name, target).with_limits(LIMITS), job))
 }

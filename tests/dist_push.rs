@@ -1,0 +1,271 @@
+//! End-to-end tests of `dist push` and `dist copy` against real `docker-registry`s with
+//! their access logs on: what skopeo, umoci and ctr read back, re-pushes that upload
+//! nothing, same-registry copies that mount, and a killed push that resumes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use dist_test_support::{AuthMode, Containerd, OciLayout, Platform, Push, Registry};
+use support::{Dist, listing, run, skopeo_push, umoci_image};
+
+fn registry() -> Registry {
+    Registry::start_with_access_log(AuthMode::None).expect("start docker-registry")
+}
+
+/// The stored bytes of blob `digest` (`sha256:<hex>`) in `dist`'s root.
+fn stored(dist: &Dist, digest: &str) -> Vec<u8> {
+    let hex = digest
+        .trim()
+        .strip_prefix("sha256:")
+        .expect("sha256 digest");
+    std::fs::read(dist.root.path().join("content/blobs/sha256").join(hex)).unwrap()
+}
+
+/// The sizes of every stored blob except `but` (the manifest).
+fn blob_bytes_except(dist: &Dist, but: &str) -> u64 {
+    let hex = but.trim().trim_start_matches("sha256:");
+    dist.verified_blobs()
+        .iter()
+        .filter(|(p, _)| !p.ends_with(hex))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+#[test]
+fn a_pushed_image_reads_back_identically_with_skopeo_umoci_and_ctr() {
+    let a = registry();
+    let b = registry();
+    let work = tempfile::tempdir().unwrap();
+    let layout = umoci_image(work.path());
+    skopeo_push(&layout, "img", &a.host(), "src/img:v1");
+    let source = format!("{}/src/img:v1", a.host());
+    let target = format!("{}/pushed/img:v1", b.host());
+
+    let dist = Dist::new();
+    dist.ok(&["pull", &source]);
+    let digest = dist.ok(&["push", &target, &source]);
+    let manifest = stored(&dist, &digest);
+
+    // The registry serves exactly the stored manifest bytes.
+    assert_eq!(b.inspect_raw("pushed/img:v1").unwrap(), manifest);
+    assert_eq!(a.inspect_raw("src/img:v1").unwrap(), manifest);
+    let log = b.access_log();
+    assert_eq!(
+        log.uploaded_blob_bytes(),
+        blob_bytes_except(&dist, &digest),
+        "every blob uploaded once:\n{:?}",
+        log.entries()
+    );
+
+    // skopeo copies it back out, umoci unpacks it: the tree `dist unpack` gives.
+    let copied = work.path().join("copied");
+    run(Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+        ])
+        .arg(format!("docker://{target}"))
+        .arg(format!("oci:{}:img", copied.display())));
+    let bundle = work.path().join("bundle-copied");
+    run(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:img", copied.display()))
+        .arg(&bundle));
+    let ours = work.path().join("ours");
+    dist.ok(&["unpack", &source, ours.to_str().unwrap()]);
+    let theirs = listing(&bundle.join("rootfs"));
+    assert_eq!(listing(&ours), theirs);
+    assert!(theirs.contains_key("etc/added"));
+
+    // containerd pulls it.
+    let containerd = Containerd::start().unwrap();
+    containerd
+        .ctr_ok(["images", "pull", "--plain-http", target.as_str()])
+        .unwrap_or_else(|e| panic!("{e}\n{}", containerd.log()));
+    let images = containerd.ctr_ok(["images", "ls", "-q"]).unwrap();
+    assert!(images.contains(&target), "{images}");
+
+    // Pushing again uploads no blob byte.
+    let mark = b.access_log().len();
+    let out = dist.run_with(&["push", &target, &source], None);
+    support::assert_success(&out, &["push", "(again)"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("exists"), "{stderr}");
+    assert!(stderr.contains("total: 0 B"), "{stderr}");
+    let again = b.access_log().since(mark);
+    assert_eq!(again.uploaded_blob_bytes(), 0, "{:?}", again.entries());
+    assert_eq!(again.blob_writes(), 0, "{:?}", again.entries());
+}
+
+#[test]
+fn push_of_an_image_not_in_the_store_names_it() {
+    let b = registry();
+    let dist = Dist::new();
+    let err = dist.fails(
+        &[
+            "push",
+            &format!("{}/x/y:1", b.host()),
+            "example.com/absent:1",
+        ],
+        None,
+    );
+    assert!(err.contains("example.com/absent:1"), "{err}");
+}
+
+#[test]
+fn copy_between_repositories_of_one_registry_mounts_every_blob() {
+    let a = registry();
+    let work = tempfile::tempdir().unwrap();
+    let layout = umoci_image(work.path());
+    skopeo_push(&layout, "img", &a.host(), "src/img:v1");
+    let mark = a.access_log().len();
+
+    let dist = Dist::new();
+    let out = dist.run_with(
+        &[
+            "copy",
+            &format!("{}/src/img:v1", a.host()),
+            &format!("{}/dst/img:v1", a.host()),
+        ],
+        None,
+    );
+    support::assert_success(&out, &["copy"]);
+    let copy = a.access_log().since(mark);
+    assert_eq!(copy.uploaded_blob_bytes(), 0, "{:?}", copy.entries());
+    // Config and two layers.
+    assert_eq!(copy.mounts(), 3, "{:?}", copy.entries());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("mounted"), "{stderr}");
+    assert_eq!(
+        a.inspect_raw("dst/img:v1").unwrap(),
+        a.inspect_raw("src/img:v1").unwrap()
+    );
+}
+
+#[test]
+fn copy_to_another_registry_uploads_once_then_skips() {
+    let a = registry();
+    let b = registry();
+    let work = tempfile::tempdir().unwrap();
+    let layout = umoci_image(work.path());
+    skopeo_push(&layout, "img", &a.host(), "src/img:v1");
+    let src = format!("{}/src/img:v1", a.host());
+    let dst = format!("{}/copy/img:v2", b.host());
+
+    let dist = Dist::new();
+    let digest = dist.ok(&["copy", &src, &dst]);
+    assert_eq!(
+        b.inspect_raw("copy/img:v2").unwrap(),
+        stored(&dist, &digest)
+    );
+    let first = b.access_log();
+    assert_eq!(
+        first.uploaded_blob_bytes(),
+        blob_bytes_except(&dist, &digest)
+    );
+
+    let out = dist.run_with(&["copy", &src, &dst], None);
+    support::assert_success(&out, &["copy", "(again)"]);
+    let again = b.access_log().since(first.len());
+    assert_eq!(again.uploaded_blob_bytes(), 0, "{:?}", again.entries());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("total: 0 B"), "{stderr}");
+}
+
+/// `n` bytes that do not compress (xorshift).
+fn incompressible(n: usize) -> Vec<u8> {
+    let mut data = vec![0u8; n];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    data
+}
+
+#[test]
+fn a_push_killed_midway_resumes_and_uploads_only_what_was_missing() {
+    const CHUNK: u64 = 256 << 10;
+    let a = registry();
+    let b = registry();
+    let mut layout = OciLayout::new().unwrap();
+    let data = incompressible(64 << 20);
+    layout
+        .add_image(
+            Some("big"),
+            &Platform::new("linux", "amd64"),
+            &[("big.bin", &data)],
+        )
+        .unwrap();
+    drop(data);
+    a.push(layout.path(), "big", "big:v1", Push::oci()).unwrap();
+    let source = format!("{}/big:v1", a.host());
+    let target = format!("{}/big:v1", b.host());
+    let dist = Dist::new();
+    dist.ok(&["fetch", &source]);
+    let chunk = CHUNK.to_string();
+    let args = ["push", "--chunk-size", chunk.as_str(), &target, &source];
+
+    let mut child = dist
+        .cmd()
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if b.access_log().blob_writes() >= 4 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the push ended before it could be killed, after {} blob writes \
+             (a chunked upload makes one per chunk)",
+            b.access_log().blob_writes()
+        );
+        assert!(Instant::now() < deadline, "the upload never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the push finished before the kill");
+    let first = b.access_log();
+    let before = first.uploaded_blob_bytes();
+
+    dist.ok(&args);
+    let again = b.access_log().since(first.len());
+    let total: u64 = blob_bytes_except(&dist, &stored_root(&dist, &source));
+    let after = again.uploaded_blob_bytes();
+    assert!(before > 0, "nothing was uploaded before the kill");
+    // What was missing, give or take the chunk in flight at the kill.
+    assert!(
+        after <= total - before + CHUNK,
+        "the second push sent {after} bytes; {before} of {total} were there:\n{:?}",
+        again.entries()
+    );
+    assert_eq!(
+        b.inspect_raw("big:v1").unwrap(),
+        a.inspect_raw("big:v1").unwrap()
+    );
+}
+
+/// The digest of the image `reference` recorded in `dist`'s store.
+fn stored_root(dist: &Dist, reference: &str) -> String {
+    let images = dist.ok(&["images"]);
+    let line = images
+        .lines()
+        .find(|l| l.contains(reference))
+        .unwrap_or_else(|| panic!("{reference} not in:\n{images}"));
+    line.split_whitespace()
+        .find(|w| w.starts_with("sha256:"))
+        .unwrap_or_else(|| panic!("no digest in {line}"))
+        .to_string()
+}
