@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The raw-upload floor of benches/e2e.sh's push scenario: what any client must spend to
+# push an image. For every blob of LAYOUT:TAG (config and layers), in parallel: curl POST
+# to open an upload, then one monolithic streamed PUT of the file with ?digest=; then PUT
+# the manifest under TAG. No existence checks, no hashing on the client.
+#
+# Usage: benches/e2e/curl_push.sh LAYOUT TAG REGISTRY REPO   (REGISTRY = host:port, plain HTTP)
+set -euo pipefail
+
+layout=$1 tag=$2 registry=$3 repo=$4
+base=http://$registry/v2/$repo
+
+# "manifest-digest media-type" then one blob digest per line.
+plan=$(python3 - "$layout" "$tag" <<'PY'
+import json, sys
+layout, tag = sys.argv[1], sys.argv[2]
+index = json.load(open(f"{layout}/index.json"))
+desc = next(m for m in index["manifests"]
+            if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag)
+print(desc["digest"], desc["mediaType"])
+manifest = json.load(open(f"{layout}/blobs/sha256/{desc['digest'].split(':', 1)[1]}"))
+for d in [manifest["config"]] + manifest["layers"]:
+    print(d["digest"])
+PY
+)
+read -r manifest media_type <<<"$(head -n 1 <<<"$plan")"
+blob_file() { echo "$layout/blobs/sha256/${1#sha256:}"; }
+
+upload() {
+  local digest=$1 location sep
+  location=$(curl -fsS -X POST -o /dev/null -D - "$base/blobs/uploads/" |
+    awk 'tolower($1) == "location:" { print $2 }' | tr -d '\r')
+  case $location in http*) ;; *) location=http://$registry$location ;; esac
+  case $location in *\?*) sep='&' ;; *) sep='?' ;; esac
+  # -T streams the file (no buffering of the whole blob) as the PUT body.
+  curl -fsS -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' \
+    -T "$(blob_file "$digest")" "$location${sep}digest=$digest"
+}
+
+pids=()
+while read -r digest; do
+  upload "$digest" &
+  pids+=($!)
+done < <(tail -n +2 <<<"$plan")
+for pid in "${pids[@]}"; do
+  wait "$pid"
+done
+curl -fsS -o /dev/null -X PUT -H "Content-Type: $media_type" \
+  --data-binary @"$(blob_file "$manifest")" "$base/manifests/$tag"
