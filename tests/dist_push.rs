@@ -34,6 +34,28 @@ fn blob_bytes_except(dist: &Dist, but: &str) -> u64 {
         .sum()
 }
 
+/// Every stored blob's `containerd.io/distribution.source.127.0.0.1` label.
+fn source_labels(dist: &Dist) -> Vec<(String, Option<String>)> {
+    use dist::content::Manager;
+    let store = dist::content::LocalStore::open(dist.root.path().join("content")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    dist.verified_blobs()
+        .iter()
+        .map(|(path, _)| {
+            let hex = path.file_name().unwrap().to_string_lossy();
+            let digest: oci_spec::image::Digest = format!("sha256:{hex}").parse().unwrap();
+            let info = rt.block_on(store.info(&digest)).unwrap();
+            let label = info
+                .labels
+                .get("containerd.io/distribution.source.127.0.0.1")
+                .cloned();
+            (digest.to_string(), label)
+        })
+        .collect()
+}
+
 #[test]
 fn a_pushed_image_reads_back_identically_with_skopeo_umoci_and_ctr() {
     let a = registry();
@@ -46,6 +68,12 @@ fn a_pushed_image_reads_back_identically_with_skopeo_umoci_and_ctr() {
 
     let dist = Dist::new();
     dist.ok(&["pull", &source]);
+    // The pull labelled every blob with its source, as containerd does (host without port).
+    let labels = source_labels(&dist);
+    assert_eq!(labels.len(), 4, "manifest, config, two layers: {labels:?}");
+    for (digest, value) in &labels {
+        assert_eq!(value.as_deref(), Some("src/img"), "{digest}");
+    }
     let digest = dist.ok(&["push", &target, &source]);
     let manifest = stored(&dist, &digest);
 

@@ -32,8 +32,9 @@ upload() {
     awk 'tolower($1) == "location:" { print $2 }' | tr -d '\r')
   case $location in http*) ;; *) location=http://$registry$location ;; esac
   case $location in *\?*) sep='&' ;; *) sep='?' ;; esac
-  # -T streams the file (no buffering of the whole blob) as the PUT body.
-  curl -fsS -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' \
+  # -T streams the file (no buffering of the whole blob) as the PUT body; an empty
+  # `Expect:` keeps curl from waiting up to a second for a `100 Continue` first.
+  curl -fsS -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' -H 'Expect:' \
     -T "$(blob_file "$digest")" "$location${sep}digest=$digest"
 }
 

@@ -159,6 +159,8 @@ def main():
     w("| measurement | dist | peer | peer tool | ratio | target | met |")
     w("|---|---|---|---|---|---|---|")
     for label, dk, pk, plabel, kind, target in PAIRS:
+        if dk not in results and pk not in results:
+            continue  # a scenario this run left out (--only)
         dtext, dmed = cell(results, dk, kind, notes)
         ptext, pmed = cell(results, pk, kind, notes)
         ratio = "–"
