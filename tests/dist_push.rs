@@ -297,3 +297,42 @@ fn stored_root(dist: &Dist, reference: &str) -> String {
         .unwrap_or_else(|| panic!("no digest in {line}"))
         .to_string()
 }
+
+#[test]
+fn pushing_platforms_the_store_lacks_names_the_missing_manifest_and_sends_nothing() {
+    let a = registry();
+    let b = registry();
+    let mut layout = OciLayout::new().unwrap();
+    let multi = layout
+        .add_index(
+            "multi",
+            &[
+                Platform::new("linux", "amd64"),
+                Platform::new("linux", "arm64"),
+            ],
+        )
+        .unwrap();
+    a.push(layout.path(), "multi", "multi:v1", Push::oci().all())
+        .unwrap();
+    let source = format!("{}/multi:v1", a.host());
+    let target = format!("{}/multi:v1", b.host());
+    let arm64 = multi.children[1].digest().to_string();
+
+    let dist = Dist::new();
+    dist.ok(&["--platform", "linux/amd64", "pull", &source]);
+    for args in [
+        vec!["push", "--all-platforms", &target, &source],
+        vec!["--platform", "linux/arm64", "push", &target, &source],
+    ] {
+        let err = dist.fails(&args, None);
+        assert!(err.contains(&arm64), "{args:?}: {err}");
+        assert!(err.contains("not stored locally"), "{args:?}: {err}");
+    }
+    // Nothing was sent for them: the check comes before the first upload.
+    assert_eq!(b.access_log().blob_writes(), 0);
+
+    // Once every platform is stored, --all-platforms pushes the index as it is.
+    dist.ok(&["--platform", "linux/arm64", "pull", &source]);
+    dist.ok(&["push", "--all-platforms", &target, &source]);
+    assert_eq!(b.inspect_raw("multi:v1").unwrap(), multi.root_bytes);
+}
