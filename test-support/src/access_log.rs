@@ -137,6 +137,16 @@ impl AccessLog {
         self.entries.iter().filter(|a| a.is_mount()).count()
     }
 
+    /// The sizes of the blobs these requests completed (a successful `PUT ?digest=` on an
+    /// upload session), summed.
+    pub fn committed_blob_bytes(&self) -> u64 {
+        self.entries
+            .iter()
+            .filter(|a| a.method == "PUT" && a.is_blob_write() && (200..300).contains(&a.status))
+            .filter_map(|a| a.query("digest").and_then(|d| self.blob_size(&d)))
+            .sum()
+    }
+
     /// Blob bytes the registry received in these requests, over all upload sessions.
     pub fn uploaded_blob_bytes(&self) -> u64 {
         // Per session: (repository, offset at its first request here, size at the end).
