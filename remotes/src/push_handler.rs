@@ -178,8 +178,8 @@ pub enum PushPlatforms {
     Matching(PlatformMatcher),
 }
 
-/// How [`push`] runs.
-#[derive(Clone, Default)]
+/// How [`push`] runs ([`PushOptions::new`], or `default()`, which is the same).
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct PushOptions {
     /// Pushes in flight at once (configs and layers, then manifests); 0 is taken as 1.
@@ -205,6 +205,12 @@ impl std::fmt::Debug for PushOptions {
     }
 }
 
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions::new()
+    }
+}
+
 /// Blobs pushed at once by default: as many as a pull fetches.
 pub const DEFAULT_PUSH_CONCURRENCY: usize = 3;
 
@@ -214,7 +220,10 @@ impl PushOptions {
     pub fn new() -> Self {
         PushOptions {
             concurrency: DEFAULT_PUSH_CONCURRENCY,
-            ..PushOptions::default()
+            platforms: PushPlatforms::default(),
+            limits: Limits::default(),
+            sources: None,
+            observer: None,
         }
     }
 
