@@ -28,7 +28,8 @@ pub enum PushEvent {
         desc: Descriptor,
         /// Uploaded, already there, or mounted.
         outcome: PushOutcome,
-        /// Bytes sent for it: its size when uploaded, else 0.
+        /// Its size when uploaded (an upload resumed from a registry's offset sent less),
+        /// else 0.
         bytes: u64,
         /// How long its push took.
         elapsed: Duration,
