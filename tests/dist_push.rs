@@ -76,6 +76,10 @@ fn a_pushed_image_reads_back_identically_with_skopeo_umoci_and_ctr() {
     }
     let digest = dist.ok(&["push", &target, &source]);
     let manifest = stored(&dist, &digest);
+    // And the push added the destination (same host name: the port is not in the key).
+    for (digest, value) in source_labels(&dist) {
+        assert_eq!(value.as_deref(), Some("pushed/img,src/img"), "{digest}");
+    }
 
     // The registry serves exactly the stored manifest bytes.
     assert_eq!(b.inspect_raw("pushed/img:v1").unwrap(), manifest);

@@ -1,14 +1,14 @@
 //! `push`: the push flow, assembled from the crates: look the image up in the image
 //! store, then `dist::remotes::push` (walk the stored graph, blobs, manifests, indexes)
-//! with a pusher from the resolver, mount candidates from the blobs' source labels, and
-//! one progress line per blob.
+//! with a pusher from the resolver, mount candidates from the blobs' source labels (the
+//! destination added to them once pushed), and one progress line per blob.
 
 use std::sync::Arc;
 
 use dist::images::ImageStore;
 use dist::remotes::{
     DockerResolver, PushEvent, PushObserver, PushOptions, PushOutcome, PushPlatforms, Resolver,
-    ref_key,
+    ref_key, source_label_handler,
 };
 use indicatif::DecimalBytes;
 use oci_spec::image::Descriptor;
@@ -78,6 +78,7 @@ pub async fn push_target(
         .with_platforms(platforms)
         .with_limits(LIMITS)
         .with_source_labels(store.clone())
+        .with_destination_label(Arc::new(source_label_handler(store.clone(), name)?))
         .with_observer(Arc::new(ShowPush(Arc::clone(progress))));
     dist::remotes::push(target, store, Arc::from(pusher), &opts).await?;
     progress.state(name, "pushed", 0);

@@ -11,7 +11,9 @@ use dist_images::media_types::{self, MediaKind};
 use dist_images::{Handler, Limits, Matcher, PlatformMatcher, children_of_with, dispatch};
 use oci_spec::image::{Descriptor, Digest};
 
-use crate::{DISTRIBUTION_SOURCE_PREFIX, Error, ErrorKind, PushOutcome, Pusher, Result};
+use crate::{
+    DISTRIBUTION_SOURCE_PREFIX, Error, ErrorKind, PushOutcome, Pusher, Result, SourceLabelHandler,
+};
 
 /// What happened to one descriptor of a push, as told to a [`PushObserver`].
 #[derive(Debug, Clone)]
@@ -54,6 +56,7 @@ pub struct PushHandler {
     provider: Arc<dyn Provider>,
     sources: Option<Arc<dyn Manager>>,
     observer: Option<Arc<dyn PushObserver>>,
+    destination: Option<Arc<SourceLabelHandler>>,
 }
 
 impl std::fmt::Debug for PushHandler {
@@ -61,6 +64,7 @@ impl std::fmt::Debug for PushHandler {
         f.debug_struct("PushHandler")
             .field("source_labels", &self.sources.is_some())
             .field("observer", &self.observer.is_some())
+            .field("destination", &self.destination)
             .finish_non_exhaustive()
     }
 }
@@ -74,6 +78,7 @@ pub fn push_handler(pusher: Arc<dyn Pusher>, provider: Arc<dyn Provider>) -> Pus
         provider,
         sources: None,
         observer: None,
+        destination: None,
     }
 }
 
@@ -89,6 +94,16 @@ impl PushHandler {
     /// Tells `observer` when each push starts and how it ended.
     pub fn with_observer(mut self, observer: Arc<dyn PushObserver>) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// After each successful push, records the destination on the stored blob with
+    /// `labels` (a [`source_label_handler`](crate::source_label_handler) for the name
+    /// pushed to), as containerd does after a push: a later push to another repository
+    /// of that registry mounts from it. Content the label store does not hold is skipped,
+    /// and a label that cannot be written is logged, not an error.
+    pub fn with_destination_label(mut self, labels: Arc<SourceLabelHandler>) -> Self {
+        self.destination = Some(labels);
         self
     }
 
@@ -132,6 +147,13 @@ impl PushHandler {
         let started = Instant::now();
         match self.pusher.push(&desc, &*self.provider).await {
             Ok(outcome) => {
+                // A hint for later pushes: failing to write it does not fail this one.
+                if let Some(labels) = &self.destination
+                    && let Err(e) = labels.record(&desc).await
+                    && e.kind() != ErrorKind::NotFound
+                {
+                    tracing::warn!(digest = %desc.digest(), error = %e, "destination label not written");
+                }
                 let bytes = if outcome == PushOutcome::Pushed {
                     desc.size()
                 } else {
@@ -193,6 +215,9 @@ pub struct PushOptions {
     pub sources: Option<Arc<dyn Manager>>,
     /// Told about every descriptor pushed.
     pub observer: Option<Arc<dyn PushObserver>>,
+    /// Records the destination on each pushed blob
+    /// ([`PushHandler::with_destination_label`]).
+    pub destination: Option<Arc<SourceLabelHandler>>,
 }
 
 impl std::fmt::Debug for PushOptions {
@@ -202,6 +227,7 @@ impl std::fmt::Debug for PushOptions {
             .field("platforms", &self.platforms)
             .field("source_labels", &self.sources.is_some())
             .field("observer", &self.observer.is_some())
+            .field("destination", &self.destination)
             .finish_non_exhaustive()
     }
 }
@@ -225,6 +251,7 @@ impl PushOptions {
             limits: Limits::default(),
             sources: None,
             observer: None,
+            destination: None,
         }
     }
 
@@ -256,6 +283,13 @@ impl PushOptions {
     /// Tells `observer` about every push.
     pub fn with_observer(mut self, observer: Arc<dyn PushObserver>) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// Records the destination on each pushed blob
+    /// ([`PushHandler::with_destination_label`]).
+    pub fn with_destination_label(mut self, labels: Arc<SourceLabelHandler>) -> Self {
+        self.destination = Some(labels);
         self
     }
 }
@@ -451,6 +485,9 @@ pub async fn push(
     }
     if let Some(o) = &opts.observer {
         handler = handler.with_observer(Arc::clone(o));
+    }
+    if let Some(d) = &opts.destination {
+        handler = handler.with_destination_label(Arc::clone(d));
     }
     // Leaves, then manifests: each batch is a flat list of roots with no children, so
     // `dispatch` only bounds how many pushes run at once.

@@ -266,7 +266,7 @@ impl PushObserver for Outcomes {
 }
 
 #[tokio::test]
-async fn source_labels_follow_containerds_format_and_reach_the_pusher_as_annotations() {
+async fn source_labels_follow_containerds_format_reach_the_pusher_and_gain_the_destination() {
     let mut layout = OciLayout::new().unwrap();
     let img = layout
         .add_image(Some("v"), &Platform::new("linux", "amd64"), &[("a", b"a")])
@@ -311,9 +311,11 @@ async fn source_labels_follow_containerds_format_and_reach_the_pusher_as_annotat
     // The push flow hands those labels to the pusher as the layer's annotations.
     let rec = Arc::new(Recorder::default());
     let outcomes = Arc::new(Outcomes::default());
+    let destination = source_label_handler(store.clone(), "localhost:5000/pushed/app:v1").unwrap();
     let opts = PushOptions::new()
         .with_source_labels(store.clone())
-        .with_observer(outcomes.clone());
+        .with_observer(outcomes.clone())
+        .with_destination_label(Arc::new(destination));
     push(&img.root, store.clone(), rec.clone(), &opts)
         .await
         .unwrap();
@@ -334,6 +336,21 @@ async fn source_labels_follow_containerds_format_and_reach_the_pusher_as_annotat
         sources["containerd.io/distribution.source.localhost"],
         "library/redis,team/app"
     );
+    // Once pushed, the destination is a source too (as containerd labels after a push).
+    let labels = store.info(layer.digest()).await.unwrap().labels;
+    assert_eq!(
+        labels["containerd.io/distribution.source.localhost"],
+        "library/redis,pushed/app,team/app"
+    );
+    for d in std::iter::once(&img.root).chain(&img.children) {
+        let labels = store.info(d.digest()).await.unwrap().labels;
+        let v = labels.get("containerd.io/distribution.source.localhost");
+        assert!(
+            v.is_some_and(|v| v.contains("pushed/app")),
+            "{}: {labels:?}",
+            d.digest()
+        );
+    }
     let outcomes = outcomes.0.lock().unwrap();
     assert_eq!(outcomes.len(), 3);
     let layer_outcome = outcomes.iter().find(|(d, ..)| d.digest() == layer.digest());
