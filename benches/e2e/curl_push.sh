@@ -4,14 +4,15 @@
 # to open an upload, then one monolithic streamed PUT of the file with ?digest=; then PUT
 # the manifest under TAG. No existence checks, no hashing on the client.
 #
-# Usage: benches/e2e/curl_push.sh LAYOUT TAG REGISTRY REPO   (REGISTRY = host:port, plain HTTP)
+# Usage: benches/e2e/curl_push.sh LAYOUT TAG REGISTRY REPO [PLAN]
+#   REGISTRY  host:port, plain HTTP
+#   PLAN      a file with what `--plan` prints, so a timed run does not parse the layout
+#             (benches/e2e.sh writes it once, untimed)
+#        benches/e2e/curl_push.sh --plan LAYOUT TAG   prints the plan
 set -euo pipefail
 
-layout=$1 tag=$2 registry=$3 repo=$4
-base=http://$registry/v2/$repo
-
-# "manifest-digest media-type" then one blob digest per line.
-plan=$(python3 - "$layout" "$tag" <<'PY'
+plan_of() {
+  python3 - "$1" "$2" <<'PY'
 import json, sys
 layout, tag = sys.argv[1], sys.argv[2]
 index = json.load(open(f"{layout}/index.json"))
@@ -22,7 +23,20 @@ manifest = json.load(open(f"{layout}/blobs/sha256/{desc['digest'].split(':', 1)[
 for d in [manifest["config"]] + manifest["layers"]:
     print(d["digest"])
 PY
-)
+}
+if [ "$1" = --plan ]; then
+  plan_of "$2" "$3"
+  exit 0
+fi
+
+layout=$1 tag=$2 registry=$3 repo=$4
+base=http://$registry/v2/$repo
+# "manifest-digest media-type" then one blob digest per line.
+if [ -n "${5:-}" ]; then
+  plan=$(cat "$5")
+else
+  plan=$(plan_of "$layout" "$tag")
+fi
 read -r manifest media_type <<<"$(head -n 1 <<<"$plan")"
 blob_file() { echo "$layout/blobs/sha256/${1#sha256:}"; }
 
