@@ -358,3 +358,35 @@ fn pushing_platforms_the_store_lacks_names_the_missing_manifest_and_sends_nothin
     dist.ok(&["push", "--all-platforms", &target, &source]);
     assert_eq!(b.inspect_raw("multi:v1").unwrap(), multi.root_bytes);
 }
+
+#[test]
+fn copy_with_a_platform_copies_that_manifest_alone() {
+    let a = registry();
+    let b = registry();
+    let mut layout = OciLayout::new().unwrap();
+    let multi = layout
+        .add_index(
+            "multi",
+            &[
+                Platform::new("linux", "amd64"),
+                Platform::new("linux", "arm64"),
+            ],
+        )
+        .unwrap();
+    a.push(layout.path(), "multi", "multi:v1", Push::oci().all())
+        .unwrap();
+    let arm64 = multi.children[1].digest().to_string();
+
+    let dist = Dist::new();
+    let out = dist.ok(&[
+        "--platform",
+        "linux/arm64",
+        "copy",
+        &format!("{}/multi:v1", a.host()),
+        &format!("{}/arm:v1", b.host()),
+    ]);
+    assert_eq!(out.trim(), arm64);
+    let hex = arm64.trim_start_matches("sha256:");
+    let manifest = std::fs::read(layout.path().join("blobs/sha256").join(hex)).unwrap();
+    assert_eq!(b.inspect_raw("arm:v1").unwrap(), manifest);
+}
