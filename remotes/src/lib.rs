@@ -8,6 +8,7 @@ mod error;
 mod fetcher;
 mod handler;
 mod hosts;
+mod push_flow;
 mod push_handler;
 mod pusher;
 mod resolver;
@@ -27,10 +28,8 @@ pub use hosts::{
     Capabilities, DOCKER_HUB, DOCKER_HUB_API, HostsConfig, HostsFile, RegistryHost, Scheme,
     TlsOptions, is_loopback,
 };
-pub use push_handler::{
-    DEFAULT_PUSH_CONCURRENCY, PushEvent, PushHandler, PushObserver, PushOptions, PushPlatforms,
-    push, push_handler,
-};
+pub use push_flow::{DEFAULT_PUSH_CONCURRENCY, PushOptions, PushPlatforms, push};
+pub use push_handler::{PushEvent, PushHandler, PushObserver, push_handler};
 pub use pusher::{DISTRIBUTION_SOURCE_PREFIX, PushOutcome, Pusher};
 pub use resolver::Resolver;
 pub use retry::RetryPolicy;
