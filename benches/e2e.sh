@@ -10,11 +10,15 @@
 #   dist pull + dist unpack DIR      vs  skopeo copy (to an OCI layout) + umoci unpack
 #   warm re-pull (same root/daemon) of dist and of ctr, with blob bytes from the
 #   registry's access log; peak RSS of every step (GNU time %M; containerd's VmHWM);
-#   a pull of a variant image with a 5x larger big-file layer (flat RSS).
+#   a pull of a variant image with a 5x larger big-file layer (flat RSS);
+#   push of the test image from a fresh store to an empty registry (storage on tmpfs):
+#   dist push vs skopeo copy oci:… docker://… vs ctr images push, with a curl floor
+#   (benches/e2e/curl_push.sh: POST + monolithic PUT of every blob in parallel, then the
+#   manifest), and dist's re-push of the same image (time, blob bytes uploaded).
 # Prints a markdown table of medians and ratios to stdout and writes it to --out.
 #
 # Usage: benches/e2e.sh [--scale full|small] [--runs N] [--out FILE] [--dist BIN] [--keep]
-#                        [--prepare]
+#                        [--prepare] [--only pull|push]
 #   --scale small  a few tens of MB instead of ~500 MB compressed; for quick checks
 #   --runs N       cold runs per tool (default 3)
 #   --out FILE     where to write the markdown (default benches/e2e-results.md); a file
@@ -25,6 +29,7 @@
 #   --keep         keep the work directory (logs of every run) instead of deleting it
 #   --prepare      only build (and cache) the test images, push them and build dist; the
 #                  first full-scale build takes several minutes, which then stay out of the run
+#   --only S       run only the pull or only the push scenarios (default: both)
 # Run as root (containerd and overlay mounts need it). The built image and the registry
 # storage are cached in /dev/shm/dist-e2e-cache/<scale> between runs; delete it to rebuild.
 set -euo pipefail
@@ -38,6 +43,7 @@ out=$repo/benches/e2e-results.md
 dist_bin=
 keep=0
 prepare=0
+only=
 while [ $# -gt 0 ]; do
   case $1 in
     --scale) scale=$2; shift 2 ;;
@@ -46,11 +52,13 @@ while [ $# -gt 0 ]; do
     --dist) dist_bin=$2; shift 2 ;;
     --keep) keep=1; shift ;;
     --prepare) prepare=1; shift ;;
+    --only) only=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 case $scale in full | small) ;; *) echo "--scale must be full or small" >&2; exit 2 ;; esac
+case $only in '' | pull | push) ;; *) echo "--only must be pull or push" >&2; exit 2 ;; esac
 case $runs in '' | *[!0-9]* | 0) echo "--runs must be a positive integer" >&2; exit 2 ;; esac
 out=$(realpath -m "$out")
 [ -z "$dist_bin" ] || dist_bin=$(realpath "$dist_bin")
@@ -91,6 +99,7 @@ mkdir -p "$logs" "$cache"
 CTRD_PID=
 CTRD_DIR=
 REGISTRY_PID=
+PUSH_REGISTRY_PID=
 
 cleanup() {
   local rc=$?
@@ -99,6 +108,7 @@ cleanup() {
   # which must neither abort the cleanup nor become our status.
   set +e
   ctrd_stop
+  stop_push_registry
   stop_registry
   umount_under "$work"
   if [ "$keep" = 1 ]; then
@@ -290,9 +300,141 @@ skopeo_umoci_run() {
   rm -rf "$dir"
 }
 
+# --- push -------------------------------------------------------------------------------
+# An empty registry per push run, storage under $work (tmpfs); scripts/registry.sh keeps
+# one registry in REGISTRY/REGISTRY_PID, so the source's are saved around the start.
+start_push_registry() {
+  local dir=$1 src=$REGISTRY src_pid=$REGISTRY_PID
+  start_registry "$dir" || { REGISTRY=$src REGISTRY_PID=$src_pid; return 1; }
+  PUSH_REGISTRY=$REGISTRY PUSH_REGISTRY_PID=$REGISTRY_PID PUSH_REGISTRY_DIR=$dir
+  REGISTRY=$src REGISTRY_PID=$src_pid
+}
+stop_push_registry() {
+  if [ -n "${PUSH_REGISTRY_PID:-}" ]; then
+    kill "$PUSH_REGISTRY_PID" 2>/dev/null || true
+    wait "$PUSH_REGISTRY_PID" 2>/dev/null || true
+    PUSH_REGISTRY_PID=
+    rm -rf "$PUSH_REGISTRY_DIR"
+  fi
+  return 0
+}
+
+# Blob bytes uploaded to the push registry since access-log line $1: the sizes (from the
+# layout) of the blobs named by successful blob-upload PUTs, plus 1 byte per PATCH (which
+# the access log cannot size) so that any upload shows as non-zero.
+push_lines() { wc -l <"$PUSH_REGISTRY_DIR/registry.log"; }
+push_blob_bytes() {
+  sleep 0.3
+  tail -n +"$(($1 + 1))" "$PUSH_REGISTRY_DIR/registry.log" | python3 -c '
+import os, re, sys, urllib.parse
+layout, n = sys.argv[1], 0
+for line in sys.stdin:
+    m = re.search(r"\"(PUT|PATCH) (\S*/blobs/uploads/\S*) HTTP/[\d.]+\" (\d+)", line)
+    if not m or not m.group(3).startswith("2"):
+        continue
+    if m.group(1) == "PATCH":
+        n += 1
+        continue
+    q = urllib.parse.parse_qs(urllib.parse.urlsplit(m.group(2)).query)
+    d = q.get("digest", [""])[0]
+    p = os.path.join(layout, "blobs", *d.split(":", 1))
+    n += os.path.getsize(p) if os.path.exists(p) else 1
+print(n)' "$layout"
+}
+
+# dist_push_run I: a fresh root fetched from the source registry (not timed), then a timed
+# push to an empty registry and a timed re-push of the same image.
+dist_push_run() {
+  local i=$1 root=$work/dist-push-$i mark
+  if ! timed "dist-fetch-for-push-$i" "$dist_bin" --root "$root" --plain-http fetch "$ref"; then
+    record "time.dist_push" "!fetch: $(why "$logs/dist-fetch-for-push-$i")"
+    rm -rf "$root"
+    return 0
+  fi
+  if ! start_push_registry "$work/push-registry-$i"; then
+    record "time.dist_push" "!the push registry did not start"
+    rm -rf "$root"
+    return 0
+  fi
+  local dst=$PUSH_REGISTRY/bench:bench
+  if timed "dist-push-$i" "$dist_bin" --root "$root" --plain-http push "$dst" "$ref"; then
+    record "time.dist_push" "$SECS"
+    record "rss.dist_push" "$RSS_KIB"
+    mark=$(push_lines)
+    if timed "dist-repush-$i" "$dist_bin" --root "$root" --plain-http push "$dst" "$ref"; then
+      record "time.dist_repush" "$SECS"
+      record "bytes.dist_repush" "$(push_blob_bytes "$mark")"
+    else
+      record "time.dist_repush" "!$(why "$logs/dist-repush-$i")"
+    fi
+  else
+    record "time.dist_push" "!$(why "$logs/dist-push-$i")"
+  fi
+  stop_push_registry
+  rm -rf "$root"
+}
+
+# skopeo_push_run I: skopeo pushes from its own store, the cached OCI layout.
+skopeo_push_run() {
+  local i=$1
+  if ! start_push_registry "$work/push-registry-$i"; then
+    record "time.skopeo_push" "!the push registry did not start"
+    return 0
+  fi
+  if timed "skopeo-push-$i" skopeo copy -q --dest-tls-verify=false "oci:$layout:bench" \
+    "docker://$PUSH_REGISTRY/bench:bench"; then
+    record "time.skopeo_push" "$SECS"
+    record "rss.skopeo_push" "$RSS_KIB"
+  else
+    record "time.skopeo_push" "!$(why "$logs/skopeo-push-$i")"
+  fi
+  stop_push_registry
+}
+
+# ctr_push_run I: a fresh daemon pulls the image (not timed), then pushes it.
+ctr_push_run() {
+  local i=$1 dir=$work/ctr-push-$i
+  if ! ctrd_start "$dir"; then
+    record "time.ctr_push" "!containerd did not start"
+    rm -rf "$dir"
+    return 0
+  fi
+  if timed "ctr-pull-for-push-$i" ctr --address "$CTRD_SOCK" images pull --plain-http "$ref" &&
+    start_push_registry "$work/push-registry-$i"; then
+    if timed "ctr-push-$i" ctr --address "$CTRD_SOCK" images push --plain-http \
+      "$PUSH_REGISTRY/bench:bench" "$ref"; then
+      record "time.ctr_push" "$SECS"
+    else
+      record "time.ctr_push" "!$(why "$logs/ctr-push-$i")"
+    fi
+    stop_push_registry
+  else
+    record "time.ctr_push" "!pull: $(why "$logs/ctr-pull-for-push-$i")"
+  fi
+  ctrd_stop
+  rm -rf "$dir"
+}
+
+# curl_push_run I: the raw-upload floor.
+curl_push_run() {
+  local i=$1
+  if ! start_push_registry "$work/push-registry-$i"; then
+    record "time.curl_push" "!the push registry did not start"
+    return 0
+  fi
+  [ -s "$work/curl-plan" ] || "$here/curl_push.sh" --plan "$layout" bench >"$work/curl-plan"
+  if timed "curl-push-$i" "$here/curl_push.sh" "$layout" bench "$PUSH_REGISTRY" bench "$work/curl-plan"; then
+    record "time.curl_push" "$SECS"
+  else
+    record "time.curl_push" "!$(why "$logs/curl-push-$i")"
+  fi
+  stop_push_registry
+}
+
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 t_start=$(date +%s)
 for i in $(seq 1 "$runs"); do
+  [ "$only" != push ] || break
   log "run $i/$runs: dist pull (native)";     dist_pull_run native native "$i"
   log "run $i/$runs: ctr pull (native)";      ctr_pull_run native native "$i"
   log "run $i/$runs: dist pull (overlay)";    dist_pull_run overlay overlay "$i"
@@ -300,17 +442,26 @@ for i in $(seq 1 "$runs"); do
   log "run $i/$runs: dist pull + unpack";     dist_unpack_run "$i"
   log "run $i/$runs: skopeo copy + umoci unpack"; skopeo_umoci_run "$i"
 done
+for i in $(seq 1 "$runs"); do
+  [ "$only" != pull ] || break
+  log "run $i/$runs: dist push (and re-push)"; dist_push_run "$i"
+  log "run $i/$runs: skopeo copy oci: docker:"; skopeo_push_run "$i"
+  log "run $i/$runs: ctr images push";        ctr_push_run "$i"
+  log "run $i/$runs: curl floor";             curl_push_run "$i"
+done
 
-log "flat RSS: dist pull (native) of the image with a 5x big-file layer"
-root=$work/dist-big
-if timed dist-big "$dist_bin" --root "$root" --plain-http pull --snapshotter native "$big_ref"; then
-  record time.dist_big "$SECS"
-  record rss.dist_big "$RSS_KIB"
-else
-  record rss.dist_big "!$(why "$logs/dist-big")"
+if [ "$only" != push ]; then
+  log "flat RSS: dist pull (native) of the image with a 5x big-file layer"
+  root=$work/dist-big
+  if timed dist-big "$dist_bin" --root "$root" --plain-http pull --snapshotter native "$big_ref"; then
+    record time.dist_big "$SECS"
+    record rss.dist_big "$RSS_KIB"
+  else
+    record rss.dist_big "!$(why "$logs/dist-big")"
+  fi
+  umount_under "$root"
+  rm -rf "$root"
 fi
-umount_under "$root"
-rm -rf "$root"
 elapsed=$(($(date +%s) - t_start))
 
 # --- the report ------------------------------------------------------------------------
@@ -332,7 +483,7 @@ meta=$work/meta.tsv
     "$(describe bench)" "$(paste -sd, "$cache/deleted" | sed 's/,/, /g')"
   printf '5x variant\t%s\n' "$(describe big)"
   printf 'cold runs per tool\t%s, everything on tmpfs (/dev/shm)\n' "$runs"
-  printf 'command\t`benches/e2e.sh --scale %s --runs %s`\n' "$scale" "$runs"
+  printf 'command\t`benches/e2e.sh --scale %s --runs %s%s`\n' "$scale" "$runs" "${only:+ --only $only}"
 } >"$meta"
 cat >"$work/commands.md" <<'EOF'
 ### Commands timed (per run, fresh roots; REF = 127.0.0.1:PORT/bench:bench)
@@ -347,6 +498,14 @@ cat >"$work/commands.md" <<'EOF'
   `umoci unpack --image DIR/oci:bench BUNDLE`.
 - Peak RSS: GNU `/usr/bin/time -f %M`. Blob bytes: sum of the response sizes of blob GETs in
   the registry's access log during the warm re-pull.
+- Push, each to a fresh empty registry with its storage on tmpfs (DST = 127.0.0.1:PORT2/bench:bench):
+  dist from a root filled by an untimed `dist fetch REF`: `dist --root ROOT --plain-http push DST REF`,
+  then the same again for the re-push; skopeo from the cached OCI layout:
+  `skopeo copy --dest-tls-verify=false oci:LAYOUT:bench docker://DST`; containerd after an
+  untimed `ctr images pull`: `ctr images push --plain-http DST REF`; the floor:
+  `benches/e2e/curl_push.sh LAYOUT bench 127.0.0.1:PORT2 bench` (curl POST, then a monolithic
+  `PUT` of every blob in parallel, then the manifest). Re-push blob bytes: the sizes of the
+  blobs named by successful upload `PUT`s (and 1 per `PATCH`) in the access log.
 EOF
 
 mkdir -p "$(dirname "$out")"

@@ -398,6 +398,12 @@ fn a_killed_pulls_lease_protects_its_partial_work_only_for_the_grace_period() {
 }
 
 /// `key=value` labels under `containerd.io/gc.ref.` per digest, from `ctr content ls`.
+/// The labels both tools must agree on: GC references and distribution sources.
+fn compared_label(key: &str) -> bool {
+    key.starts_with("containerd.io/gc.ref.")
+        || key.starts_with("containerd.io/distribution.source.")
+}
+
 fn ctr_gc_labels(ctr_ls: &str) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for line in ctr_ls.lines().skip(1) {
@@ -410,7 +416,7 @@ fn ctr_gc_labels(ctr_ls: &str) -> BTreeMap<String, BTreeMap<String, String>> {
         let refs: BTreeMap<String, String> = labels
             .split(',')
             .filter_map(|kv| kv.split_once('='))
-            .filter(|(k, _)| k.starts_with("containerd.io/gc.ref."))
+            .filter(|(k, _)| compared_label(k))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
         out.insert(digest.to_owned(), refs);
@@ -419,7 +425,7 @@ fn ctr_gc_labels(ctr_ls: &str) -> BTreeMap<String, BTreeMap<String, String>> {
 }
 
 #[test]
-fn gc_reference_labels_equal_the_ones_containerd_writes_for_the_same_pull() {
+fn gc_reference_and_source_labels_equal_the_ones_containerd_writes_for_the_same_pull() {
     let reg = registry();
     let mut layout = OciLayout::new().unwrap();
     let a = OciLayout::tar_gz(&[("a.txt", b"a\n")]).unwrap();
@@ -458,7 +464,7 @@ fn gc_reference_labels_equal_the_ones_containerd_writes_for_the_same_pull() {
                 let refs: BTreeMap<String, String> = info
                     .labels
                     .into_iter()
-                    .filter(|(k, _)| k.starts_with("containerd.io/gc.ref."))
+                    .filter(|(k, _)| compared_label(k))
                     .collect();
                 ours.insert(info.digest.to_string(), refs);
                 Ok(())
@@ -468,6 +474,12 @@ fn gc_reference_labels_equal_the_ones_containerd_writes_for_the_same_pull() {
     });
     assert_eq!(ours.len(), 4, "{ours:?}");
     assert_eq!(ours, theirs);
+    let source = "containerd.io/distribution.source.127.0.0.1";
+    assert!(
+        ours.values()
+            .all(|l| l.get(source).map(String::as_str) == Some("interop/img")),
+        "{ours:?}"
+    );
     assert!(
         ours.values()
             .any(|l| l.contains_key("containerd.io/gc.ref.snapshot.native")),

@@ -130,6 +130,28 @@ pub enum Command {
         /// Image reference
         reference: String,
     },
+    /// Push an image from the store to a registry (children first; blobs there are skipped)
+    Push {
+        #[command(flatten)]
+        push: PushArgs,
+        /// Every platform of an index (default: the ones the store holds; see --platform)
+        #[arg(long)]
+        all_platforms: bool,
+        /// Where to push, e.g. localhost:5000/app:v1
+        reference: String,
+        /// The stored image to push [default: REFERENCE]
+        local_ref: Option<String>,
+    },
+    /// Copy an image between registries through the store: every platform, or the
+    /// --platform one; blobs at the destination are skipped, same-registry ones mounted
+    Copy {
+        #[command(flatten)]
+        push: PushArgs,
+        /// Source image reference
+        src: String,
+        /// Destination image reference
+        dst: String,
+    },
     /// List images, or remove them
     Images {
         #[command(subcommand)]
@@ -165,6 +187,18 @@ pub struct GcFlags {
     /// How old an unleased, unlocked partial download must be to be removed
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = humantime::parse_duration)]
     pub ingest_max_age: Duration,
+}
+
+/// How `push` and `copy` upload.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Upload blobs in PATCH chunks of this many bytes, resumable after an interruption
+    /// (default: one monolithic PUT per blob)
+    #[arg(long, value_name = "BYTES")]
+    pub chunk_size: Option<u64>,
+    /// Blobs to transfer at once
+    #[arg(long, default_value_t = 3)]
+    pub concurrency: usize,
 }
 
 /// `dist images` subcommands.

@@ -10,7 +10,7 @@ use dist::images::{
     Handlers, Limits, PlatformMatcher, attach_to_lease, children, dispatch, filter_platforms,
     limit_manifests, set_children_labels,
 };
-use dist::remotes::{Fetcher, fetch_handler, ref_key};
+use dist::remotes::{Fetcher, fetch_handler, ref_key, source_label_handler};
 use oci_spec::image::Descriptor;
 
 use crate::CmdResult;
@@ -30,12 +30,28 @@ pub struct FetchJob {
     pub progress: Arc<Progress>,
     /// The lease every fetched blob (and its ingest) is attached to before it is written.
     pub lease: Option<Arc<Lease>>,
+    /// The resolved name: each blob fetched is labelled with its repository, so a push
+    /// to the same registry can mount it.
+    pub source: String,
 }
 
 impl FetchJob {
     /// Fetches `target` and, below it, the manifest for the platform with its config and
     /// layers. Blobs already in the store are not transferred again; partial ones resume.
     pub async fn run(&self, target: &Descriptor) -> CmdResult {
+        self.run_with(target, false).await
+    }
+
+    /// Fetches `target` and everything below it, every platform of an index (`copy`).
+    pub async fn run_all(&self, target: &Descriptor) -> CmdResult {
+        self.run_with(target, true).await
+    }
+
+    /// The pull chain: attach to the lease, fetch, record the source repository, then
+    /// the children (each manifest and index labelled with what it references, before
+    /// the platform filter, as containerd's pull does: an index references every
+    /// manifest it lists).
+    async fn run_with(&self, target: &Descriptor, all_platforms: bool) -> CmdResult {
         let counting: Arc<dyn Fetcher> = Arc::new(CountingFetcher {
             inner: Arc::clone(&self.fetcher),
             progress: Arc::clone(&self.progress),
@@ -45,19 +61,23 @@ impl FetchJob {
             fetch: fetch_handler(store.clone(), counting),
             progress: Arc::clone(&self.progress),
         };
-        // Labels go on before the platform filter, as containerd's pull does: an index
-        // references every manifest it lists.
-        let labelled = set_children_labels(store.clone(), children(store).with_limits(LIMITS));
-        let tree = limit_manifests(
-            filter_platforms(labelled, self.matcher.clone()),
-            self.matcher.clone(),
-            1,
-        );
+        let labelled =
+            set_children_labels(store.clone(), children(store.clone()).with_limits(LIMITS));
+        let source = source_label_handler(store, &self.source)?;
         let mut handler = Handlers::new();
         if let Some(lease) = &self.lease {
             handler = handler.push(attach_to_lease(Arc::clone(lease), ref_key));
         }
-        let handler = handler.push(fetch).push(tree);
+        let handler = handler.push(fetch).push(source);
+        let handler = if all_platforms {
+            handler.push(labelled)
+        } else {
+            handler.push(limit_manifests(
+                filter_platforms(labelled, self.matcher.clone()),
+                self.matcher.clone(),
+                1,
+            ))
+        };
         Ok(dispatch(&handler, std::slice::from_ref(target), self.concurrency).await?)
     }
 }

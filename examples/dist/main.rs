@@ -18,12 +18,14 @@ macro_rules! outln {
 
 mod cli;
 mod content_cmds;
+mod copy;
 mod fetch;
 mod fetch_object;
 mod gc;
 mod leases;
 mod progress;
 mod pull;
+mod push;
 mod referrers;
 mod registry;
 mod root;
@@ -147,6 +149,23 @@ async fn run(cli: Cli) -> CmdResult {
             artifact_type,
             reference,
         } => referrers::referrers(&cli.global, &reference, artifact_type.as_deref()).await,
+        Command::Push {
+            push,
+            all_platforms,
+            reference,
+            local_ref,
+        } => {
+            push::push(
+                &cli.global,
+                &root,
+                &push,
+                all_platforms,
+                &reference,
+                local_ref,
+            )
+            .await
+        }
+        Command::Copy { push, src, dst } => copy::copy(&cli.global, &root, &push, &src, &dst).await,
         Command::Images { command: None } => unpack::list_images(&cli.global, &root).await,
         Command::Images {
             command: Some(ImagesCommand::Rm { references }),

@@ -47,6 +47,7 @@ async fn resolve(
         concurrency,
         progress,
         lease: Some(Arc::clone(lease)),
+        source: resolved,
     };
     Ok((Image::new(name, target).with_limits(LIMITS), job))
 }

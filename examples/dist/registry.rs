@@ -18,6 +18,11 @@ pub fn normalize_ref(reference: &str) -> CmdResult<String> {
 /// A resolver for `reference` honouring `--plain-http`, `--hosts-dir`, `--timeout` and
 /// Docker's `config.json` credentials.
 pub async fn resolver(global: &Global, reference: &str) -> CmdResult<DockerResolver> {
+    Ok(DockerResolver::new(options(global, reference).await?))
+}
+
+/// The options [`resolver`] uses, for commands that add their own (push's upload options).
+pub async fn options(global: &Global, reference: &str) -> CmdResult<ResolverOptions> {
     let spec =
         Spec::parse(reference).map_err(|e| format!("invalid reference {reference:?}: {e}"))?;
     let mut hosts = HostsConfig::new();
@@ -38,5 +43,5 @@ pub async fn resolver(global: &Global, reference: &str) -> CmdResult<DockerResol
             .with_request_timeout(timeout)
             .with_timeouts(connect, timeout);
     }
-    Ok(DockerResolver::new(options))
+    Ok(options)
 }

@@ -200,6 +200,10 @@ pub enum Error {
     /// also the `source()`.
     #[error("{0}")]
     Content(#[source] dist_content::Error),
+    /// A manifest or index in the local store could not be read or walked (by the push
+    /// flow). The images crate's error is also the `source()`.
+    #[error("{0}")]
+    Images(#[source] dist_images::Error),
     /// The operation is not offered by this implementation (a resolver that cannot push).
     #[error("{what}: not supported")]
     Unsupported {
@@ -261,6 +265,7 @@ impl Error {
             Error::Protocol { .. } | Error::AuthResponse { .. } => ErrorKind::Protocol,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::Content(e) => e.kind(),
+            Error::Images(e) => e.kind(),
             Error::Io { .. } => ErrorKind::Io,
             Error::Registry { status, code, .. } => match code {
                 Some(c) if !matches!(c, ErrorCode::Unknown(_)) => c.kind(),
@@ -389,6 +394,20 @@ impl Error {
         Error::Mismatch {
             what: what.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// The error a walk of handlers returned: this crate's own error when a handler (the
+    /// fetch or push handler) carried one through the images crate, else the images
+    /// crate's error kept as [`Error::Images`] (a content error as [`Error::Content`]).
+    pub(crate) fn from_images(e: dist_images::Error) -> Self {
+        match e {
+            dist_images::Error::Other { kind, source } => match source.downcast::<Error>() {
+                Ok(own) => *own,
+                Err(source) => Error::Images(dist_images::Error::Other { kind, source }),
+            },
+            dist_images::Error::Content(c) => c.into(),
+            other => Error::Images(other),
         }
     }
 

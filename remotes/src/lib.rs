@@ -9,11 +9,14 @@ mod error_code;
 mod fetcher;
 mod handler;
 mod hosts;
+mod push_flow;
+mod push_handler;
 mod pusher;
 mod referrers;
 mod resolver;
 mod retry;
 mod signature;
+mod source_label;
 mod verify;
 
 pub use auth::{Anonymous, Credential, Credentials, DockerConfig, StaticCredentials};
@@ -30,6 +33,8 @@ pub use hosts::{
     Capabilities, DOCKER_HUB, DOCKER_HUB_API, HostsConfig, HostsFile, RegistryHost, Scheme,
     TlsOptions, is_loopback,
 };
+pub use push_flow::{DEFAULT_PUSH_CONCURRENCY, PushOptions, PushPlatforms, push};
+pub use push_handler::{PushEvent, PushHandler, PushObserver, push_handler};
 pub use pusher::{DISTRIBUTION_SOURCE_PREFIX, PushOutcome, Pusher};
 pub use referrers::{
     MAX_REFERRERS_PAGES, Referrers, artifact_type_of, referrers_tag, signature_tag,
@@ -38,5 +43,8 @@ pub use resolver::Resolver;
 pub use retry::RetryPolicy;
 pub use signature::{
     COSIGN_SIGNATURE_ANNOTATION, CosignVerifier, Verifier, VerifyError, verify_image,
+};
+pub use source_label::{
+    MAX_SOURCE_LABEL_LEN, SourceLabelHandler, append_source, source_label_handler, source_label_key,
 };
 pub use verify::verified;

@@ -4,6 +4,8 @@
 //!   [`AuthMode`]s (none, `htpasswd`, token auth with an in-process [`TokenIssuer`]);
 //! - [`OciLayout`] builds OCI image layouts (tar layers, configs, manifests, indexes) and
 //!   [`Registry::push`] copies them in with `skopeo`;
+//!   [`Registry::start_with_access_log`] logs requests, and [`AccessLog`] counts the blob
+//!   bytes uploaded and the mounts from it;
 //! - [`Containerd`] runs a throwaway containerd daemon for `ctr` interop checks;
 //! - [`FerroRegistry`] runs `ferro-oci-server`, a second, independent OCI 1.1 registry;
 //! - [`FaultServer`] is a scriptable HTTP/1.1 server for what a real registry will not do
@@ -20,6 +22,7 @@
 //! Every server is bound to loopback with an ephemeral port and stops when dropped.
 #![forbid(unsafe_code)]
 
+mod access_log;
 mod bomb;
 pub mod conformance;
 mod containerd;
@@ -33,6 +36,7 @@ mod proxy;
 mod registry;
 mod token;
 
+pub use access_log::{Access, AccessLog};
 pub use bomb::{BombKind, header_bomb_layer};
 pub use containerd::Containerd;
 pub use error::{Error, Result};

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::AccessLog;
 use crate::error::run;
 use crate::token::{ISSUER, SERVICE, TokenIssuer};
 use crate::{Error, Result};
@@ -62,22 +63,29 @@ pub struct Registry {
     mode: AuthMode,
     token: Option<TokenIssuer>,
     tls: bool,
+    access_log: bool,
 }
 
 impl Registry {
     /// Starts `/usr/bin/docker-registry` on `127.0.0.1` with an ephemeral port and waits
     /// until `/v2/` answers. A port taken between choosing and binding it is retried.
     pub fn start(mode: AuthMode) -> Result<Self> {
-        Self::start_with(mode, false)
+        Self::start_with(mode, false, false)
+    }
+
+    /// Like [`start`](Registry::start), with the registry's access log on, so that a test
+    /// can count what clients sent ([`access_log`](Registry::access_log)).
+    pub fn start_with_access_log(mode: AuthMode) -> Result<Self> {
+        Self::start_with(mode, false, true)
     }
 
     /// Like [`start`](Registry::start), but serving HTTPS with a fresh self-signed
     /// certificate for `127.0.0.1` (see [`ca_cert`](Registry::ca_cert)).
     pub fn start_tls(mode: AuthMode) -> Result<Self> {
-        Self::start_with(mode, true)
+        Self::start_with(mode, true, false)
     }
 
-    fn start_with(mode: AuthMode, tls: bool) -> Result<Self> {
+    fn start_with(mode: AuthMode, tls: bool, access_log: bool) -> Result<Self> {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
         let token = match mode {
             AuthMode::Token => Some(TokenIssuer::start(USERNAME, PASSWORD, 300)?),
@@ -97,7 +105,7 @@ impl Registry {
             let cfg_path = dir.path().join("config.yml");
             std::fs::write(
                 &cfg_path,
-                config_yaml(dir.path(), port, mode, token.as_ref(), tls),
+                config_yaml(dir.path(), port, mode, token.as_ref(), tls, access_log),
             )
             .map_err(|e| Error::io("writing config.yml", e))?;
             let log_path = dir.path().join("registry.log");
@@ -120,6 +128,7 @@ impl Registry {
                         mode,
                         token,
                         tls,
+                        access_log,
                     });
                 }
                 Err(e) => {
@@ -204,6 +213,15 @@ impl Registry {
         run(&mut cmd)
     }
 
+    /// The requests logged so far, for a registry started with
+    /// [`start_with_access_log`](Registry::start_with_access_log) (empty otherwise).
+    pub fn access_log(&self) -> AccessLog {
+        if !self.access_log {
+            return AccessLog::default();
+        }
+        AccessLog::parse(&self.log(), &self.dir.path().join("data"))
+    }
+
     /// The registry's log so far (for test failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
@@ -277,12 +295,14 @@ fn config_yaml(
     mode: AuthMode,
     token: Option<&TokenIssuer>,
     tls: bool,
+    access_log: bool,
 ) -> String {
     let mut s = format!(
         "version: 0.1\n\
-         log:\n  level: warn\n  accesslog:\n    disabled: true\n\
+         log:\n  level: warn\n  accesslog:\n    disabled: {}\n\
          storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
          http:\n  addr: 127.0.0.1:{port}\n  secret: dist-test-secret\n",
+        !access_log,
         dir.join("data").display()
     );
     if tls {

@@ -24,13 +24,26 @@ const MAX_MOUNT_SOURCES: usize = 8;
 
 /// The repositories `desc`'s `containerd.io/distribution.source.<registry>` annotation
 /// names, in order, without duplicates or `own` (a blob is not mounted from where it goes).
+///
+/// Both keys are read: containerd's, the host without its port (what
+/// [`source_label_handler`](crate::source_label_handler) writes), and the host with it.
 pub(crate) fn mount_sources(desc: &Descriptor, registry: &str, own: &str) -> Vec<String> {
-    let key = format!("{DISTRIBUTION_SOURCE_PREFIX}{registry}");
-    let Some(value) = desc.annotations().as_ref().and_then(|a| a.get(&key)) else {
+    let Some(annotations) = desc.annotations().as_ref() else {
         return Vec::new();
     };
+    let exact = format!("{DISTRIBUTION_SOURCE_PREFIX}{registry}");
+    let containerd = crate::source_label_key(registry);
+    let mut keys = vec![exact];
+    if !keys.contains(&containerd) {
+        keys.push(containerd);
+    }
+    let values = keys.iter().filter_map(|k| annotations.get(k));
     let mut out: Vec<String> = Vec::new();
-    for repo in value.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+    for repo in values
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
         // Docker Hub's official images live under `library/`, as resolved names do.
         let repo = if registry == DOCKER_HUB && !repo.contains('/') {
             format!("library/{repo}")
@@ -111,6 +124,12 @@ mod tests {
             vec!["team/a".to_string(), "team/b".to_string()]
         );
         assert!(mount_sources(&d, "other:5000", "me/own").is_empty());
+        // containerd's key drops the port.
+        let d = annotated("containerd.io/distribution.source.reg", "team/c");
+        assert_eq!(
+            mount_sources(&d, "reg:5000", "me/own"),
+            vec!["team/c".to_string()]
+        );
         let none = Descriptor::new(oci_spec::image::MediaType::ImageLayerGzip, 0, digest());
         assert!(mount_sources(&none, "reg:5000", "me/own").is_empty());
     }
