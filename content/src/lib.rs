@@ -7,7 +7,8 @@ mod error;
 mod filter;
 mod traits;
 
-// The local filesystem store.
+// The local filesystem store, and the OCI image layout built on it.
+mod layout;
 mod local;
 
 // Helpers over any store: reading, copying, digests.
@@ -24,6 +25,10 @@ pub use copy::{DEFAULT_LOCK_WAIT, copy, open_writer, write_blob};
 pub use elide::{ELIDE_LIMIT, Elided, elide};
 pub use error::{Error, ErrorKind, Result};
 pub use filter::Filter;
+pub use layout::{
+    ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, INDEX_FILE, LAYOUT_VERSION, LayoutStore,
+    OCI_LAYOUT_FILE, ref_names,
+};
 pub use local::{Follow, FollowError, FollowOptions, FollowReader, LocalReaderAt, LocalStore};
 pub use read::{ReaderAtReader, read_blob, reader};
 pub use traits::{
