@@ -8,6 +8,7 @@ mod error;
 mod fetcher;
 mod handler;
 mod hosts;
+mod layout;
 mod pusher;
 mod resolver;
 mod retry;
@@ -25,6 +26,7 @@ pub use hosts::{
     Capabilities, DOCKER_HUB, DOCKER_HUB_API, HostsConfig, HostsFile, RegistryHost, Scheme,
     TlsOptions, is_loopback,
 };
+pub use layout::{LAYOUT_PREFIX, LayoutFetcher, LayoutLocator, LayoutPusher, LayoutResolver};
 pub use pusher::{DISTRIBUTION_SOURCE_PREFIX, PushOutcome, Pusher};
 pub use resolver::Resolver;
 pub use retry::RetryPolicy;
