@@ -307,15 +307,18 @@ struct EntryError {
     source: Error,
 }
 
-/// An archive path made relative and clean (`./a//b` → `a/b`); `None` for paths that
-/// leave the archive (`..`) or name nothing.
+/// An archive path made relative and clean (`./a//b` → `a/b`, `a/../b` → `b`); `None`
+/// for paths that leave the archive or name nothing.
 fn clean(path: &str) -> Option<String> {
     let mut parts = Vec::new();
     for c in Path::new(path).components() {
         match c {
             Component::Normal(p) => parts.push(p.to_str()?),
             Component::CurDir | Component::RootDir => {}
-            Component::ParentDir | Component::Prefix(_) => return None,
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            Component::Prefix(_) => return None,
         }
     }
     (!parts.is_empty()).then(|| parts.join("/"))

@@ -35,3 +35,6 @@ pub const ANNOTATION_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 pub const ATTESTATION_MANIFEST: &str = "attestation-manifest";
 /// Docker's archive manifest (`docker save`, `docker load`).
 pub const DOCKER_MANIFEST_FILE: &str = "manifest.json";
+
+#[cfg(test)]
+mod tests;
