@@ -18,8 +18,10 @@ macro_rules! outln {
 
 mod cli;
 mod content_cmds;
+mod export;
 mod fetch;
 mod fetch_object;
+mod import;
 mod progress;
 mod pull;
 mod registry;
@@ -128,6 +130,8 @@ async fn run(cli: Cli) -> CmdResult {
             command: Some(ImagesCommand::Rm { references }),
         } => unpack::remove_images(&root, &references).await,
         Command::Apply { dir } => unpack::apply_stdin(&dir).await,
+        Command::Export(args) => export::export(&cli.global, &root, &args).await,
+        Command::Import(args) => import::import(&cli.global, &root, &args).await,
         Command::Unpack { reference, dir } => {
             unpack::unpack(&cli.global, &root, &reference, &dir).await
         }

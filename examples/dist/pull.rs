@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use dist::content::FollowOptions;
 use dist::images::{Image, ImageStore};
-use dist::remotes::Resolver;
 use dist::rootfs::{Snapshotter, apply_layers};
 
 use crate::CmdResult;
@@ -27,7 +26,7 @@ async fn resolve(
     concurrency: usize,
 ) -> CmdResult<(Image, FetchJob)> {
     let name = registry::normalize_ref(reference)?;
-    let resolver = registry::resolver(global, &name).await?;
+    let resolver = registry::any_resolver(global, &name).await?;
     let progress = Arc::new(Progress::new());
     let (resolved, target) = resolver.resolve(&name).await?;
     progress.state(&name, "resolved", 0);
