@@ -1,5 +1,6 @@
 //! Archives and OCI layouts against the tools that write and read them: skopeo (`oci:`,
 //! `oci-archive:`, `docker-archive:`), umoci and containerd's `ctr`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
@@ -129,9 +130,7 @@ fn dist_export_read_by_skopeo_then_umoci_unpack_equals_dist_unpack() {
 
 #[test]
 fn containerd_reads_dist_exports_and_dist_imports_ctr_exports_byte_for_byte() {
-    let Ok(containerd) = dist_test_support::Containerd::start() else {
-        panic!("containerd did not start");
-    };
+    let containerd = dist_test_support::Containerd::start().unwrap();
     let work = tempfile::tempdir().unwrap();
     let (layout, _) = image(work.path());
     let dist = Dist::new();

@@ -1,19 +1,5 @@
 //! An OCI image layout directory as a remote: [`LayoutResolver`], its fetcher and pusher.
 //!
-//! # Locators
-//!
-//! A layout is named `oci:<dir>[:<tag>]` or `oci:<dir>@<digest>`, as skopeo names it, with
-//! one rule more: `<dir>` starts with `/` or `.` (`oci:/srv/images:v1`,
-//! `oci:./out:latest`, `oci:.`). That keeps every locator apart from registry references:
-//! a reference may start `oci:` (the image `oci` at some tag, or a host `oci` with a
-//! port), but what follows the colon of a reference is a tag (starting with a letter,
-//! digit or `_`) or a port (digits), never `/` or `.`. The directory ends at the first
-//! `:` after it (so it cannot hold one); without a tag the layout must hold exactly one
-//! image. [`LayoutLocator::parse`] says whether a string is a locator.
-//!
-//! The tag matches an `index.json` entry's `org.opencontainers.image.ref.name` (what
-//! skopeo and umoci write), else its `io.containerd.image.name` (containerd's export).
-//!
 //! Everything built on [`Resolver`], [`Fetcher`] and [`Pusher`] works with a layout
 //! unchanged: pull from `oci:DIR:tag`, or push into one (blobs are verified as they are
 //! written, the tag set once the manifest is in).
@@ -34,7 +20,19 @@ pub const LAYOUT_PREFIX: &str = "oci:";
 /// The largest read handed out per stream item.
 const CHUNK: usize = 1 << 20;
 
-/// A parsed `oci:<dir>[:<tag>|@<digest>]` locator (see the [module docs](self)).
+/// A parsed OCI layout locator.
+///
+/// A layout is named `oci:<dir>[:<tag>]` or `oci:<dir>@<digest>`, as skopeo names it, with
+/// one rule more: `<dir>` starts with `/` or `.` (`oci:/srv/images:v1`,
+/// `oci:./out:latest`, `oci:.`). That keeps every locator apart from registry references:
+/// a reference may start `oci:` (the image `oci` at some tag, or a host `oci` with a
+/// port), but what follows the colon of a reference is a tag (starting with a letter,
+/// digit or `_`) or a port (digits), never `/` or `.`. The directory ends at the first
+/// `:` after it (so it cannot hold one); without a tag the layout must hold exactly one
+/// image. [`LayoutLocator::parse`] says whether a string is a locator.
+///
+/// The tag matches an `index.json` entry's `org.opencontainers.image.ref.name` (what
+/// skopeo and umoci write), else its `io.containerd.image.name` (containerd's export).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LayoutLocator {
@@ -151,8 +149,8 @@ async fn open(dir: PathBuf, create: bool) -> Result<LayoutStore> {
     .map_err(Error::from)
 }
 
-/// A [`Resolver`] over OCI image layouts, named by `oci:` locators (see the
-/// [module docs](self)). Stateless: each call opens the layout it names.
+/// A [`Resolver`] over OCI image layouts, named by `oci:` locators (see
+/// [`LayoutLocator`]). Stateless: each call opens the layout it names.
 #[derive(Debug, Clone, Default)]
 pub struct LayoutResolver {
     max_manifest_size: Option<u64>,
