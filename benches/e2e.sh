@@ -10,7 +10,10 @@
 #   dist pull + dist unpack DIR      vs  skopeo copy (to an OCI layout) + umoci unpack
 #   warm re-pull (same root/daemon) of dist and of ctr, with blob bytes from the
 #   registry's access log; peak RSS of every step (GNU time %M; containerd's VmHWM);
-#   a pull of a variant image with a 5x larger big-file layer (flat RSS).
+#   a pull of a variant image with a 5x larger big-file layer (flat RSS);
+#   dist import --unpack of an OCI archive of the image  vs  ctr images import (unpacks)
+#     and skopeo copy oci-archive:… oci:… + umoci unpack;
+#   dist export of the image  vs  ctr images export, and a floor: tar -cf of its blobs.
 # Prints a markdown table of medians and ratios to stdout and writes it to --out.
 #
 # Usage: benches/e2e.sh [--scale full|small] [--runs N] [--out FILE] [--dist BIN] [--keep]
@@ -161,7 +164,7 @@ layout=$cache/oci
 regdir=$cache/registry
 if [ "$(cat "$cache/stamp" 2>/dev/null)" != "$recipe" ]; then
   log "building the $scale test image in $layout (cached for the next runs)"
-  rm -rf "$layout" "$regdir" "$cache/stamp"
+  rm -rf "$layout" "$regdir" "$cache/stamp" "$cache/bench-oci.tar"
   build_image "$layout" bench "$scale" 1 "$work"
   cp "$work/deleted-bench" "$cache/deleted"
   log "building the variant with a 5x big-file layer"
@@ -290,6 +293,93 @@ skopeo_umoci_run() {
   rm -rf "$dir"
 }
 
+# --- archives: import and export ------------------------------------------------------
+# The OCI archive of the test image (skopeo writes it once per cache).
+archive=$cache/bench-oci.tar
+archive_name=bench.local/bench:bench
+
+dist_import_run() {
+  local i=$1 root=$work/dist-import-$i
+  if timed "dist-import-$i" "$dist_bin" --root "$root" import --unpack --snapshotter native \
+    --name "$archive_name" "$archive"; then
+    record time.dist_import "$SECS"
+    record rss.dist_import "$RSS_KIB"
+  else
+    record time.dist_import "!$(why "$logs/dist-import-$i")"
+  fi
+  umount_under "$root"
+  rm -rf "$root"
+}
+
+ctr_import_run() {
+  local i=$1 dir=$work/ctr-import-$i
+  if ! ctrd_start "$dir"; then
+    record time.ctr_import "!containerd did not start"
+    rm -rf "$dir"
+    return 0
+  fi
+  if timed "ctr-import-$i" ctr --address "$CTRD_SOCK" images import --snapshotter native \
+    --base-name "${archive_name%:*}" "$archive"; then
+    record time.ctr_import "$SECS"
+  else
+    record time.ctr_import "!$(why "$logs/ctr-import-$i")"
+  fi
+  ctrd_stop
+  rm -rf "$dir"
+}
+
+skopeo_umoci_import_run() {
+  local i=$1 dir=$work/skopeo-import-$i secs
+  mkdir -p "$dir"
+  if timed "skopeo-import-$i" skopeo copy "oci-archive:$archive:bench" "oci:$dir/oci:bench"; then
+    secs=$SECS
+    if timed "umoci-import-$i" umoci unpack --image "$dir/oci:bench" "$dir/bundle"; then
+      record time.skopeo_umoci_import "$(awk -v a="$secs" -v b="$SECS" 'BEGIN { printf "%.3f", a + b }')"
+    else
+      record time.skopeo_umoci_import "!umoci: $(why "$logs/umoci-import-$i")"
+    fi
+  else
+    record time.skopeo_umoci_import "!skopeo: $(why "$logs/skopeo-import-$i")"
+  fi
+  rm -rf "$dir"
+}
+
+# Export sources, made once (untimed): a dist root and a containerd holding the image.
+export_root=$work/dist-export-src
+export_ctrd=$work/ctr-export-src
+prepare_exports() {
+  "$dist_bin" --root "$export_root" import --name "$archive_name" "$archive" >/dev/null
+  ctrd_start "$export_ctrd" &&
+    ctr --address "$CTRD_SOCK" images import --no-unpack --base-name "${archive_name%:*}" \
+      "$archive" >/dev/null
+}
+
+export_runs() {
+  local i=$1
+  if timed "dist-export-$i" "$dist_bin" --root "$export_root" export "$work/dist-export.tar" \
+    "$archive_name"; then
+    record time.dist_export "$SECS"
+    record rss.dist_export "$RSS_KIB"
+  else
+    record time.dist_export "!$(why "$logs/dist-export-$i")"
+  fi
+  rm -f "$work/dist-export.tar"
+  if timed "ctr-export-$i" ctr --address "$CTRD_SOCK" images export "$work/ctr-export.tar" \
+    "$archive_name"; then
+    record time.ctr_export "$SECS"
+  else
+    record time.ctr_export "!$(why "$logs/ctr-export-$i")"
+  fi
+  rm -f "$work/ctr-export.tar"
+  # The floor: the same blobs (the export root's store holds exactly this image) into a tar.
+  if timed "tar-floor-$i" tar -cf "$work/floor.tar" -C "$export_root/content" blobs; then
+    record time.tar_floor "$SECS"
+  else
+    record time.tar_floor "!$(why "$logs/tar-floor-$i")"
+  fi
+  rm -f "$work/floor.tar"
+}
+
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 t_start=$(date +%s)
 for i in $(seq 1 "$runs"); do
@@ -311,6 +401,25 @@ else
 fi
 umount_under "$root"
 rm -rf "$root"
+
+if [ ! -s "$archive" ]; then
+  log "writing the OCI archive of the image (cached)"
+  skopeo copy -q "oci:$layout:bench" "oci-archive:$archive:bench"
+fi
+for i in $(seq 1 "$runs"); do
+  log "run $i/$runs: dist import --unpack";  dist_import_run "$i"
+  log "run $i/$runs: ctr images import";     ctr_import_run "$i"
+  log "run $i/$runs: skopeo copy oci-archive: + umoci unpack"; skopeo_umoci_import_run "$i"
+done
+log "export: preparing a dist root and a containerd holding the image"
+if prepare_exports; then
+  for i in $(seq 1 "$runs"); do
+    log "run $i/$runs: dist export, ctr images export, tar -cf floor"; export_runs "$i"
+  done
+else
+  record time.dist_export "!preparing the export sources failed"
+fi
+ctrd_stop
 elapsed=$(($(date +%s) - t_start))
 
 # --- the report ------------------------------------------------------------------------
@@ -345,6 +454,12 @@ cat >"$work/commands.md" <<'EOF'
 - dist pull + unpack: `dist --root ROOT --plain-http pull REF` then `dist --root ROOT unpack REF DIR`.
 - skopeo + umoci: `skopeo copy --src-tls-verify=false docker://REF oci:DIR/oci:bench` then
   `umoci unpack --image DIR/oci:bench BUNDLE`.
+- import: `dist --root ROOT import --unpack --snapshotter native --name NAME ARCHIVE` vs
+  `ctr images import --snapshotter native --base-name NAME ARCHIVE` (fresh daemon, unpacks)
+  and `skopeo copy oci-archive:ARCHIVE:bench oci:DIR/oci:bench` + `umoci unpack`; ARCHIVE is
+  the image as an OCI archive written by skopeo.
+- export: `dist export OUT NAME` vs `ctr images export OUT NAME`, each from a store holding
+  the image; the floor is `tar -cf OUT -C ROOT/content blobs` (the same blobs, no index).
 - Peak RSS: GNU `/usr/bin/time -f %M`. Blob bytes: sum of the response sizes of blob GETs in
   the registry's access log during the warm re-pull.
 EOF
