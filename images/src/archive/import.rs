@@ -21,6 +21,11 @@ use crate::{Error, ErrorKind, Image, ImageStore, Limits, Result, media_types, pa
 /// configs and metadata); larger ones stream into the store as they come.
 const SMALL_FILE: u64 = 64 << 10;
 
+/// At most this many bytes of small files are kept in memory in all; past it, small files
+/// stream into the store like large ones, so an archive of a million tiny files costs disk,
+/// not memory.
+const SMALL_TOTAL: u64 = 64 << 20;
+
 /// Options for [`import`].
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
@@ -72,6 +77,8 @@ struct Scan {
     files: HashMap<String, File>,
     links: HashMap<String, String>,
     written: u64,
+    /// Bytes of small files kept in memory.
+    small: u64,
 }
 
 /// Reads the archive from `input` (an OCI layout tar, or a `docker save` archive with or
@@ -392,8 +399,9 @@ fn scan<S: Provider + Ingester + ?Sized>(
                 out.written += 1;
             }
             out.files.insert(path, File::Stored { digest, size });
-        } else if size <= SMALL_FILE {
+        } else if size <= SMALL_FILE && out.small.saturating_add(size) <= SMALL_TOTAL {
             let bytes = read_small(&mut entry, size, SMALL_FILE, &path)?;
+            out.small = out.small.saturating_add(bytes.len() as u64);
             out.files.insert(path, File::Small(bytes));
         } else {
             let (digest, written) = ingest_unnamed(handle, store, &path, &mut entry, size)?;
