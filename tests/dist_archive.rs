@@ -177,6 +177,20 @@ fn containerd_reads_dist_exports_and_dist_imports_ctr_exports_byte_for_byte() {
     }
     assert!(blobs >= 4, "ctr's archive held {blobs} blobs");
     fresh.verified_blobs();
+
+    // ctr's archive, extracted, is a layout `dist pull` reads by tag or by full name.
+    let extracted = work.path().join("ctr-layout");
+    std::fs::create_dir_all(&extracted).unwrap();
+    run(Command::new("tar")
+        .arg("-xf")
+        .arg(&theirs)
+        .arg("-C")
+        .arg(&extracted));
+    let pulled = Dist::new();
+    for tag in ["1", name] {
+        let chain = pulled.ok(&["pull", &format!("oci:{}:{tag}", extracted.display())]);
+        assert!(chain.trim().starts_with("sha256:"), "{tag}: {chain}");
+    }
 }
 
 /// The umoci image's manifest descriptor (with its platform) and the archive entries of
@@ -309,4 +323,38 @@ fn corrupt_and_truncated_archives_fail_with_one_line_and_commit_nothing_wrong() 
             "{case}: an image was recorded: {images}"
         );
     }
+}
+
+#[test]
+fn a_layout_written_through_the_layout_pusher_is_read_by_umoci_and_skopeo() {
+    use dist::content::LayoutStore;
+    use dist::remotes::{LayoutResolver, Resolver};
+
+    let work = tempfile::tempdir().unwrap();
+    let (layout, theirs) = image(work.path());
+    let out = work.path().join("pushed");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // umoci's layout, read as a store; pushed, children first, into a new layout.
+        let source = LayoutStore::open(&layout).unwrap();
+        let root = source.resolve("img").await.unwrap();
+        let manifest = dist::images::read_manifest(&source, &root, &Default::default())
+            .await
+            .unwrap();
+        let pusher = LayoutResolver::new()
+            .pusher(&format!("oci:{}:v1", out.display()))
+            .await
+            .unwrap();
+        let mut descs = vec![manifest.config().clone()];
+        descs.extend(manifest.layers().iter().cloned());
+        descs.push(root);
+        for desc in &descs {
+            pusher.push(desc, &source).await.unwrap();
+        }
+    });
+    assert_eq!(umoci_listing(&out, "v1", work.path()), theirs);
+    skopeo_copy(
+        &format!("oci:{}:v1", out.display()),
+        &format!("oci:{}:copy", work.path().join("copy").display()),
+    );
 }
