@@ -56,7 +56,14 @@ pub async fn export(global: &Global, root: &Root, args: &ExportArgs) -> CmdResul
             .into_std()
             .await;
         let out = std::io::BufWriter::with_capacity(1 << 20, file);
-        export_archive(content, &images, out, &opts).await?
+        match export_archive(content, &images, out, &opts).await {
+            Ok(report) => report,
+            Err(e) => {
+                // No half-written archive left behind for a later reader to trip on.
+                let _ = tokio::fs::remove_file(&args.output).await;
+                return Err(e.into());
+            }
+        }
     };
     for skipped in &report.skipped {
         eprintln!(
