@@ -429,3 +429,68 @@ async fn a_name_is_refused_for_an_archive_of_several_images() {
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert!(dst.images.list().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn export_for_one_platform_carries_only_its_blobs() {
+    let src = fixture();
+    let (amd, amd_blobs) = manifest(&src.store, "amd64").await;
+    let (arm, _) = manifest(&src.store, "arm64").await;
+    let index = index_of(&src.store, &[amd, arm]).await;
+    let m = crate::PlatformMatcher::exact(&crate::platforms::parse("linux/amd64").unwrap());
+    let opts = ExportOptions::default().with_platforms(PlatformChoice::Matching(m));
+    let (_, report) = export_to_vec(
+        &src.store,
+        &[Image::new("example.com/m:1", index.clone())],
+        &opts,
+    )
+    .await;
+    let mut got: Vec<String> = report
+        .blobs
+        .iter()
+        .map(|d| d.digest().to_string())
+        .collect();
+    let mut want: Vec<String> = std::iter::once(&index)
+        .chain(&amd_blobs)
+        .map(|d| d.digest().to_string())
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+}
+
+#[tokio::test]
+async fn an_absent_attestation_manifest_is_skipped_and_reported_as_such() {
+    let src = fixture();
+    let (amd, _) = manifest(&src.store, "amd64").await;
+    let body = br#"{"schemaVersion":2,"config":{},"layers":[]}"#;
+    let mut attestation =
+        Descriptor::new(MediaType::ImageManifest, body.len() as u64, sha256_of(body));
+    attestation.set_platform(Some(crate::platforms::parse("unknown/unknown").unwrap()));
+    attestation.set_annotations(Some(
+        [(
+            ANNOTATION_REFERENCE_TYPE.to_owned(),
+            ATTESTATION_MANIFEST.to_owned(),
+        )]
+        .into(),
+    ));
+    let index = index_of(&src.store, &[amd, attestation]).await;
+    let (tar_bytes, _) = export_to_vec(
+        &src.store,
+        &[Image::new("example.com/att:1", index)],
+        &ExportOptions::default(),
+    )
+    .await;
+    let dst = fixture();
+    let report = import(
+        Arc::clone(&dst.store),
+        &dst.images,
+        Cursor::new(tar_bytes),
+        &ImportOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.images.len(), 1);
+    let labels: Vec<_> = report.skipped.iter().map(|s| s.label.as_str()).collect();
+    assert_eq!(labels, ["attestation"]);
+}
