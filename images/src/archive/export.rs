@@ -303,12 +303,17 @@ fn write_tar<P: Provider + ?Sized>(
                 ),
             });
         }
-        let data = BlobReader {
-            handle: handle.clone(),
-            reader,
-            offset: 0,
-            size: desc.size(),
-        };
+        // `tar` copies through an 8 KiB buffer; reading the store in 1 MiB steps instead
+        // keeps the number of store reads (each a blocking-pool hop) per blob small.
+        let data = std::io::BufReader::with_capacity(
+            super::sync_io::CHUNK,
+            BlobReader {
+                handle: handle.clone(),
+                reader,
+                offset: 0,
+                size: desc.size(),
+            },
+        );
         append(
             &mut tar,
             &docker::blob_path(desc.digest()),
