@@ -26,10 +26,13 @@ impl Read for BlobReader {
             return Ok(0);
         }
         let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
-        let n = self
-            .handle
-            .block_on(self.reader.read_at(&mut buf[..want], self.offset))
-            .map_err(io::Error::other)?;
+        let n = match self.reader.read_at_blocking(&mut buf[..want], self.offset) {
+            Some(read) => read,
+            None => self
+                .handle
+                .block_on(self.reader.read_at(&mut buf[..want], self.offset)),
+        }
+        .map_err(io::Error::other)?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
