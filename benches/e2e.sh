@@ -15,10 +15,13 @@
 #   dist push vs skopeo copy oci:… docker://… vs ctr images push, with a curl floor
 #   (benches/e2e/curl_push.sh: POST + monolithic PUT of every blob in parallel, then the
 #   manifest), and dist's re-push of the same image (time, blob bytes uploaded).
+#   dist import --unpack of an OCI archive of the image  vs  ctr images import (unpacks)
+#     and skopeo copy oci-archive:… oci:… + umoci unpack;
+#   dist export of the image  vs  ctr images export, and a floor: tar -cf of its blobs.
 # Prints a markdown table of medians and ratios to stdout and writes it to --out.
 #
 # Usage: benches/e2e.sh [--scale full|small] [--runs N] [--out FILE] [--dist BIN] [--keep]
-#                        [--prepare] [--only pull|push]
+#                        [--prepare] [--only pull|push|archive]
 #   --scale small  a few tens of MB instead of ~500 MB compressed; for quick checks
 #   --runs N       cold runs per tool (default 3)
 #   --out FILE     where to write the markdown (default benches/e2e-results.md); a file
@@ -29,7 +32,7 @@
 #   --keep         keep the work directory (logs of every run) instead of deleting it
 #   --prepare      only build (and cache) the test images, push them and build dist; the
 #                  first full-scale build takes several minutes, which then stay out of the run
-#   --only S       run only the pull or only the push scenarios (default: both)
+#   --only S       run only the pull, the push or the archive scenarios (default: all)
 # Run as root (containerd and overlay mounts need it). The built image and the registry
 # storage are cached in /dev/shm/dist-e2e-cache/<scale> between runs; delete it to rebuild.
 set -euo pipefail
@@ -58,7 +61,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 case $scale in full | small) ;; *) echo "--scale must be full or small" >&2; exit 2 ;; esac
-case $only in '' | pull | push) ;; *) echo "--only must be pull or push" >&2; exit 2 ;; esac
+case $only in '' | pull | push | archive) ;; *) echo "--only must be pull, push or archive" >&2; exit 2 ;; esac
 case $runs in '' | *[!0-9]* | 0) echo "--runs must be a positive integer" >&2; exit 2 ;; esac
 out=$(realpath -m "$out")
 [ -z "$dist_bin" ] || dist_bin=$(realpath "$dist_bin")
@@ -171,7 +174,7 @@ layout=$cache/oci
 regdir=$cache/registry
 if [ "$(cat "$cache/stamp" 2>/dev/null)" != "$recipe" ]; then
   log "building the $scale test image in $layout (cached for the next runs)"
-  rm -rf "$layout" "$regdir" "$cache/stamp"
+  rm -rf "$layout" "$regdir" "$cache/stamp" "$cache/bench-oci.tar"
   build_image "$layout" bench "$scale" 1 "$work"
   cp "$work/deleted-bench" "$cache/deleted"
   log "building the variant with a 5x big-file layer"
@@ -415,6 +418,41 @@ ctr_push_run() {
   rm -rf "$dir"
 }
 
+# --- archives: import and export ------------------------------------------------------
+# The OCI archive of the test image (skopeo writes it once per cache).
+archive=$cache/bench-oci.tar
+archive_name=bench.local/bench:bench
+
+dist_import_run() {
+  local i=$1 root=$work/dist-import-$i
+  if timed "dist-import-$i" "$dist_bin" --root "$root" import --unpack --snapshotter native \
+    --name "$archive_name" "$archive"; then
+    record time.dist_import "$SECS"
+    record rss.dist_import "$RSS_KIB"
+  else
+    record time.dist_import "!$(why "$logs/dist-import-$i")"
+  fi
+  umount_under "$root"
+  rm -rf "$root"
+}
+
+ctr_import_run() {
+  local i=$1 dir=$work/ctr-import-$i
+  if ! ctrd_start "$dir"; then
+    record time.ctr_import "!containerd did not start"
+    rm -rf "$dir"
+    return 0
+  fi
+  if timed "ctr-import-$i" ctr --address "$CTRD_SOCK" images import --snapshotter native \
+    --base-name "${archive_name%:*}" "$archive"; then
+    record time.ctr_import "$SECS"
+  else
+    record time.ctr_import "!$(why "$logs/ctr-import-$i")"
+  fi
+  ctrd_stop
+  rm -rf "$dir"
+}
+
 # curl_push_run I: the raw-upload floor.
 curl_push_run() {
   local i=$1
@@ -431,10 +469,62 @@ curl_push_run() {
   stop_push_registry
 }
 
+skopeo_umoci_import_run() {
+  local i=$1 dir=$work/skopeo-import-$i secs
+  mkdir -p "$dir"
+  if timed "skopeo-import-$i" skopeo copy "oci-archive:$archive:bench" "oci:$dir/oci:bench"; then
+    secs=$SECS
+    if timed "umoci-import-$i" umoci unpack --image "$dir/oci:bench" "$dir/bundle"; then
+      record time.skopeo_umoci_import "$(awk -v a="$secs" -v b="$SECS" 'BEGIN { printf "%.3f", a + b }')"
+    else
+      record time.skopeo_umoci_import "!umoci: $(why "$logs/umoci-import-$i")"
+    fi
+  else
+    record time.skopeo_umoci_import "!skopeo: $(why "$logs/skopeo-import-$i")"
+  fi
+  rm -rf "$dir"
+}
+
+# Export sources, made once (untimed): a dist root and a containerd holding the image.
+export_root=$work/dist-export-src
+export_ctrd=$work/ctr-export-src
+prepare_exports() {
+  "$dist_bin" --root "$export_root" import --name "$archive_name" "$archive" >/dev/null
+  ctrd_start "$export_ctrd" &&
+    ctr --address "$CTRD_SOCK" images import --no-unpack --base-name "${archive_name%:*}" \
+      "$archive" >/dev/null
+}
+
+export_runs() {
+  local i=$1
+  if timed "dist-export-$i" "$dist_bin" --root "$export_root" export "$work/dist-export.tar" \
+    "$archive_name"; then
+    record time.dist_export "$SECS"
+    record rss.dist_export "$RSS_KIB"
+  else
+    record time.dist_export "!$(why "$logs/dist-export-$i")"
+  fi
+  rm -f "$work/dist-export.tar"
+  if timed "ctr-export-$i" ctr --address "$CTRD_SOCK" images export "$work/ctr-export.tar" \
+    "$archive_name"; then
+    record time.ctr_export "$SECS"
+  else
+    record time.ctr_export "!$(why "$logs/ctr-export-$i")"
+  fi
+  rm -f "$work/ctr-export.tar"
+  # The floor: the same blobs (the export root's store holds exactly this image) into a tar.
+  if timed "tar-floor-$i" tar -cf "$work/floor.tar" -C "$export_root/content" blobs; then
+    record time.tar_floor "$SECS"
+  else
+    record time.tar_floor "!$(why "$logs/tar-floor-$i")"
+  fi
+  rm -f "$work/floor.tar"
+}
+
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 t_start=$(date +%s)
 for i in $(seq 1 "$runs"); do
-  [ "$only" != push ] || break
+  [ "$only" = "" ] || [ "$only" = pull ] || break
   log "run $i/$runs: dist pull (native)";     dist_pull_run native native "$i"
   log "run $i/$runs: ctr pull (native)";      ctr_pull_run native native "$i"
   log "run $i/$runs: dist pull (overlay)";    dist_pull_run overlay overlay "$i"
@@ -443,14 +533,14 @@ for i in $(seq 1 "$runs"); do
   log "run $i/$runs: skopeo copy + umoci unpack"; skopeo_umoci_run "$i"
 done
 for i in $(seq 1 "$runs"); do
-  [ "$only" != pull ] || break
+  [ "$only" = "" ] || [ "$only" = push ] || break
   log "run $i/$runs: dist push (and re-push)"; dist_push_run "$i"
   log "run $i/$runs: skopeo copy oci: docker:"; skopeo_push_run "$i"
   log "run $i/$runs: ctr images push";        ctr_push_run "$i"
   log "run $i/$runs: curl floor";             curl_push_run "$i"
 done
 
-if [ "$only" != push ]; then
+if [ "$only" = "" ] || [ "$only" = pull ]; then
   log "flat RSS: dist pull (native) of the image with a 5x big-file layer"
   root=$work/dist-big
   if timed dist-big "$dist_bin" --root "$root" --plain-http pull --snapshotter native "$big_ref"; then
@@ -461,6 +551,26 @@ if [ "$only" != push ]; then
   fi
   umount_under "$root"
   rm -rf "$root"
+fi
+if [ "$only" = "" ] || [ "$only" = archive ]; then
+if [ ! -s "$archive" ]; then
+  log "writing the OCI archive of the image (cached)"
+  skopeo copy -q "oci:$layout:bench" "oci-archive:$archive:bench"
+fi
+for i in $(seq 1 "$runs"); do
+  log "run $i/$runs: dist import --unpack";  dist_import_run "$i"
+  log "run $i/$runs: ctr images import";     ctr_import_run "$i"
+  log "run $i/$runs: skopeo copy oci-archive: + umoci unpack"; skopeo_umoci_import_run "$i"
+done
+log "export: preparing a dist root and a containerd holding the image"
+if prepare_exports; then
+  for i in $(seq 1 "$runs"); do
+    log "run $i/$runs: dist export, ctr images export, tar -cf floor"; export_runs "$i"
+  done
+else
+  record time.dist_export "!preparing the export sources failed"
+fi
+ctrd_stop
 fi
 elapsed=$(($(date +%s) - t_start))
 
@@ -496,6 +606,12 @@ cat >"$work/commands.md" <<'EOF'
 - dist pull + unpack: `dist --root ROOT --plain-http pull REF` then `dist --root ROOT unpack REF DIR`.
 - skopeo + umoci: `skopeo copy --src-tls-verify=false docker://REF oci:DIR/oci:bench` then
   `umoci unpack --image DIR/oci:bench BUNDLE`.
+- import: `dist --root ROOT import --unpack --snapshotter native --name NAME ARCHIVE` vs
+  `ctr images import --snapshotter native --base-name NAME ARCHIVE` (fresh daemon, unpacks)
+  and `skopeo copy oci-archive:ARCHIVE:bench oci:DIR/oci:bench` + `umoci unpack`; ARCHIVE is
+  the image as an OCI archive written by skopeo.
+- export: `dist export OUT NAME` vs `ctr images export OUT NAME`, each from a store holding
+  the image; the floor is `tar -cf OUT -C ROOT/content blobs` (the same blobs, no index).
 - Peak RSS: GNU `/usr/bin/time -f %M`. Blob bytes: sum of the response sizes of blob GETs in
   the registry's access log during the warm re-pull.
 - Push, each to a fresh empty registry with its storage on tmpfs (DST = 127.0.0.1:PORT2/bench:bench):

@@ -7,7 +7,8 @@ mod error;
 mod filter;
 mod traits;
 
-// The local filesystem store and its leases.
+// The local filesystem store, its leases, and the OCI image layout built on it.
+mod layout;
 mod lease;
 mod local;
 
@@ -25,6 +26,10 @@ pub use copy::{DEFAULT_LOCK_WAIT, copy, open_writer, write_blob};
 pub use elide::{ELIDE_LIMIT, Elided, elide};
 pub use error::{Error, ErrorKind, Result};
 pub use filter::Filter;
+pub use layout::{
+    ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, INDEX_FILE, LAYOUT_VERSION, LayoutStore,
+    OCI_LAYOUT_FILE, ref_names,
+};
 pub use lease::{
     CollectionLock, DEFAULT_LEASE_GRACE, LABEL_GC_EXPIRE, Lease, LeaseInfo, LeaseOptions, Leases,
     RESOURCE_CONTENT, RESOURCE_INGEST, RESOURCE_SNAPSHOT_PREFIX, Resource, parse_expire,

@@ -64,6 +64,20 @@ pub trait ReaderAt: Send + Sync {
     /// Reads up to `buf.len()` bytes starting at `offset`; returns how many were read,
     /// `0` only at or past the end.
     async fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize>;
+
+    /// Reads like [`read_at`](ReaderAt::read_at), but on the calling thread, for a caller
+    /// that is itself on a blocking thread (an archive writer feeding a synchronous tar
+    /// encoder). `None` (the default) when the reader has no synchronous path; the caller
+    /// then uses `read_at`. Never call it from an async task: it may block on disk I/O.
+    ///
+    /// [`LocalStore`](crate::LocalStore)'s readers implement it with one `pread`, which
+    /// saves the buffer and the copy `read_at` needs to cross threads: exporting a 400 MB
+    /// layer took 0.32 s through `read_at`, 0.22 to 0.28 s through this, and `tar -cf` of
+    /// the same blob 0.20 to 0.24 s (tmpfs, 2 shared cores).
+    fn read_at_blocking(&self, buf: &mut [u8], offset: u64) -> Option<Result<usize>> {
+        let _ = (buf, offset);
+        None
+    }
 }
 
 /// Gives read access to committed content.

@@ -166,6 +166,10 @@ pub enum Command {
     Gc(GcFlags),
     /// List leases (the claims of running pulls on what they create)
     Leases,
+    /// Write images as an OCI layout tar with Docker's manifest.json (to a file or -)
+    Export(crate::export::ExportArgs),
+    /// Import an OCI layout tar or a docker save archive (from a file or -)
+    Import(crate::import::ImportArgs),
     /// Write the flattened root filesystem of a pulled or fetched image into DIR
     Unpack {
         /// Image reference

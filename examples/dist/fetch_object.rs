@@ -3,7 +3,7 @@
 
 use dist::images::media_types::{self, MediaKind};
 use dist::images::{parse_index, parse_manifest};
-use dist::remotes::{Fetcher, Resolver};
+use dist::remotes::Fetcher;
 use futures::StreamExt;
 use oci_spec::image::Descriptor;
 use tokio::io::AsyncWriteExt;
@@ -19,7 +19,7 @@ const MAX_DEPTH: usize = 4;
 /// Writes the resolved target of `reference`, or the blob `digest` found below it, to stdout.
 pub async fn fetch_object(global: &Global, reference: &str, digest: Option<&str>) -> CmdResult {
     let reference = registry::normalize_ref(reference)?;
-    let resolver = registry::resolver(global, &reference).await?;
+    let resolver = registry::any_resolver(global, &reference).await?;
     let (name, target) = resolver.resolve(&reference).await?;
     let fetcher = resolver.fetcher(&name).await?;
     let desc = match digest {

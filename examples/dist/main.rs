@@ -19,9 +19,11 @@ macro_rules! outln {
 mod cli;
 mod content_cmds;
 mod copy;
+mod export;
 mod fetch;
 mod fetch_object;
 mod gc;
+mod import;
 mod leases;
 mod progress;
 mod pull;
@@ -180,6 +182,8 @@ async fn run(cli: Cli) -> CmdResult {
         }
         Command::Leases => leases::list(&root).await,
         Command::Apply { dir } => unpack::apply_stdin(&dir).await,
+        Command::Export(args) => export::export(&cli.global, &root, &args).await,
+        Command::Import(args) => import::import(&cli.global, &root, &args).await,
         Command::Unpack { reference, dir } => {
             unpack::unpack(&cli.global, &root, &reference, &dir).await
         }

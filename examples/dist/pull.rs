@@ -11,7 +11,6 @@ use std::sync::Arc;
 use dist::content::{FollowOptions, Lease};
 use dist::images::gc::label_snapshot;
 use dist::images::{Image, ImageStore};
-use dist::remotes::Resolver;
 use dist::rootfs::{Snapshotter, apply_layers};
 
 use crate::CmdResult;
@@ -32,12 +31,17 @@ async fn resolve(
     lease: &Arc<Lease>,
 ) -> CmdResult<(Image, FetchJob)> {
     let name = registry::normalize_ref(reference)?;
-    let resolver = registry::resolver(global, &name).await?;
+    let resolver = registry::any_resolver(global, &name).await?;
     let progress = Arc::new(Progress::new());
     let (resolved, target) = resolver.resolve(&name).await?;
     if let Some(key) = verify_key {
         // Before anything is fetched: a refused image leaves nothing behind.
-        crate::referrers::verify(&resolver, &resolved, &target, key).await?;
+        // Signatures hang off registry repositories (tag attachments, referrers).
+        if dist::remotes::LayoutLocator::is_locator(&name) {
+            return Err("--verify-key needs a registry reference, not a layout".into());
+        }
+        let docker = registry::resolver(global, &name).await?;
+        crate::referrers::verify(&docker, &resolved, &target, key).await?;
     }
     progress.state(&name, "resolved", 0);
     let job = FetchJob {

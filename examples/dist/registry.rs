@@ -3,13 +3,20 @@
 use std::sync::Arc;
 
 use dist::reference::{Spec, normalize};
-use dist::remotes::{DockerConfig, DockerResolver, HostsConfig, ResolverOptions};
+use dist::remotes::{
+    DockerConfig, DockerResolver, HostsConfig, LayoutLocator, LayoutResolver, Resolver,
+    ResolverOptions,
+};
 
 use crate::CmdResult;
 use crate::cli::Global;
 
-/// A reference as the user typed it, normalised (`redis` -> `docker.io/library/redis:latest`).
+/// A reference as the user typed it, normalised (`redis` -> `docker.io/library/redis:latest`);
+/// an OCI layout locator (`oci:/dir:tag`) stays as it is.
 pub fn normalize_ref(reference: &str) -> CmdResult<String> {
+    if LayoutLocator::is_locator(reference) {
+        return Ok(reference.to_owned());
+    }
     Ok(normalize(reference)
         .map_err(|e| format!("invalid reference {reference:?}: {e}"))?
         .to_string())
@@ -44,4 +51,12 @@ pub async fn options(global: &Global, reference: &str) -> CmdResult<ResolverOpti
             .with_timeouts(connect, timeout);
     }
     Ok(options)
+}
+
+/// The resolver the locator picks: an OCI layout for `oci:<dir>[:tag]`, else a registry.
+pub async fn any_resolver(global: &Global, reference: &str) -> CmdResult<Box<dyn Resolver>> {
+    if LayoutLocator::is_locator(reference) {
+        return Ok(Box::new(LayoutResolver::new()));
+    }
+    Ok(Box::new(resolver(global, reference).await?))
 }

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod archive;
 mod children;
 mod error;
 mod filters;

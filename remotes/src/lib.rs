@@ -9,6 +9,7 @@ mod error_code;
 mod fetcher;
 mod handler;
 mod hosts;
+mod layout;
 mod push_flow;
 mod push_handler;
 mod pusher;
@@ -33,6 +34,7 @@ pub use hosts::{
     Capabilities, DOCKER_HUB, DOCKER_HUB_API, HostsConfig, HostsFile, RegistryHost, Scheme,
     TlsOptions, is_loopback,
 };
+pub use layout::{LAYOUT_PREFIX, LayoutFetcher, LayoutLocator, LayoutPusher, LayoutResolver};
 pub use push_flow::{DEFAULT_PUSH_CONCURRENCY, PushOptions, PushPlatforms, push};
 pub use push_handler::{PushEvent, PushHandler, PushObserver, push_handler};
 pub use pusher::{DISTRIBUTION_SOURCE_PREFIX, PushOutcome, Pusher};

@@ -50,6 +50,19 @@ impl ReaderAt for LocalReaderAt {
         buf[..chunk.len()].copy_from_slice(&chunk);
         Ok(chunk.len())
     }
+
+    fn read_at_blocking(&self, buf: &mut [u8], offset: u64) -> Option<Result<usize>> {
+        if offset >= self.size || buf.is_empty() {
+            return Some(Ok(0));
+        }
+        let left = usize::try_from(self.size - offset).unwrap_or(usize::MAX);
+        let want = buf.len().min(left);
+        Some(
+            self.file
+                .read_at(&mut buf[..want], offset)
+                .map_err(|e| Error::io("read blob", e)),
+        )
+    }
 }
 
 fn not_found_or(e: io::Error, digest: &Digest, path: &Path, what: &str) -> Error {

@@ -17,7 +17,7 @@
 //! `/var/lib/containerd/io.containerd.content.v1.content`; opening that directory gives
 //! read access to everything containerd has fetched.
 
-mod atomic;
+pub(crate) mod atomic;
 mod blobs;
 mod closing;
 mod follow;
@@ -57,6 +57,9 @@ pub use self::follow::{Follow, FollowError, FollowOptions, FollowReader};
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
+    /// Where ingests and labels live: `root` itself, or a hidden directory of an OCI
+    /// layout (whose top level belongs to the layout format).
+    state: PathBuf,
 }
 
 impl LocalStore {
@@ -68,7 +71,17 @@ impl LocalStore {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
         }
-        Ok(LocalStore { root })
+        Ok(LocalStore {
+            state: root.clone(),
+            root,
+        })
+    }
+
+    /// A store whose blobs are `<root>/blobs/<alg>/<hex>` and whose ingests and labels live
+    /// under `state`, touching nothing on disk: directories appear with the first write.
+    /// The [`LayoutStore`](crate::LayoutStore) keeps an OCI layout's top level clean this way.
+    pub(crate) fn with_state_dir(root: PathBuf, state: PathBuf) -> LocalStore {
+        LocalStore { root, state }
     }
 
     /// The store's root directory.
@@ -92,14 +105,14 @@ impl LocalStore {
     }
 
     fn labels_path(&self, digest: &Digest) -> PathBuf {
-        self.root
+        self.state
             .join("labels")
             .join(digest.algorithm().as_ref())
             .join(digest.digest())
     }
 
     fn ingest_root(&self) -> PathBuf {
-        self.root.join("ingest")
+        self.state.join("ingest")
     }
 
     fn ingest_dir(&self, reference: &str) -> PathBuf {

@@ -503,3 +503,21 @@ async fn concurrent_add_labels_of_different_keys_all_survive() {
     let labels = store.info(&digest).await.unwrap().labels;
     assert_eq!(labels.len(), 32, "{labels:?}");
 }
+
+#[tokio::test]
+async fn blocking_reads_return_what_async_reads_return() {
+    let (_tmp, store) = store();
+    let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    let desc = desc_of(&data);
+    crate::write_blob(&store, "b", &desc, &data[..])
+        .await
+        .unwrap();
+    let reader = store.reader_at(&desc).await.unwrap();
+    for (offset, len) in [(0u64, 4096usize), (9_000, 4096), (10_000, 16), (20_000, 16)] {
+        let mut a = vec![0u8; len];
+        let mut b = vec![0u8; len];
+        let na = reader.read_at(&mut a, offset).await.unwrap();
+        let nb = reader.read_at_blocking(&mut b, offset).unwrap().unwrap();
+        assert_eq!((na, &a[..na]), (nb, &b[..nb]), "at {offset}");
+    }
+}
