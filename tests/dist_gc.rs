@@ -486,3 +486,58 @@ fn gc_reference_and_source_labels_equal_the_ones_containerd_writes_for_the_same_
         "{ours:?}"
     );
 }
+
+#[test]
+fn an_imported_image_is_labelled_kept_by_gc_and_freed_once_its_name_is_removed() {
+    let mut layout = OciLayout::new().unwrap();
+    let built = layout
+        .add_image(Some("v1"), &platform(), &[("i.txt", b"imported\n")])
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("img.tar");
+    // GNU tar writes the archive: a layout tar our code did not write.
+    let status = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(layout.path())
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let dist = Dist::new();
+    dist.ok(&[
+        "import",
+        "--unpack",
+        "--name",
+        "example.com/imported:v1",
+        archive.to_str().unwrap(),
+    ]);
+    let imported = blob_digests(&dist);
+    assert_eq!(imported.len(), 1 + built.children.len(), "{imported:?}");
+    // The import recorded containerd's references on the manifest, and released its lease.
+    let content = dist::content::LocalStore::open(dist.root.path().join("content")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let labels = rt.block_on(async {
+        use dist::content::Manager;
+        content.info(built.root.digest()).await.unwrap().labels
+    });
+    assert!(
+        labels.contains_key("containerd.io/gc.ref.content.config")
+            && labels.contains_key("containerd.io/gc.ref.content.l.0"),
+        "{labels:?}"
+    );
+    assert!(!dist.ok(&["leases"]).contains("import"));
+
+    // The name keeps everything; without it, gc frees the blobs and the snapshot.
+    dist.ok(&["gc"]);
+    assert_eq!(blob_digests(&dist), imported);
+    assert!(!snapshot_names(&dist).is_empty());
+    dist.ok(&["images", "rm", "example.com/imported:v1"]);
+    dist.ok(&["gc"]);
+    assert!(blob_digests(&dist).is_empty(), "{:?}", blob_digests(&dist));
+    assert!(snapshot_names(&dist).is_empty());
+}

@@ -353,6 +353,12 @@ fn pushing_platforms_the_store_lacks_names_the_missing_manifest_and_sends_nothin
     // Nothing was sent for them: the check comes before the first upload.
     assert_eq!(b.access_log().blob_writes(), 0);
 
+    // The default pushes what is stored; docker-registry refuses an index that names the
+    // rest, by its code, and the error says what to do.
+    let err = dist.fails(&["push", &target, &source], None);
+    assert!(err.contains("MANIFEST_BLOB_UNKNOWN"), "{err}");
+    assert!(err.contains("--all-platforms"), "{err}");
+
     // Once every platform is stored, --all-platforms pushes the index as it is.
     dist.ok(&["--platform", "linux/arm64", "pull", &source]);
     dist.ok(&["push", "--all-platforms", &target, &source]);

@@ -6,10 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use dist::images::archive::{ImportOptions, import as import_archive};
+use dist::images::gc::label_snapshot;
+use dist::images::label_stored_graph;
 use dist::rootfs::apply_layers;
 
 use crate::CmdResult;
 use crate::cli::{Global, SnapshotterKind};
+use crate::leases;
 use crate::root::Root;
 
 /// `dist import` arguments.
@@ -33,7 +36,8 @@ pub struct ImportArgs {
 pub async fn import(global: &Global, root: &Root, args: &ImportArgs) -> CmdResult {
     let store = Arc::new(root.content()?);
     let images = root.images()?;
-    let mut opts = ImportOptions::default();
+    let lease = leases::hold(root, "import").await?;
+    let mut opts = ImportOptions::default().with_lease(Arc::clone(&lease));
     opts.limits = crate::fetch::LIMITS;
     if let Some(name) = &args.name {
         opts = opts.with_name(name.clone());
@@ -50,6 +54,14 @@ pub async fn import(global: &Global, root: &Root, args: &ImportArgs) -> CmdResul
         let input = std::io::BufReader::with_capacity(1 << 20, file);
         import_archive(Arc::clone(&store), &images, input, &opts).await?
     };
+    // containerd's GC references on what arrived, before the lease stops protecting it.
+    let roots: Vec<_> = report
+        .images
+        .iter()
+        .map(|i| i.target.clone())
+        .chain(report.unnamed.iter().cloned())
+        .collect();
+    label_stored_graph(store.as_ref(), &roots, &crate::fetch::LIMITS).await?;
     for skipped in &report.skipped {
         eprintln!(
             "skipped {} {}: not in the archive",
@@ -67,16 +79,27 @@ pub async fn import(global: &Global, root: &Root, args: &ImportArgs) -> CmdResul
         true => Some(root.snapshotter(args.snapshotter)?),
         false => None,
     };
+    let snapshotter_name = crate::root::snapshotter_name(args.snapshotter);
     let matcher = root.matcher(global)?;
     for image in &report.images {
         match &snapshotter {
             Some(s) => {
                 let layers = image.layers(store.as_ref(), &matcher).await?;
+                leases::attach_chain(&lease, snapshotter_name, &layers).await?;
                 let top = apply_layers(&layers, s.as_ref(), store.as_ref()).await?;
+                let config = image.config(store.as_ref(), &matcher).await?;
+                label_snapshot(
+                    store.as_ref(),
+                    config.digest(),
+                    snapshotter_name,
+                    top.as_ref(),
+                )
+                .await?;
                 outln!("{} {top}", image.name)?;
             }
             None => outln!("{}", image.name)?,
         }
     }
+    leases::release(lease).await?;
     Ok(())
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use dist::content::Resource;
 use dist::images::ImageStore;
 use dist::remotes::{
-    DockerResolver, PushEvent, PushObserver, PushOptions, PushOutcome, PushPlatforms, Resolver,
-    ref_key, source_label_handler,
+    DockerResolver, ErrorCode, PushEvent, PushObserver, PushOptions, PushOutcome, PushPlatforms,
+    Resolver, ref_key, source_label_handler,
 };
 use indicatif::DecimalBytes;
 use oci_spec::image::Descriptor;
@@ -89,7 +89,20 @@ pub async fn push_target(
         .with_source_labels(store.clone())
         .with_destination_label(Arc::new(source_label_handler(store.clone(), name)?))
         .with_observer(Arc::new(ShowPush(Arc::clone(progress))));
-    dist::remotes::push(target, store, Arc::from(pusher), &opts).await?;
+    let partial = matches!(opts.platforms, PushPlatforms::Present);
+    match dist::remotes::push(target, store, Arc::from(pusher), &opts).await {
+        Ok(()) => {}
+        // A partly pulled index names manifests this store lacks; registries that check
+        // an index's references refuse it by this code.
+        Err(e) if partial && e.code() == Some(&ErrorCode::ManifestBlobUnknown) => {
+            return Err(format!(
+                "{e} (the index names platforms this store lacks: pull it with \
+                 --all-platforms first, or push one platform with --platform)"
+            )
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    }
     progress.state(name, "pushed", 0);
     Ok(())
 }

@@ -6,15 +6,15 @@
 //! ([`snapshot_gc_label`]); [`LABEL_GC_ROOT`] marks a root. The collector
 //! (`dist_rootfs::collect_garbage`) follows these labels and never reads a layer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dist_content::{Lease, Manager, Resource};
+use dist_content::{Lease, Manager, Provider, Resource};
 use oci_spec::image::Descriptor;
 
 use crate::media_types::{self, MediaKind};
-use crate::{Handler, Result};
+use crate::{Handler, Limits, Result, children_of_with};
 
 pub use dist_content::LABEL_GC_EXPIRE;
 
@@ -140,6 +140,38 @@ impl<H: Handler, M: Manager + ?Sized> Handler for SetChildrenLabels<H, M> {
         }
         Ok(children)
     }
+}
+
+/// Labels every manifest and index reachable from `roots` in `store` with what it
+/// references, as [`set_children_labels`] does during a fetch, for content that arrived
+/// another way (an archive import). Children the store lacks (platforms an archive left
+/// out) are labelled on their parent but not descended into; layers and configs are
+/// never read. Each object is visited once.
+pub async fn label_stored_graph<S: Provider + Manager + ?Sized>(
+    store: &S,
+    roots: &[Descriptor],
+    limits: &Limits,
+) -> Result<()> {
+    let mut seen = HashSet::new();
+    let mut todo: Vec<Descriptor> = roots.to_vec();
+    while let Some(desc) = todo.pop() {
+        if !media_types::is_manifest_or_index(desc.media_type())
+            || !seen.insert(desc.digest().clone())
+        {
+            continue;
+        }
+        match store.info(desc.digest()).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == dist_content::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let children = children_of_with(store, &desc, limits).await?;
+        if !children.is_empty() {
+            add_labels(store, desc.digest(), children_gc_labels(&children)).await?;
+        }
+        todo.extend(children);
+    }
+    Ok(())
 }
 
 /// The handler returned by [`attach_to_lease`].
@@ -279,5 +311,55 @@ mod tests {
         assert_eq!(labels["keep"], "me");
         assert!(labels.contains_key(LABEL_GC_REF_CONFIG));
         assert!(labels.contains_key("containerd.io/gc.ref.content.l.0"));
+    }
+
+    #[tokio::test]
+    async fn a_stored_graph_is_labelled_and_absent_children_are_not_descended_into() {
+        use dist_content::{LocalStore, write_blob};
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(tmp.path()).unwrap();
+        let put = |mt: MediaType, bytes: Vec<u8>| {
+            let store = store.clone();
+            async move {
+                let d = Descriptor::new(mt, bytes.len() as u64, dist_content::sha256_of(&bytes));
+                write_blob(&store, "t", &d, &bytes[..]).await.unwrap();
+                d
+            }
+        };
+        let config = put(MediaType::ImageConfig, b"{}".to_vec()).await;
+        let layer = put(MediaType::ImageLayerGzip, b"layer".to_vec()).await;
+        let manifest = serde_json::json!({"schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": config, "layers": [layer]});
+        let manifest = put(
+            MediaType::ImageManifest,
+            serde_json::to_vec(&manifest).unwrap(),
+        )
+        .await;
+        let absent = desc(MediaType::ImageManifest, 9);
+        let index = serde_json::json!({"schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [manifest, absent]});
+        let index = put(MediaType::ImageIndex, serde_json::to_vec(&index).unwrap()).await;
+
+        label_stored_graph(&store, std::slice::from_ref(&index), &Limits::default())
+            .await
+            .unwrap();
+        let labels = store.info(index.digest()).await.unwrap().labels;
+        assert_eq!(
+            labels["containerd.io/gc.ref.content.m.0"],
+            manifest.digest().to_string()
+        );
+        assert_eq!(
+            labels["containerd.io/gc.ref.content.m.1"],
+            absent.digest().to_string()
+        );
+        let labels = store.info(manifest.digest()).await.unwrap().labels;
+        assert_eq!(labels[LABEL_GC_REF_CONFIG], config.digest().to_string());
+        assert_eq!(
+            labels["containerd.io/gc.ref.content.l.0"],
+            layer.digest().to_string()
+        );
+        assert!(store.info(layer.digest()).await.unwrap().labels.is_empty());
     }
 }

@@ -21,7 +21,7 @@ pub use children::{
 };
 pub use error::{Error, ErrorKind, Result};
 pub use filters::{FilterPlatforms, LimitManifests, filter_platforms, limit_manifests};
-pub use gc::{attach_to_lease, set_children_labels};
+pub use gc::{attach_to_lease, label_stored_graph, set_children_labels};
 pub use handler::{Handler, HandlerFunc, Handlers};
 pub use image::{Check, Image, Layer, PlatformManifest};
 pub use limits::{Limits, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};

@@ -6,7 +6,8 @@ use std::path::{Component, Path};
 use std::sync::Arc;
 
 use dist_content::{
-    DEFAULT_LOCK_WAIT, Ingester, Provider, WriterOpts, open_writer, ref_names, write_blob,
+    DEFAULT_LOCK_WAIT, Ingester, Lease, Provider, Resource, WriterOpts, open_writer, ref_names,
+    write_blob,
 };
 use oci_spec::image::{Descriptor, Digest, MediaType};
 use tokio::io::AsyncWriteExt;
@@ -35,12 +36,21 @@ pub struct ImportOptions {
     pub name: Option<String>,
     /// Size limits for the manifests and indexes read.
     pub limits: Limits,
+    /// The lease every blob is attached to before it is written, so a concurrent
+    /// `collect_garbage` keeps what the import writes until the names are recorded.
+    pub lease: Option<Arc<Lease>>,
 }
 
 impl ImportOptions {
     /// Records the (single) image under `name`.
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// Attaches every blob (and its ingest) to `lease` before writing it.
+    pub fn with_lease(mut self, lease: Arc<Lease>) -> Self {
+        self.lease = Some(lease);
         self
     }
 }
@@ -115,11 +125,14 @@ where
     let limit = opts.limits.max_manifest_size;
     let scan = {
         let store = Arc::clone(&store);
-        blocking(move || scan(&handle, &*store, input, limit)).await?
+        let lease = opts.lease.clone();
+        blocking(move || scan(&handle, &*store, lease.as_deref(), input, limit)).await?
     };
     let roots = match (&scan.index, &scan.docker) {
         (Some(index), _) => roots_from_index(index)?,
-        (None, Some(manifest)) => roots_from_docker(&*store, &scan, manifest).await?,
+        (None, Some(manifest)) => {
+            roots_from_docker(&*store, opts.lease.as_deref(), &scan, manifest).await?
+        }
         (None, None) => {
             return Err(Error::Invalid {
                 what: "archive".into(),
@@ -196,6 +209,7 @@ fn roots_from_index(bytes: &[u8]) -> Result<Vec<(Option<String>, Descriptor)>> {
 /// stores it.
 async fn roots_from_docker<S: Provider + Ingester + ?Sized>(
     store: &S,
+    lease: Option<&Lease>,
     scan: &Scan,
     bytes: &[u8],
 ) -> Result<Vec<(Option<String>, Descriptor)>> {
@@ -209,6 +223,7 @@ async fn roots_from_docker<S: Provider + Ingester + ?Sized>(
     for entry in entries {
         let config = content(
             store,
+            lease,
             scan,
             &entry.config,
             MediaType::from(media_types::DOCKER_CONFIG),
@@ -218,6 +233,7 @@ async fn roots_from_docker<S: Provider + Ingester + ?Sized>(
         for path in &entry.layers {
             let layer = content(
                 store,
+                lease,
                 scan,
                 path,
                 MediaType::from(media_types::DOCKER_LAYER),
@@ -236,6 +252,7 @@ async fn roots_from_docker<S: Provider + Ingester + ?Sized>(
             manifest.len() as u64,
             dist_content::sha256_of(&manifest),
         );
+        claim(lease, &desc).await?;
         write_blob(
             store,
             &format!("import-{}", desc.digest()),
@@ -253,10 +270,25 @@ async fn roots_from_docker<S: Provider + Ingester + ?Sized>(
     Ok(out)
 }
 
+/// Attaches the blob `desc` (and its ingest) to `lease` before it is written.
+async fn claim(lease: Option<&Lease>, desc: &Descriptor) -> Result<()> {
+    if let Some(lease) = lease {
+        let reference = format!("import-{}", desc.digest());
+        lease
+            .attach(&[
+                Resource::content(desc.digest()),
+                Resource::ingest(reference),
+            ])
+            .await?;
+    }
+    Ok(())
+}
+
 /// The stored descriptor of the archive file at `path` (following symlinks between
 /// files), writing it into the store when it was kept in memory.
 async fn content<S: Ingester + ?Sized>(
     store: &S,
+    lease: Option<&Lease>,
     scan: &Scan,
     path: &str,
     media_type: MediaType,
@@ -278,6 +310,7 @@ async fn content<S: Ingester + ?Sized>(
                 bytes.len() as u64,
                 dist_content::sha256_of(bytes),
             );
+            claim(lease, &desc).await?;
             write_blob(
                 store,
                 &format!("import-{}", desc.digest()),
@@ -344,6 +377,7 @@ fn tar_err(e: std::io::Error) -> Error {
 fn scan<S: Provider + Ingester + ?Sized>(
     handle: &Handle,
     store: &S,
+    lease: Option<&Lease>,
     input: impl Read,
     limit: u64,
 ) -> Result<Scan> {
@@ -395,7 +429,7 @@ fn scan<S: Provider + Ingester + ?Sized>(
             continue;
         }
         if let Some(digest) = docker::digest_of_path(&path) {
-            if ingest(handle, store, &path, &digest, &mut entry, size)? {
+            if ingest(handle, store, lease, &path, &digest, &mut entry, size)? {
                 out.written += 1;
             }
             out.files.insert(path, File::Stored { digest, size });
@@ -404,7 +438,7 @@ fn scan<S: Provider + Ingester + ?Sized>(
             out.small = out.small.saturating_add(bytes.len() as u64);
             out.files.insert(path, File::Small(bytes));
         } else {
-            let (digest, written) = ingest_unnamed(handle, store, &path, &mut entry, size)?;
+            let (digest, written) = ingest_unnamed(handle, store, lease, &path, &mut entry, size)?;
             out.written += u64::from(written);
             out.files.insert(path, File::Stored { digest, size });
         }
@@ -432,13 +466,24 @@ fn read_small(entry: &mut impl Read, size: u64, limit: u64, path: &str) -> Resul
 fn ingest<S: Ingester + ?Sized>(
     handle: &Handle,
     store: &S,
+    lease: Option<&Lease>,
     path: &str,
     digest: &Digest,
     entry: &mut impl Read,
     size: u64,
 ) -> Result<bool> {
     dist_content::Algorithm::of(digest).map_err(|e| in_archive(path, e.into()))?;
-    let opts = WriterOpts::new(format!("import-{digest}")).expected(Descriptor::new(
+    let reference = format!("import-{digest}");
+    if let Some(lease) = lease {
+        let claim = [
+            Resource::content(digest),
+            Resource::ingest(reference.clone()),
+        ];
+        handle
+            .block_on(lease.attach(&claim))
+            .map_err(|e| in_archive(path, e.into()))?;
+    }
+    let opts = WriterOpts::new(reference).expected(Descriptor::new(
         MediaType::ImageLayer,
         size,
         digest.clone(),
@@ -480,6 +525,7 @@ fn ingest<S: Ingester + ?Sized>(
 fn ingest_unnamed<S: Ingester + ?Sized>(
     handle: &Handle,
     store: &S,
+    lease: Option<&Lease>,
     path: &str,
     entry: &mut impl Read,
     size: u64,
@@ -490,6 +536,11 @@ fn ingest_unnamed<S: Ingester + ?Sized>(
         dist_content::sha256_of(path.as_bytes()).digest()
     );
     let wrap = |e: dist_content::Error| in_archive(path, e.into());
+    if let Some(lease) = lease {
+        handle
+            .block_on(lease.attach(&[Resource::ingest(reference.clone())]))
+            .map_err(wrap)?;
+    }
     let mut writer = handle
         .block_on(open_writer(
             store,
@@ -517,6 +568,12 @@ fn ingest_unnamed<S: Ingester + ?Sized>(
         )));
     }
     let digest = handle.block_on(writer.digest()).map_err(wrap)?;
+    if let Some(lease) = lease {
+        // Known only now, still before the commit makes it visible.
+        handle
+            .block_on(lease.attach(&[Resource::content(&digest)]))
+            .map_err(wrap)?;
+    }
     match handle.block_on(writer.commit(size, Some(&digest))) {
         Ok(()) => Ok((digest, true)),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok((digest, false)),
