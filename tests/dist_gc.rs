@@ -172,7 +172,7 @@ fn report_bytes(report: &str) -> u64 {
 }
 
 #[test]
-fn gc_in_a_loop_while_eight_processes_pull_and_unpack_loses_nothing() {
+fn gc_in_a_loop_while_eight_processes_pull_unpack_and_push_loses_nothing() {
     let reg = registry();
     let base = OciLayout::tar_gz(&[("base.txt", &noise(200_000, 7))]).unwrap();
     let mut layout = OciLayout::new().unwrap();
@@ -226,9 +226,11 @@ fn gc_in_a_loop_while_eight_processes_pull_and_unpack_loses_nothing() {
         .iter()
         .map(|(tag, reference)| {
             let dir = work.path().join(tag);
+            let pushed = format!("{}/pushed/{tag}:latest", reg.host());
             let script = format!(
                 "set -e; \"$0\" --root \"$1\" --plain-http pull {reference} >/dev/null; \
-                 \"$0\" --root \"$1\" unpack {reference} {}",
+                 \"$0\" --root \"$1\" unpack {reference} {}; \
+                 \"$0\" --root \"$1\" --plain-http push {pushed} {reference} >/dev/null",
                 dir.display()
             );
             std::process::Command::new("sh")
@@ -253,6 +255,14 @@ fn gc_in_a_loop_while_eight_processes_pull_and_unpack_loses_nothing() {
     stop.store(true, Ordering::Relaxed);
     let runs = collector.join().unwrap();
     assert!(runs > 0);
+    // Each push, made while collections ran, reads back as the image it pushed.
+    for (tag, _) in &refs {
+        assert_eq!(
+            reg.inspect_raw(&format!("pushed/{tag}:latest")).unwrap(),
+            reg.inspect_raw(&format!("busy/{tag}:latest")).unwrap(),
+            "{tag}"
+        );
+    }
     dist.ok(&["gc", "--lease-grace", "0s"]);
 
     // Every blob verifies, every image is whole, and each unpacks as umoci does.
