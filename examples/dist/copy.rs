@@ -40,7 +40,7 @@ pub async fn copy(
         concurrency: args.concurrency,
         progress: Arc::clone(&progress),
         lease: Some(Arc::clone(&lease)),
-        source: resolved,
+        source: registry::registry_name(&resolved),
     };
     let (pushed, platforms) = if global.platform.is_some() {
         job.run(&target).await?;

@@ -30,9 +30,9 @@ pub struct FetchJob {
     pub progress: Arc<Progress>,
     /// The lease every fetched blob (and its ingest) is attached to before it is written.
     pub lease: Option<Arc<Lease>>,
-    /// The resolved name: each blob fetched is labelled with its repository, so a push
-    /// to the same registry can mount it.
-    pub source: String,
+    /// The resolved registry name: each blob fetched is labelled with its repository, so
+    /// a push to the same registry can mount it (`None` for a layout on disk).
+    pub source: Option<String>,
 }
 
 impl FetchJob {
@@ -63,12 +63,18 @@ impl FetchJob {
         };
         let labelled =
             set_children_labels(store.clone(), children(store.clone()).with_limits(LIMITS));
-        let source = source_label_handler(store, &self.source)?;
+        let source = match &self.source {
+            Some(name) => Some(source_label_handler(store, name)?),
+            None => None,
+        };
         let mut handler = Handlers::new();
         if let Some(lease) = &self.lease {
             handler = handler.push(attach_to_lease(Arc::clone(lease), ref_key));
         }
-        let handler = handler.push(fetch).push(source);
+        let mut handler = handler.push(fetch);
+        if let Some(source) = source {
+            handler = handler.push(source);
+        }
         let handler = if all_platforms {
             handler.push(labelled)
         } else {

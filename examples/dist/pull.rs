@@ -51,7 +51,7 @@ async fn resolve(
         concurrency,
         progress,
         lease: Some(Arc::clone(lease)),
-        source: resolved,
+        source: registry::registry_name(&resolved),
     };
     Ok((Image::new(name, target).with_limits(LIMITS), job))
 }

@@ -60,3 +60,9 @@ pub async fn any_resolver(global: &Global, reference: &str) -> CmdResult<Box<dyn
     }
     Ok(Box::new(resolver(global, reference).await?))
 }
+
+/// `name` when it names a registry repository, `None` for a layout locator (`oci:…`),
+/// which has no registry to record as a blob's source.
+pub fn registry_name(name: &str) -> Option<String> {
+    (!LayoutLocator::is_locator(name)).then(|| name.to_owned())
+}
