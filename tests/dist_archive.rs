@@ -65,6 +65,17 @@ fn pull_from_a_skopeo_written_layout_unpacks_like_umoci() {
 }
 
 #[test]
+fn pull_from_a_umoci_written_layout_unpacks_like_umoci() {
+    let work = tempfile::tempdir().unwrap();
+    let (layout, theirs) = image(work.path());
+    let dist = Dist::new();
+    let locator = format!("oci:{}:img", layout.display());
+    dist.ok(&["pull", &locator]);
+    let ours = work.path().join("ours");
+    assert_eq!(dist_unpack(&dist, &locator, &ours), theirs);
+}
+
+#[test]
 fn skopeo_written_archives_import_and_unpack_equal_to_umoci() {
     let work = tempfile::tempdir().unwrap();
     let (layout, theirs) = image(work.path());
