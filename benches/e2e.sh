@@ -111,7 +111,8 @@ cleanup() {
   # which must neither abort the cleanup nor become our status.
   set +e
   ctrd_stop
-  stop_push_registry
+  # Defined with the push scenario, further down than an early exit (--prepare) gets.
+  if declare -F stop_push_registry >/dev/null; then stop_push_registry; fi
   stop_registry
   umount_under "$work"
   if [ "$keep" = 1 ]; then
