@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use oci_spec::image::{Descriptor, Digest};
 
+use crate::local::writer::blocking;
 use crate::{
     Error, Filter, Info, IngestManager, Ingester, LocalStore, Manager, Provider, ReaderAt, Result,
     Status, Writer, WriterOpts,
@@ -146,12 +147,6 @@ impl LayoutStore {
         let name = name.to_owned();
         blocking(move || index::update(&dir, |entries| index::remove_tag(entries, &name))).await
     }
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::io("blocking task", std::io::Error::other(e)))?
 }
 
 #[async_trait]

@@ -12,6 +12,7 @@ use rustix::fs::{FlockOperation, flock};
 use serde_json::{Value, json};
 
 use super::{Lease, LeaseInfo, LeaseOptions, Leases, Resource};
+use crate::local::lock::is_file_held;
 use crate::{Error, Result};
 
 const RECORD: &str = "lease.json";
@@ -124,20 +125,6 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes).map_err(io_ctx(path, "write"))
 }
 
-/// Whether a process holds the lock file at `path` (a shared probe, released at once).
-fn is_held(path: &Path) -> Result<bool> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(Error::io(format!("open {}", path.display()), e)),
-    };
-    match flock(&file, FlockOperation::NonBlockingLockShared) {
-        Ok(()) => Ok(false),
-        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(true),
-        Err(e) => Err(Error::io(format!("lock {}", path.display()), e.into())),
-    }
-}
-
 /// Reads the lease in `dir`; `None` when there is none.
 pub(super) fn read(dir: &Path) -> Result<Option<LeaseInfo>> {
     let record_path = dir.join(RECORD);
@@ -182,7 +169,7 @@ pub(super) fn read(dir: &Path) -> Result<Option<LeaseInfo>> {
         created_at,
         updated_at,
         labels,
-        held: is_held(&dir.join(LOCK))?,
+        held: is_file_held(&dir.join(LOCK))?,
         resources: parse_resources(&text),
     }))
 }
@@ -284,7 +271,7 @@ fn remove_leftovers(root: &Path) {
             .and_then(|m| m.modified().ok())
             .and_then(|t| now.duration_since(t).ok())
             .is_some_and(|age| age.as_secs() > 60);
-        if old && !is_held(&path.join(LOCK)).unwrap_or(true) {
+        if old && !is_file_held(&path.join(LOCK)).unwrap_or(true) {
             let _ = std::fs::remove_dir_all(&path);
         }
     }

@@ -32,6 +32,7 @@ use std::time::{Duration, SystemTime};
 
 use oci_spec::image::Digest;
 
+use crate::local::writer::blocking;
 use crate::{Error, Result};
 
 /// Label naming when a lease (or a root) stops protecting anything, RFC 3339.
@@ -294,10 +295,4 @@ impl Lease {
             other => other,
         }
     }
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::io("blocking task", std::io::Error::other(e)))?
 }

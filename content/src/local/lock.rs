@@ -90,8 +90,13 @@ impl IngestLock {
 /// sees it busy, which [`open_writer`](crate::open_writer) waits out. `false` when there
 /// is no lock file.
 pub(crate) fn is_held(dir: &Path) -> Result<bool> {
-    let path = dir.join(LOCK_FILE);
-    let file = match File::open(&path) {
+    is_file_held(&dir.join(LOCK_FILE))
+}
+
+/// Whether a process holds an `flock` on the file at `path` (an ingest's or a lease's),
+/// probed as [`is_held`] does; `false` when there is no such file.
+pub(crate) fn is_file_held(path: &Path) -> Result<bool> {
+    let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(Error::io(format!("open {}", path.display()), e)),

@@ -22,9 +22,9 @@ mod blobs;
 mod closing;
 mod follow;
 mod ingest;
-mod lock;
+pub(crate) mod lock;
 mod publish;
-mod writer;
+pub(crate) mod writer;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};

@@ -519,8 +519,8 @@ impl Drop for LocalWriter {
     }
 }
 
-/// Runs blocking filesystem work off the async threads.
-pub(super) async fn blocking<T: Send + 'static>(
+/// Runs blocking filesystem work off the async threads (the crate's one helper for it).
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
     tokio::task::spawn_blocking(f)
