@@ -37,5 +37,6 @@ pub use lease::{
 pub use local::{Follow, FollowError, FollowOptions, FollowReader, LocalReaderAt, LocalStore};
 pub use read::{ReaderAtReader, read_blob, reader};
 pub use traits::{
-    Info, IngestManager, Ingester, Manager, Provider, ReaderAt, Status, Store, Writer, WriterOpts,
+    Info, IngestManager, Ingester, LabelMerge, Manager, Provider, ReaderAt, Status, Store, Writer,
+    WriterOpts,
 };

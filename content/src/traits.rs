@@ -373,6 +373,23 @@ pub trait Manager: Send + Sync {
         self.update_labels(digest, info.labels).await
     }
 
+    /// Rewrites one label of a blob from its current value, keeping its other labels, and
+    /// returns the new info: `merge` gets the value of `key` (if any) and returns the new
+    /// one, or `None` to leave the blob as it is. For labels that accumulate (a list of
+    /// sources), where two writers must both keep their part. The default reads and then
+    /// replaces (not atomic); [`LocalStore`](crate::LocalStore) does both under the lock
+    /// [`add_labels`](Manager::add_labels) takes.
+    async fn merge_label(&self, digest: &Digest, key: &str, merge: LabelMerge) -> Result<Info> {
+        let mut info = self.info(digest).await?;
+        match merge(info.labels.get(key).map(String::as_str)) {
+            Some(value) => {
+                info.labels.insert(key.to_owned(), value);
+                self.update_labels(digest, info.labels).await
+            }
+            None => Ok(info),
+        }
+    }
+
     /// Calls `f` for every committed blob that matches `filter`.
     async fn walk(
         &self,
@@ -383,6 +400,10 @@ pub trait Manager: Send + Sync {
     /// Removes a blob; `NotFound` when absent.
     async fn delete(&self, digest: &Digest) -> Result<()>;
 }
+
+/// How [`Manager::merge_label`] computes a label's new value from its current one
+/// (`None`: leave it). Shared and `'static` so a store can run it on a blocking thread.
+pub type LabelMerge = std::sync::Arc<dyn Fn(Option<&str>) -> Option<String> + Send + Sync>;
 
 /// Manages in-progress ingests.
 ///

@@ -2,11 +2,10 @@
 //! `containerd.io/distribution.source.<host>=<repo>[,<repo>…]` label containerd writes, so
 //! that a later push to the same registry can mount the blob instead of uploading it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dist_content::{Elided, Manager};
+use dist_content::{Elided, LabelMerge, Manager};
 use dist_images::Handler;
 use dist_reference::Spec;
 use oci_spec::image::Descriptor;
@@ -56,9 +55,6 @@ pub struct SourceLabelHandler {
     manager: Arc<dyn Manager>,
     key: String,
     repo: String,
-    /// Serialises this handler's read-modify-write of labels (the content store replaces
-    /// a blob's labels as a whole).
-    lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for SourceLabelHandler {
@@ -76,10 +72,9 @@ impl std::fmt::Debug for SourceLabelHandler {
 /// [`fetch_handler`](crate::fetch_handler) in a [`Handlers`](dist_images::Handlers) chain,
 /// so the blob is stored when it runs.
 ///
-/// Other labels are kept. The content store replaces labels as a whole, so the update is
-/// a read, merge and write, serialised within this handler and checked afterwards: a
-/// write lost to another process updating the same blob at the same moment is merged
-/// again (up to three times).
+/// Other labels are kept. The list is merged through [`Manager::merge_label`], which a
+/// [`LocalStore`](dist_content::LocalStore) runs under its label lock, so pulls in several
+/// processes that label one blob at once each keep their repository.
 pub fn source_label_handler(manager: Arc<dyn Manager>, name: &str) -> Result<SourceLabelHandler> {
     let spec = Spec::parse(name).map_err(Error::from_reference(name))?;
     let repo = spec.repository();
@@ -90,7 +85,6 @@ pub fn source_label_handler(manager: Arc<dyn Manager>, name: &str) -> Result<Sou
         manager,
         key: source_label_key(spec.hostname()),
         repo: repo.to_string(),
-        lock: tokio::sync::Mutex::new(()),
     })
 }
 
@@ -100,33 +94,28 @@ impl SourceLabelHandler {
         &self.key
     }
 
-    /// Adds the repository to `desc`'s label; `Ok` when it was there already.
+    /// Adds the repository to `desc`'s label; `Ok` when it was there already. A list that
+    /// would grow past [`MAX_SOURCE_LABEL_LEN`] is left as it is.
     pub async fn record(&self, desc: &Descriptor) -> Result<()> {
-        let _serial = self.lock.lock().await;
-        for _ in 0..3 {
-            let info = self.manager.info(desc.digest()).await?;
-            let current = info.labels.get(&self.key).map(String::as_str);
-            let value = append_source(current, &self.repo);
-            if current == Some(value.as_str()) {
-                return Ok(());
-            }
-            if self.key.len().saturating_add(value.len()) > MAX_SOURCE_LABEL_LEN {
-                tracing::warn!(
-                    digest = %desc.digest(),
-                    key = %Elided(&self.key),
-                    "distribution source label too long: not appended"
-                );
-                return Ok(());
-            }
-            let mut labels: HashMap<String, String> = info.labels;
-            labels.insert(self.key.clone(), value);
-            let written = self.manager.update_labels(desc.digest(), labels).await?;
-            let now = written.labels.get(&self.key).map(String::as_str);
-            if now.is_some_and(|v| v.split(',').any(|r| r == self.repo)) {
-                return Ok(());
-            }
+        let (repo, key_len) = (self.repo.clone(), self.key.len());
+        let merge: LabelMerge = Arc::new(move |current| {
+            let value = append_source(current, &repo);
+            let unchanged = current == Some(value.as_str());
+            let too_long = key_len.saturating_add(value.len()) > MAX_SOURCE_LABEL_LEN;
+            (!unchanged && !too_long).then_some(value)
+        });
+        let info = self
+            .manager
+            .merge_label(desc.digest(), &self.key, merge)
+            .await?;
+        let listed = info.labels.get(&self.key).map(String::as_str);
+        if !listed.is_some_and(|v| v.split(',').any(|r| r == self.repo)) {
+            tracing::warn!(
+                digest = %desc.digest(),
+                key = %Elided(&self.key),
+                "distribution source label too long: not appended"
+            );
         }
-        tracing::warn!(digest = %desc.digest(), "distribution source label kept being replaced");
         Ok(())
     }
 }

@@ -26,8 +26,8 @@ use oci_spec::image::{Descriptor, Digest};
 
 use crate::local::writer::blocking;
 use crate::{
-    Error, Filter, Info, IngestManager, Ingester, LocalStore, Manager, Provider, ReaderAt, Result,
-    Status, Writer, WriterOpts,
+    Error, Filter, Info, IngestManager, Ingester, LabelMerge, LocalStore, Manager, Provider,
+    ReaderAt, Result, Status, Writer, WriterOpts,
 };
 
 pub use self::index::ref_names;
@@ -175,6 +175,14 @@ impl Manager for LayoutStore {
         labels: HashMap<String, String>,
     ) -> Result<Info> {
         self.local.update_labels(digest, labels).await
+    }
+
+    async fn add_labels(&self, digest: &Digest, labels: HashMap<String, String>) -> Result<Info> {
+        self.local.add_labels(digest, labels).await
+    }
+
+    async fn merge_label(&self, digest: &Digest, key: &str, merge: LabelMerge) -> Result<Info> {
+        self.local.merge_label(digest, key, merge).await
     }
 
     async fn walk(

@@ -14,7 +14,7 @@ use oci_spec::image::{Descriptor, Digest};
 
 use super::LocalStore;
 use super::writer::blocking;
-use crate::{Error, Filter, Info, Manager, Provider, ReaderAt, Result};
+use crate::{Error, Filter, Info, LabelMerge, Manager, Provider, ReaderAt, Result};
 
 /// The largest single read handed to a blocking task.
 const MAX_READ: usize = 1 << 20;
@@ -136,6 +136,18 @@ impl LocalStore {
         self.write_labels_locked(digest, info.labels)
     }
 
+    fn merge_label_blocking(&self, digest: &Digest, key: &str, merge: LabelMerge) -> Result<Info> {
+        let _lock = self.labels_lock()?;
+        let mut info = self.info_blocking(digest)?;
+        match merge(info.labels.get(key).map(String::as_str)) {
+            Some(value) => {
+                info.labels.insert(key.to_owned(), value);
+                self.write_labels_locked(digest, info.labels)
+            }
+            None => Ok(info),
+        }
+    }
+
     fn set_labels_blocking(
         &self,
         digest: &Digest,
@@ -253,6 +265,12 @@ impl Manager for LocalStore {
         let store = self.clone();
         let digest = digest.clone();
         blocking(move || store.add_labels_blocking(&digest, labels)).await
+    }
+
+    async fn merge_label(&self, digest: &Digest, key: &str, merge: LabelMerge) -> Result<Info> {
+        let store = self.clone();
+        let (digest, key) = (digest.clone(), key.to_owned());
+        blocking(move || store.merge_label_blocking(&digest, &key, merge)).await
     }
 
     async fn walk(

@@ -521,3 +521,40 @@ async fn blocking_reads_return_what_async_reads_return() {
         assert_eq!((na, &a[..na]), (nb, &b[..nb]), "at {offset}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_merges_of_one_label_all_survive() {
+    use crate::Manager;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = LocalStore::open(tmp.path()).unwrap();
+    let digest = crate::sha256_of(b"merged");
+    let desc =
+        oci_spec::image::Descriptor::new(oci_spec::image::MediaType::ImageLayer, 6, digest.clone());
+    crate::write_blob(&store, "m", &desc, &b"merged"[..])
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..32)
+        .map(|i| {
+            let (store, digest) = (store.clone(), digest.clone());
+            tokio::spawn(async move {
+                let merge: crate::LabelMerge = std::sync::Arc::new(move |current| {
+                    let part = format!("r{i}");
+                    Some(match current {
+                        Some(c) => format!("{c},{part}"),
+                        None => part,
+                    })
+                });
+                store.merge_label(&digest, "list", merge).await.unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let labels = store.info(&digest).await.unwrap().labels;
+    assert_eq!(labels["list"].split(',').count(), 32, "{labels:?}");
+    // `None` leaves the blob as it is.
+    let keep: crate::LabelMerge = std::sync::Arc::new(|_| None);
+    let info = store.merge_label(&digest, "list", keep).await.unwrap();
+    assert_eq!(info.labels, labels);
+}
