@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use dist_content::Elided;
+use dist_content::{Algorithm, Elided};
 use oci_spec::image::{Descriptor, Digest, MediaType};
 use reqwest::header::LINK;
 use reqwest::{Method, Response, StatusCode};
@@ -11,7 +11,7 @@ use reqwest::{Method, Response, StatusCode};
 use super::DockerResolver;
 use super::client::{Repository, Request};
 use super::errcode::unexpected_response;
-use super::resolve::content_length;
+use super::resolve::{content_length, read_capped};
 use crate::hosts::Capabilities;
 use crate::{Error, ErrorKind, Result};
 
@@ -298,7 +298,8 @@ where
         }
         let here = resp.url().clone();
         let next = next_link(&resp, &host)?;
-        let body = read_page(resp, options.max_page_bytes, &host, what).await?;
+        let stall = repo.shared.opts.stall_timeout;
+        let body = read_page(resp, options.max_page_bytes, stall, &host, what).await?;
         let entries = parse(&body).map_err(|e| {
             Error::protocol_from(&host, format!("{what}: page {pages} is not a list"), e)
         })?;
@@ -363,35 +364,22 @@ fn parse_next(value: &str) -> Option<&str> {
     })
 }
 
-/// A page's body, refused once it passes `max` bytes.
-async fn read_page(mut resp: Response, max: u64, host: &str, what: &str) -> Result<Vec<u8>> {
-    let too_long = || Error::Limit {
-        what: what.to_string(),
-        reason: format!("a page of more than {max} bytes"),
-    };
-    if content_length(resp.headers()).is_some_and(|l| l > max) {
-        return Err(too_long());
-    }
-    let mut body = Vec::new();
-    loop {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                let total = (body.len() as u64).saturating_add(chunk.len() as u64);
-                if total > max {
-                    return Err(too_long());
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body),
-            Err(e) => {
-                let reason = format!("{what}: reading a page: {}", super::client::error_chain(&e));
-                return Err(Error::unavailable_from(
-                    host,
-                    dist_content::elide(&reason),
-                    e.without_url(),
-                ));
-            }
-        }
+/// A page's body, refused once it passes `max` bytes (a bounded read like a manifest's,
+/// with the limit reported as a listing bound).
+async fn read_page(
+    resp: Response,
+    max: u64,
+    stall: std::time::Duration,
+    host: &str,
+    what: &str,
+) -> Result<Vec<u8>> {
+    match read_capped(resp, what, max, stall, host, Algorithm::Sha256).await {
+        Ok((body, _)) => Ok(body),
+        Err(Error::TooLarge { .. }) => Err(Error::Limit {
+            what: what.to_string(),
+            reason: format!("a page of more than {max} bytes"),
+        }),
+        Err(e) => Err(e),
     }
 }
 

@@ -189,9 +189,9 @@ fn body_media_type(body: &[u8]) -> Option<MediaType> {
     p.media_type.map(|m| MediaType::from(m.as_str()))
 }
 
-/// Reads a manifest body, refusing it once it passes `max` bytes, and digests it with
-/// `alg`. A body
-/// that delivers nothing for `stall` fails `Unavailable`.
+/// Reads a small response body (a manifest, a referrers index, a listing page), refusing it
+/// once it passes `max` bytes, and digests it with `alg`. A body that delivers nothing for
+/// `stall` fails `Unavailable`.
 pub(crate) async fn read_capped(
     mut resp: Response,
     reference: &str,
@@ -210,12 +210,12 @@ pub(crate) async fn read_capped(
             Ok(Ok(Some(chunk))) => chunk,
             Ok(Ok(None)) => break,
             Ok(Err(e)) if !e.is_timeout() => {
-                let reason = format!("{reference}: reading manifest: {}", error_chain(&e));
+                let reason = format!("{reference}: reading the body: {}", error_chain(&e));
                 let reason = Elided(&reason).to_string();
                 return Err(Error::unavailable_from(host, reason, e.without_url()));
             }
             Ok(Err(_)) | Err(_) => {
-                let reason = format!("{reference}: reading manifest: no data for {stall:?}");
+                let reason = format!("{reference}: reading the body: no data for {stall:?}");
                 return Err(Error::unavailable(host, Elided(&reason).to_string()));
             }
         };
