@@ -2,6 +2,8 @@
 # Installs the real peers the tests run against (Debian packages), only when missing:
 # the CNCF distribution registry, skopeo, umoci, containerd (ctr) and htpasswd; and
 # cargo-machete, the unused-dependency check of scripts/test.sh; and ferro-oci-server.
+# Also what building needs beyond cargo and a C compiler: nasm and autotools for ISA-L,
+# the gzip inflate of dist-rootfs' default `isal` feature (built from its bundled source).
 set -euo pipefail
 need=()
 command -v docker-registry >/dev/null || need+=(docker-registry)
@@ -13,6 +15,11 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v jq >/dev/null || need+=(jq)
 command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
+command -v nasm >/dev/null || need+=(nasm)
+command -v autoconf >/dev/null || need+=(autoconf)
+command -v automake >/dev/null || need+=(automake)
+command -v libtoolize >/dev/null || need+=(libtool)
+command -v make >/dev/null || need+=(make)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -10,12 +10,13 @@ echo "== unused dependencies"; cargo machete
 echo "== clippy";  cargo clippy --workspace --all-targets -- -D warnings
 echo "== build";   cargo build --workspace --examples
 # The facade's feature sets: content + images alone (no HTTP, no TLS), each optional part
-# alone, and the other TLS crypto provider.
+# alone, the other TLS crypto provider; rootfs alone inflates with pure Rust (`pure-rust`, no
+# ISA-L, whose build needs nasm and autotools), `isal` adds ISA-L.
 # All targets without features, so a target that needs one and does not declare it in
 # `required-features` fails here.
 echo "== build dist --no-default-features"
 cargo build -p dist --no-default-features --all-targets
-for features in rootfs remotes ring rootfs,ring; do
+for features in rootfs,pure-rust remotes ring rootfs,ring isal; do
   echo "== build dist --no-default-features --features $features"
   cargo build -p dist --no-default-features --features "$features"
 done

@@ -12,8 +12,8 @@ mod layers;
 mod snapshot;
 
 pub use apply::{
-    Applied, ApplyOptions, Compression, Limit, MAX_PAX_RECORDS, MAX_SPECIAL_HEADER, MAX_XATTRS,
-    WhiteoutMode, apply, apply_async,
+    Applied, ApplyOptions, Compression, GZIP_INFLATE, Limit, MAX_PAX_RECORDS, MAX_SPECIAL_HEADER,
+    MAX_XATTRS, WhiteoutMode, apply, apply_async, decompress,
 };
 pub use chain::{ChainId, DiffId, chain_ids};
 pub use copy_mounted::copy_mounted;

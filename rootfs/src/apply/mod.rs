@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 pub(crate) use limits::Exceeded;
 pub use limits::{Limit, MAX_PAX_RECORDS, MAX_SPECIAL_HEADER, MAX_XATTRS};
-pub use stream::Compression;
+pub use stream::{Compression, GZIP_INFLATE, decompress};
 
 use crate::{DiffId, Error, IdMap, Result};
 use entry::{Header, Kind};

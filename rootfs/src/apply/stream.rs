@@ -52,7 +52,7 @@ pub(crate) fn decoder<'a, R: BufRead + 'a>(
 ) -> Result<Box<dyn Read + 'a>> {
     Ok(match compression {
         Compression::None => Box::new(input),
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+        Compression::Gzip => gzip(input),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input).map_err(
             |e| Error::Corrupt {
                 at: "zstd header".into(),
@@ -64,6 +64,86 @@ pub(crate) fn decoder<'a, R: BufRead + 'a>(
             return Err(Error::entry("start of layer", "unknown layer compression"));
         }
     })
+}
+
+/// The gzip inflate compiled in, for logs and benchmarks: ISA-L's igzip with the `isal`
+/// feature (the default), else zlib-rs (the pure-Rust fallback).
+pub const GZIP_INFLATE: &str = if cfg!(feature = "isal") {
+    "isal"
+} else {
+    "zlib-rs"
+};
+
+/// The one place the gzip decoder is chosen. Both read every member of a multi-member
+/// gzip and check each member's CRC-32 and length.
+#[cfg(feature = "isal")]
+fn gzip<'a, R: BufRead + 'a>(input: R) -> Box<dyn Read + 'a> {
+    Box::new(isal_gzip::Gunzip::new(input))
+}
+
+#[cfg(not(feature = "isal"))]
+fn gzip<'a, R: BufRead + 'a>(input: R) -> Box<dyn Read + 'a> {
+    Box::new(flate2::bufread::MultiGzDecoder::new(input))
+}
+
+#[cfg(feature = "isal")]
+mod isal_gzip {
+    use std::io::{self, BufRead, Read};
+
+    /// isal-rs' streaming gzip decoder, made to behave like flate2's for the stages
+    /// above: the input's own errors keep their kind, and bad data is `InvalidData`.
+    pub(super) struct Gunzip<R: BufRead>(isal::read::Decoder<Filled<R>>);
+
+    impl<R: BufRead> Gunzip<R> {
+        pub(super) fn new(input: R) -> Self {
+            Gunzip(isal::read::Decoder::new(Filled(input), isal::Codec::Gzip))
+        }
+    }
+
+    impl<R: BufRead> Read for Gunzip<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.0.read(buf).map_err(unwrap_error)
+        }
+    }
+
+    /// isal-rs reports corrupt data as `ErrorKind::Other`; flate2 and the stages above
+    /// say `InvalidData`. The input's own errors pass through as they are.
+    fn unwrap_error(e: io::Error) -> io::Error {
+        let kind = e.kind();
+        match e.into_inner() {
+            Some(inner) => match inner.downcast::<isal::error::Error>() {
+                Ok(isal) => match *isal {
+                    isal::error::Error::Io(e) => e,
+                    other => io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("corrupt gzip stream: {other}"),
+                    ),
+                },
+                Err(inner) => io::Error::new(kind, inner),
+            },
+            None => io::Error::from(kind),
+        }
+    }
+
+    /// Reads until the buffer is full or the input ends. isal-rs takes two reads that
+    /// yield no output within a member for corrupt data, so it must never be handed a
+    /// short read (a `BufReader` returns one at the end of each of its buffers).
+    pub(super) struct Filled<R>(R);
+
+    impl<R: BufRead> Read for Filled<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let mut n = 0;
+            while n < buf.len() {
+                match self.0.read(&mut buf[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(n)
+        }
+    }
 }
 
 /// Hashes and counts every byte read through it: the DiffID is the SHA-256 of the whole
@@ -100,6 +180,20 @@ impl<R: Read> Read for HashingReader<R> {
 
 /// A buffered hashing stream over decompressed layer bytes.
 pub(crate) type LayerStream<'a> = BufReader<HashingReader<Box<dyn Read + 'a>>>;
+
+/// The uncompressed tar stream of a layer blob, with the compression its first bytes
+/// name: the detection and the decoders [`apply`](crate::apply) uses (for gzip, the one
+/// [`GZIP_INFLATE`] names), without the tar parsing, hashing or writing. For tools that
+/// want a layer's tar, and for benchmarks of the inflate alone.
+///
+/// The decoder reports corrupt or truncated data as `io::ErrorKind::InvalidData` or
+/// `InvalidInput`, and passes errors of `reader` through unchanged. xz and bzip2 are
+/// refused here, as `apply` refuses them.
+pub fn decompress<'a, R: Read + 'a>(reader: R) -> Result<(Box<dyn Read + 'a>, Compression)> {
+    let mut input = BufReader::with_capacity(BUF_SIZE, reader);
+    let compression = detect(&mut input)?;
+    Ok((decoder(input, compression)?, compression))
+}
 
 /// Builds the stream the tar parser reads: input -> detect -> decode -> hash -> buffer.
 #[cfg(test)]
@@ -240,6 +334,118 @@ mod tests {
         let from_media_type = dist_images::media_types::compression(&MediaType::ImageLayerZstd);
         assert_eq!(detect(&mut &zs[..]).unwrap(), from_media_type);
         assert!(decoder(&b""[..], Compression::Unknown).is_err());
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(data).unwrap();
+        gz.finish().unwrap()
+    }
+
+    /// Some MB of text that compresses like a layer's files (not all zeros, not random).
+    fn text(n: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(n);
+        let mut i = 0u64;
+        while out.len() < n {
+            i = i
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            out.extend_from_slice(format!("line {} of {:x}\n", i % 977, i >> 40).as_bytes());
+        }
+        out.truncate(n);
+        out
+    }
+
+    /// Hands out at most `step` bytes per read, as a slow network does.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.step).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    fn inflate_all(blob: impl Read) -> io::Result<Vec<u8>> {
+        let (mut dec, c) = decompress(blob).map_err(io::Error::other)?;
+        assert_eq!(c, Compression::Gzip);
+        let mut out = Vec::new();
+        dec.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn every_member_is_inflated_however_the_input_is_cut() {
+        let (a, b) = (text(3 << 20), text(100_000));
+        let mut blob = gz(&a);
+        blob.extend(gz(b""));
+        blob.extend(gz(&b));
+        let mut want = a.clone();
+        want.extend(&b);
+        for step in [2, 7, 4096, 1 << 20] {
+            let got = inflate_all(Trickle { data: &blob, step }).unwrap();
+            assert!(
+                got == want,
+                "{GZIP_INFLATE}, reads of {step}: {} bytes",
+                got.len()
+            );
+        }
+    }
+
+    #[test]
+    fn corrupt_or_truncated_gzip_is_an_error() {
+        let blob = gz(&text(1 << 20));
+        let mut bad_crc = blob.clone();
+        let at = bad_crc.len() - 6;
+        bad_crc[at] ^= 0xff;
+        let mut bad_data = blob.clone();
+        bad_data[blob.len() / 2] ^= 0x55;
+        for bad in [
+            &bad_crc[..],
+            &bad_data[..],
+            &blob[..blob.len() - 3],
+            &blob[..1000],
+        ] {
+            let e = inflate_all(bad).unwrap_err();
+            assert!(
+                matches!(
+                    e.kind(),
+                    io::ErrorKind::InvalidData
+                        | io::ErrorKind::InvalidInput
+                        | io::ErrorKind::UnexpectedEof
+                ),
+                "{GZIP_INFLATE}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_of_the_input_keep_their_kind() {
+        struct Fails<'a>(&'a [u8]);
+        impl Read for Fails<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(io::Error::new(io::ErrorKind::ConnectionReset, "gone"));
+                }
+                let n = buf.len().min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let blob = gz(&text(1 << 20));
+        let e = inflate_all(Fails(&blob[..blob.len() / 2])).unwrap_err();
+        assert_eq!(
+            e.kind(),
+            io::ErrorKind::ConnectionReset,
+            "{GZIP_INFLATE}: {e:?}"
+        );
+        assert_eq!(e.to_string(), "gone");
     }
 
     #[test]
