@@ -44,14 +44,15 @@ fn blob_digests(dist: &Dist) -> BTreeSet<String> {
         .collect()
 }
 
-/// Committed snapshot names of the native snapshotter, read through `dist gc --dry-run`'s
-/// sibling: the metadata records.
+/// Snapshot names of both snapshotters (a pull picks overlay where it works, else
+/// native), read from their metadata records.
 fn snapshot_names(dist: &Dist) -> BTreeSet<String> {
-    let dir = dist.root.path().join("snapshots/native/metadata");
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return BTreeSet::new();
-    };
-    entries
+    ["native", "overlay"]
+        .iter()
+        .filter_map(|s| {
+            std::fs::read_dir(dist.root.path().join("snapshots").join(s).join("metadata")).ok()
+        })
+        .flatten()
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
         .filter_map(|e| std::fs::read(e.path()).ok())
@@ -460,8 +461,9 @@ fn gc_reference_and_source_labels_equal_the_ones_containerd_writes_for_the_same_
         .unwrap();
     let theirs = ctr_gc_labels(&containerd.ctr_ok(["content", "ls"]).unwrap());
 
+    // Compared with ctr's native pull: the same snapshotter, so the same label names.
     let dist = Dist::new();
-    chain(&dist, &reference);
+    dist.ok(&["pull", "--snapshotter", "native", &reference]);
     let content = dist::content::LocalStore::open(dist.root.path().join("content")).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()

@@ -109,12 +109,18 @@ pub enum Command {
     },
     /// Fetch an image and unpack it into the snapshotter; prints the top ChainID
     Pull {
-        /// Snapshotter to unpack into
-        #[arg(long, value_enum, default_value_t = SnapshotterKind::Native)]
-        snapshotter: SnapshotterKind,
+        /// Snapshotter to unpack into: auto is overlay where this kernel and user can
+        /// write and mount overlay layers under the root, else native
+        #[arg(long, value_enum, default_value_t = SnapshotterChoice::Auto)]
+        snapshotter: SnapshotterChoice,
         /// Layers to download at once
         #[arg(long, default_value_t = 3)]
         concurrency: usize,
+        /// Layers to apply at once where the snapshotter allows it (overlay); 1 applies
+        /// them one after another
+        #[arg(long, value_name = "N", default_value_t = dist::rootfs::DEFAULT_UNPACK_CONCURRENCY as u64,
+              value_parser = clap::value_parser!(u64).range(1..64))]
+        unpack_concurrency: u64,
         /// Refuse the image unless a cosign signature made with this public key (PEM)
         /// signs it
         #[arg(long, value_name = "PUB.PEM")]
@@ -216,12 +222,25 @@ pub enum ImagesCommand {
     },
 }
 
-/// Which snapshotter `pull` unpacks into.
+/// Which snapshotter `pull` (and `import --unpack`) unpacks into, as asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SnapshotterChoice {
+    /// overlay when the root's filesystem and this process can use it, else native
+    Auto,
+    /// A directory per snapshot (any filesystem, no privileges; a link per parent file
+    /// per layer)
+    Native,
+    /// overlayfs upper/work directories (needs a kernel that allows overlay mounts)
+    Overlay,
+}
+
+/// A snapshotter as used: `auto` resolved. Its name is stable (gc labels, leases and the
+/// directory under `<root>/snapshots` use it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotterKind {
     /// A directory per snapshot
     Native,
-    /// overlayfs upper/work directories (needs a kernel that allows overlay mounts)
+    /// overlayfs upper/work directories
     Overlay,
 }
 

@@ -11,7 +11,7 @@ use dist::images::label_stored_graph;
 use dist::rootfs::apply_layers;
 
 use crate::CmdResult;
-use crate::cli::{Global, SnapshotterKind};
+use crate::cli::{Global, SnapshotterChoice};
 use crate::leases;
 use crate::root::Root;
 
@@ -25,8 +25,8 @@ pub struct ImportArgs {
     #[arg(long)]
     pub unpack: bool,
     /// Snapshotter to unpack into
-    #[arg(long, value_enum, default_value_t = SnapshotterKind::Native)]
-    pub snapshotter: SnapshotterKind,
+    #[arg(long, value_enum, default_value_t = SnapshotterChoice::Auto)]
+    pub snapshotter: SnapshotterChoice,
     /// Archive file, or - for stdin
     pub input: PathBuf,
 }
@@ -75,11 +75,15 @@ pub async fn import(global: &Global, root: &Root, args: &ImportArgs) -> CmdResul
             desc.digest()
         );
     }
+    let kind = match args.unpack {
+        true => root.resolve(args.snapshotter).await?,
+        false => crate::cli::SnapshotterKind::Native, // unused
+    };
     let snapshotter = match args.unpack {
-        true => Some(root.snapshotter(args.snapshotter)?),
+        true => Some(root.snapshotter(kind)?),
         false => None,
     };
-    let snapshotter_name = crate::root::snapshotter_name(args.snapshotter);
+    let snapshotter_name = crate::root::snapshotter_name(kind);
     let matcher = root.matcher(global)?;
     for image in &report.images {
         match &snapshotter {

@@ -133,19 +133,17 @@ async fn run(cli: Cli) -> CmdResult {
         Command::Pull {
             snapshotter,
             concurrency,
+            unpack_concurrency,
             verify_key,
             reference,
         } => {
-            let key = verify_key.as_deref();
-            pull::pull(
-                &cli.global,
-                &root,
-                &reference,
-                snapshotter,
+            let args = pull::PullArgs {
+                choice: snapshotter,
                 concurrency,
-                key,
-            )
-            .await
+                unpack_concurrency: usize::try_from(unpack_concurrency).unwrap_or(1),
+                verify_key: verify_key.as_deref(),
+            };
+            pull::pull(&cli.global, &root, &reference, args).await
         }
         Command::Referrers {
             artifact_type,

@@ -1,9 +1,11 @@
 //! `fetch` and `pull`: the pull flow, assembled from the crates.
 //!
 //! Resolve the name; then fetch and unpack side by side: the unpack side reads each blob
-//! through `LocalStore::follow`, so a layer whose parents are applied is applied from its
-//! download as the bytes land, and its snapshot is committed only after the blob itself
-//! was verified; then record the image.
+//! through `LocalStore::follow`, so a layer is applied from its download as the bytes land
+//! (on overlay every layer at once, on native once its parents are applied), and its
+//! snapshot is committed only after the blob itself was verified and its parent
+//! committed; then record the image. The snapshotter is overlay where it works, else
+//! native, unless `--snapshotter` says.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,10 +13,10 @@ use std::sync::Arc;
 use dist::content::{FollowOptions, Lease};
 use dist::images::gc::label_snapshot;
 use dist::images::{Image, ImageStore};
-use dist::rootfs::{Snapshotter, apply_layers};
+use dist::rootfs::{Snapshotter, UnpackOptions, apply_layers_with};
 
 use crate::CmdResult;
-use crate::cli::{Global, SnapshotterKind};
+use crate::cli::{Global, SnapshotterChoice};
 use crate::fetch::{FetchJob, LIMITS};
 use crate::leases;
 use crate::progress::Progress;
@@ -67,17 +69,23 @@ pub async fn fetch(global: &Global, root: &Root, reference: &str) -> CmdResult {
     leases::release(lease).await
 }
 
+/// How `dist pull` was asked to run.
+pub struct PullArgs<'a> {
+    pub choice: SnapshotterChoice,
+    /// Layers downloaded at once.
+    pub concurrency: usize,
+    /// Layers applied at once (where the snapshotter can).
+    pub unpack_concurrency: usize,
+    pub verify_key: Option<&'a Path>,
+}
+
 /// `pull`: fetch and unpack into the snapshotter, record the name, print the top ChainID.
-pub async fn pull(
-    global: &Global,
-    root: &Root,
-    reference: &str,
-    kind: SnapshotterKind,
-    concurrency: usize,
-    verify_key: Option<&Path>,
-) -> CmdResult {
+pub async fn pull(global: &Global, root: &Root, reference: &str, args: PullArgs<'_>) -> CmdResult {
     let lease = leases::hold(root, "pull").await?;
+    let (concurrency, verify_key) = (args.concurrency, args.verify_key);
     let (image, job) = resolve(global, root, reference, concurrency, verify_key, &lease).await?;
+    let kind = root.resolve(args.choice).await?;
+    let unpack_options = UnpackOptions::default().concurrency(args.unpack_concurrency);
     let snapshotter = root.snapshotter(kind)?;
     let snapshotter_name = crate::root::snapshotter_name(kind);
     remove_abandoned_extractions(snapshotter.as_ref()).await?;
@@ -90,7 +98,8 @@ pub async fn pull(
         let layers = image.layers(&follow, &job.matcher).await?;
         leases::attach_chain(&lease, snapshotter_name, &layers).await?;
         job.progress.state(&image.name, "unpacking", 0);
-        CmdResult::Ok(apply_layers(&layers, snapshotter.as_ref(), &follow).await?)
+        let top = apply_layers_with(&layers, snapshotter.as_ref(), &follow, unpack_options);
+        CmdResult::Ok(top.await?)
     };
     let fetch = async {
         let fetched = job.run(&image.target).await;

@@ -8,7 +8,7 @@ use dist::images::{FsImageStore, PlatformMatcher, platforms};
 use dist::rootfs::{NativeSnapshotter, OverlaySnapshotter, Snapshotter};
 
 use crate::CmdResult;
-use crate::cli::{Global, SnapshotterKind};
+use crate::cli::{Global, SnapshotterChoice, SnapshotterKind};
 
 /// The tool's state directory and the stores in it.
 pub struct Root {
@@ -43,6 +43,19 @@ impl Root {
     /// The image (name) store (`<root>/images`).
     pub fn images(&self) -> CmdResult<FsImageStore> {
         Ok(FsImageStore::open(self.dir.join("images"))?)
+    }
+
+    /// The snapshotter `choice` names: `auto` is overlay when overlay layers can be
+    /// written and mounted under `<root>/snapshots` (tried there, on a blocking thread:
+    /// a few file operations and a mount), else native.
+    pub async fn resolve(&self, choice: SnapshotterChoice) -> CmdResult<SnapshotterKind> {
+        let dir = self.dir.join("snapshots");
+        let kind = choose(choice, || async move {
+            tokio::task::spawn_blocking(move || OverlaySnapshotter::supported(&dir)).await
+        })
+        .await?;
+        tracing::debug!(?choice, ?kind, "snapshotter");
+        Ok(kind)
     }
 
     /// The snapshotter `pull` unpacks into (`<root>/snapshots/<kind>`).
@@ -95,5 +108,56 @@ pub fn snapshotter_name(kind: SnapshotterKind) -> &'static str {
     match kind {
         SnapshotterKind::Native => "native",
         SnapshotterKind::Overlay => "overlay",
+    }
+}
+
+/// The snapshotter `choice` means, asking `overlay_works` only for `auto`.
+async fn choose<F, E>(
+    choice: SnapshotterChoice,
+    overlay_works: impl FnOnce() -> F,
+) -> Result<SnapshotterKind, E>
+where
+    F: std::future::Future<Output = Result<bool, E>>,
+{
+    Ok(match choice {
+        SnapshotterChoice::Native => SnapshotterKind::Native,
+        SnapshotterChoice::Overlay => SnapshotterKind::Overlay,
+        SnapshotterChoice::Auto if overlay_works().await? => SnapshotterKind::Overlay,
+        SnapshotterChoice::Auto => SnapshotterKind::Native,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn chosen(choice: SnapshotterChoice, overlay_works: bool) -> SnapshotterKind {
+        let asked = std::cell::Cell::new(false);
+        let kind = choose(choice, || async {
+            asked.set(true);
+            Ok::<_, ()>(overlay_works)
+        })
+        .await
+        .unwrap_or(SnapshotterKind::Native);
+        assert_eq!(
+            asked.get(),
+            choice == SnapshotterChoice::Auto,
+            "probed only for auto"
+        );
+        kind
+    }
+
+    #[tokio::test]
+    async fn auto_falls_back_to_native_where_overlay_does_not_work() {
+        use SnapshotterChoice as C;
+        use SnapshotterKind as K;
+        assert_eq!(chosen(C::Auto, true).await, K::Overlay);
+        assert_eq!(chosen(C::Auto, false).await, K::Native);
+        for works in [true, false] {
+            assert_eq!(chosen(C::Native, works).await, K::Native);
+            assert_eq!(chosen(C::Overlay, works).await, K::Overlay);
+        }
+        assert_eq!(snapshotter_name(K::Native), "native");
+        assert_eq!(snapshotter_name(K::Overlay), "overlay");
     }
 }

@@ -23,7 +23,10 @@ pub use gc::{
     collect_garbage,
 };
 pub use idmap::{IdMap, IdRange};
-pub use layers::{EXTRACT_KEY_PREFIX, Layer, apply_layers, apply_layers_with};
+pub use layers::{
+    DEFAULT_UNPACK_CONCURRENCY, EXTRACT_KEY_PREFIX, Layer, UnpackOptions, apply_layers,
+    apply_layers_with,
+};
 pub use snapshot::{
     Info as SnapshotInfo, Kind as SnapshotKind, Mount, NativeSnapshotter, OverlaySnapshotter,
     Share, Snapshotter, Usage,

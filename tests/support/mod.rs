@@ -91,10 +91,16 @@ impl Dist {
         stderr
     }
 
-    /// How many committed or active snapshots the native snapshotter holds.
+    /// How many committed or active snapshots the native and overlay snapshotters hold.
     pub fn snapshot_count(&self) -> usize {
-        let dir = self.root.path().join("snapshots/native/snapshots");
-        std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+        // A pull picks overlay where it works, else native: count both.
+        ["native", "overlay"]
+            .iter()
+            .map(|s| {
+                let dir = self.root.path().join("snapshots").join(s).join("snapshots");
+                std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+            })
+            .sum()
     }
 }
 

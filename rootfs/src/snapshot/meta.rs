@@ -310,6 +310,18 @@ impl Store {
 
     /// Commits active `key` as `name`.
     pub(crate) fn commit(&self, name: &str, key: &str) -> Result<()> {
+        self.commit_with(name, key, None)
+    }
+
+    /// Commits active `key`, prepared with no parent, as `name` on top of committed
+    /// `parent`: the record gets the parent, the data stays where it is.
+    pub(crate) fn commit_onto(&self, name: &str, key: &str, parent: Option<&str>) -> Result<()> {
+        self.commit_with(name, key, Some(parent))
+    }
+
+    /// Commits active `key` as `name`; with `onto`, gives the committed snapshot that
+    /// parent (`key` must have none).
+    fn commit_with(&self, name: &str, key: &str, onto: Option<Option<&str>>) -> Result<()> {
         if name.is_empty() {
             return Err(Error::InvalidArgument("empty snapshot name".into()));
         }
@@ -339,10 +351,24 @@ impl Store {
         if self.get(name)?.is_some() {
             return Err(Error::AlreadyExists(name.to_owned()));
         }
+        let parent = match onto {
+            None => rec.parent.clone(),
+            Some(parent) => {
+                if let Some(p) = &rec.parent {
+                    return Err(Error::FailedPrecondition(format!(
+                        "snapshot {key:?} was prepared on {p:?}: only a snapshot without a \
+                         parent is committed onto one"
+                    )));
+                }
+                self.committed_parent(parent)?;
+                parent.map(str::to_owned)
+            }
+        };
         let committed = Record {
             key: name.to_owned(),
             kind: Kind::Committed,
             updated_ns: now_ns(),
+            parent,
             ..rec
         };
         // Committed record first: a crash between the two leaves a stale active record
@@ -474,6 +500,18 @@ impl Store {
     pub(crate) async fn commit_async(&self, name: &str, key: &str) -> Result<()> {
         let (store, name, key) = (self.clone(), name.to_owned(), key.to_owned());
         blocking(move || store.commit(&name, &key)).await
+    }
+
+    /// [`Snapshotter::commit_onto`](super::Snapshotter::commit_onto).
+    pub(crate) async fn commit_onto_async(
+        &self,
+        name: &str,
+        key: &str,
+        parent: Option<&str>,
+    ) -> Result<()> {
+        let (store, name, key) = (self.clone(), name.to_owned(), key.to_owned());
+        let parent = parent.map(str::to_owned);
+        blocking(move || store.commit_onto(&name, &key, parent.as_deref())).await
     }
 
     /// [`Snapshotter::remove`](super::Snapshotter::remove).

@@ -10,6 +10,7 @@ mod hold;
 mod meta;
 mod native;
 mod overlay;
+mod probe;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -438,5 +439,28 @@ pub trait Snapshotter: Send + Sync {
     /// namespaces. The default, for snapshotters that cannot tell, removes nothing.
     async fn remove_abandoned(&self) -> Result<Vec<String>> {
         Ok(Vec::new())
+    }
+
+    /// Whether a layer can be applied before its parent is committed, and how its
+    /// whiteouts are then written. `Some(mode)` promises that a snapshot prepared with no
+    /// parent keeps only the layer's own changes (whiteouts written as `mode` says) and
+    /// that [`commit_onto`](Snapshotter::commit_onto) may then put it on its parent; the
+    /// overlay snapshotter, whose layers are independent directories, says
+    /// `Some(WhiteoutMode::Overlay)`. [`apply_layers`](crate::apply_layers) then applies
+    /// all layers of a chain at once and commits them in order. `None` (the default): each
+    /// layer is applied on its committed parent, one after another.
+    fn rebase_whiteouts(&self) -> Option<WhiteoutMode> {
+        None
+    }
+
+    /// Commits active snapshot `key`, prepared with no parent, as `name` on top of
+    /// committed `parent` (containerd calls this a rebase); `key` is gone after. Only for
+    /// snapshotters whose [`rebase_whiteouts`](Snapshotter::rebase_whiteouts) is `Some`:
+    /// the default refuses with `FailedPrecondition`.
+    async fn commit_onto(&self, name: &str, key: &str, parent: Option<&str>) -> Result<()> {
+        let _ = (name, parent);
+        Err(crate::Error::FailedPrecondition(format!(
+            "snapshot {key:?}: this snapshotter cannot commit a snapshot onto a parent"
+        )))
     }
 }

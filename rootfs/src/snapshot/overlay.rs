@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::meta::{Record, Store, blocking};
 use super::{Info, Kind, Mount, Snapshotter, Usage};
-use crate::{Error, Result};
+use crate::{Error, Result, WhiteoutMode};
 
 /// Upper and work directories per snapshot, parents as `lowerdir`s. Layers are applied
 /// straight into the upper directory with overlay-style whiteouts (0/0 character devices
@@ -31,6 +31,24 @@ impl OverlaySnapshotter {
     pub async fn cleanup(&self) -> Result<usize> {
         let store = self.store.clone();
         blocking(move || store.cleanup()).await
+    }
+
+    /// Whether overlay snapshots work under `dir` (created if missing): on its filesystem
+    /// this process can write overlay whiteouts (a 0/0 character device, the
+    /// `trusted.overlay.opaque` xattr) and the kernel mounts an overlay that honours them.
+    /// Tried in a scratch directory that is removed again; why it fails is logged. Blocks
+    /// (file work and a mount): call it from a blocking thread.
+    ///
+    /// A caller choosing a snapshotter (as containerd picks overlayfs) takes overlay when
+    /// this holds and [`NativeSnapshotter`](crate::NativeSnapshotter) otherwise.
+    pub fn supported(dir: &Path) -> bool {
+        match super::probe::overlay(dir) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::info!(dir = %dir.display(), error = %e, "overlay snapshots unavailable");
+                false
+            }
+        }
     }
 
     fn fs(store: &Store, id: &str) -> PathBuf {
@@ -147,5 +165,15 @@ impl Snapshotter for OverlaySnapshotter {
 
     async fn remove_abandoned(&self) -> Result<Vec<String>> {
         self.store.remove_abandoned_async().await
+    }
+
+    /// An upper directory never depends on its lowers: a layer is applied into one with
+    /// overlay whiteouts before its parent is there.
+    fn rebase_whiteouts(&self) -> Option<WhiteoutMode> {
+        Some(WhiteoutMode::Overlay)
+    }
+
+    async fn commit_onto(&self, name: &str, key: &str, parent: Option<&str>) -> Result<()> {
+        self.store.commit_onto_async(name, key, parent).await
     }
 }
