@@ -149,7 +149,7 @@ AUX_PIDS=()
 
 cleanup() {
   local rc=$?
-  trap - EXIT INT TERM
+  trap - EXIT INT TERM ERR
   # Best effort from here on; stop_registry's `kill && wait` returns the registry's 143,
   # which must neither abort the cleanup nor become our status.
   set +e
@@ -169,6 +169,9 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+# Say where a `set -e` exit came from (functions and subshells too).
+set -E
+trap 'log "failed (status $?) at line $LINENO: $BASH_COMMAND"' ERR
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -886,7 +889,7 @@ meta=$work/meta.tsv
   printf 'cold runs per tool\t%s, everything on tmpfs (/dev/shm)\n' "$runs"
   printf 'command\t`benches/e2e.sh --scale %s --runs %s%s`\n' "$scale" "$runs" "${only:+ --only $only}"
   if want layers || want bandwidth || want scaling || want rust || want floor; then
-    printf 'not run\t%s\n' "$(for s in "${scenarios[@]}"; do want "$s" || printf '%s ' "$s"; done)"
+    printf 'not run\t%s\n' "$(for s in "${scenarios[@]}"; do want "$s" || echo "$s"; done | paste -sd, | sed 's/,/, /g')"
   fi
 } >"$meta"
 cat >"$work/commands.md" <<'EOF'

@@ -49,6 +49,7 @@ pick_deletions() {
   total=$(du -sk "$rootfs/usr/share" | awk '{ print $1 }')
   (cd "$rootfs" && du -k --max-depth=3 usr/share | sort -rn) |
     awk -v total="$total" '
+      n == 3 { next } # read on to the end: an early exit would kill sort with SIGPIPE
       $2 == "usr/share" { next }
       $1 * 10 > total * 4 { next }
       {
@@ -56,7 +57,6 @@ pick_deletions() {
           if (index($2 "/", picked[i] "/") == 1 || index(picked[i] "/", $2 "/") == 1) next
         }
         picked[++n] = $2; print $2
-        if (n == 3) exit
       }'
 }
 
