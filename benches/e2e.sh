@@ -45,8 +45,9 @@
 #   --dist BIN     use this dist binary instead of `cargo build --release --example dist`
 #                  (which honours CARGO_TARGET_DIR)
 #   --keep         keep the work directory (logs of every run) instead of deleting it
-#   --prepare      only build (and cache) the test images, push them and build dist; the
-#                  first full-scale build takes several minutes, which then stay out of the run
+#   --prepare      only build (and cache) the test images of the chosen scenarios, push
+#                  them and build dist, the floor and the Rust peer; the first full-scale
+#                  build takes several minutes (tens on a busy machine), kept out of the run
 #   --only S       run only these scenarios, comma-separated: pull, push, archive, floor,
 #                  bandwidth, layers, scaling, rust (default: all of them)
 #   --floor BIN    use this floor binary (CLI: --registry H:P --repository R --reference T
@@ -333,7 +334,7 @@ fi
 # --- the floor binary and the Rust peer ------------------------------------------------
 # The floor: `cargo bench --bench floor` of the root package when it has one (its
 # executable from cargo's JSON), else the shell stand-in with the same command line.
-floor_kind=--floor
+floor_kind="--floor $floor_bin"
 if [ -z "$floor_bin" ] && { want pull || want floor || want rust || want bandwidth || want layers || want scaling; }; then
   floor_kind="the bench binary (cargo bench --bench floor)"
   log "building the floor (cargo bench --bench floor --no-run)"
