@@ -18,10 +18,25 @@
 #   dist import --unpack of an OCI archive of the image  vs  ctr images import (unpacks)
 #     and skopeo copy oci-archive:… oci:… + umoci unpack;
 #   dist export of the image  vs  ctr images export, and a floor: tar -cf of its blobs.
+# Issue 17 added, each with a floor measured in the same run:
+#   floor      the floor bench binary (download every layer at once, inflate, write each
+#              layer into its own directory; no checks) against plain `dist pull REF` (the
+#              default snapshotter); every pull time is also reported as a ratio to it;
+#   bandwidth  the registry in a network namespace behind a veth pair shaped by tc tbf
+#              (400 Mbit/s): curl of every blob at once (the link's floor), dist pull,
+#              ctr (overlayfs), skopeo + umoci, the floor binary;
+#   layers     an image of 40 layers of 300 small text files (~0.4 MB each): dist pull
+#              (default, native, overlay), dist pull + unpack, ctr (overlayfs), skopeo +
+#              umoci, the floor binary;
+#   scaling    the test image at 0.5x, 1x, 2x and 4x its content: time and peak RSS of a
+#              cold dist pull and of the floor; plotted as an SVG (--plot) the report links;
+#   rust       benches/peer-oci-client (oci-client + flate2 + tar) against dist pull +
+#              dist unpack, time and peak RSS.
 # Prints a markdown table of medians and ratios to stdout and writes it to --out.
 #
 # Usage: benches/e2e.sh [--scale full|small] [--runs N] [--out FILE] [--dist BIN] [--keep]
-#                        [--prepare] [--only pull|push|archive]
+#                        [--prepare] [--only S[,S...]] [--floor BIN] [--peer BIN]
+#                        [--plot FILE] [--link-rate RATE]
 #   --scale small  a few tens of MB instead of ~500 MB compressed; for quick checks
 #   --runs N       cold runs per tool (default 3)
 #   --out FILE     where to write the markdown (default benches/e2e-results.md); a file
@@ -30,11 +45,20 @@
 #   --dist BIN     use this dist binary instead of `cargo build --release --example dist`
 #                  (which honours CARGO_TARGET_DIR)
 #   --keep         keep the work directory (logs of every run) instead of deleting it
-#   --prepare      only build (and cache) the test images, push them and build dist; the
-#                  first full-scale build takes several minutes, which then stay out of the run
-#   --only S       run only the pull, the push or the archive scenarios (default: all)
-# Run as root (containerd and overlay mounts need it). The built image and the registry
-# storage are cached in /dev/shm/dist-e2e-cache/<scale> between runs; delete it to rebuild.
+#   --prepare      only build (and cache) the test images of the chosen scenarios, push
+#                  them and build dist, the floor and the Rust peer; the first full-scale
+#                  build takes several minutes (tens on a busy machine), kept out of the run
+#   --only S       run only these scenarios, comma-separated: pull, push, archive, floor,
+#                  bandwidth, layers, scaling, rust (default: all of them)
+#   --floor BIN    use this floor binary (CLI: --registry H:P --repository R --reference T
+#                  --out DIR) instead of `cargo bench --bench floor --no-run`, or
+#                  benches/e2e/floor.sh (curl | igzip | tar) when that bench does not build
+#   --peer BIN     use this peer-oci-client binary instead of building benches/peer-oci-client
+#   --plot FILE    where the scaling SVG goes (default: scaling.svg next to --out)
+#   --link-rate R  the shaped link's rate for tc tbf (default 400mbit)
+# Run as root (containerd, overlay mounts and network namespaces need it). The built image and
+# the registry storage are cached in /dev/shm/dist-e2e-cache/<scale> between runs (the
+# many-layer and scaled images in <scale>-layers and <scale>-scaling); delete to rebuild.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,6 +71,10 @@ dist_bin=
 keep=0
 prepare=0
 only=
+floor_bin=
+peer_bin=
+plot=
+link_rate=400mbit
 while [ $# -gt 0 ]; do
   case $1 in
     --scale) scale=$2; shift 2 ;;
@@ -56,15 +84,28 @@ while [ $# -gt 0 ]; do
     --keep) keep=1; shift ;;
     --prepare) prepare=1; shift ;;
     --only) only=$2; shift 2 ;;
+    --floor) floor_bin=$2; shift 2 ;;
+    --peer) peer_bin=$2; shift 2 ;;
+    --plot) plot=$2; shift 2 ;;
+    --link-rate) link_rate=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 case $scale in full | small) ;; *) echo "--scale must be full or small" >&2; exit 2 ;; esac
-case $only in '' | pull | push | archive) ;; *) echo "--only must be pull, push or archive" >&2; exit 2 ;; esac
+scenarios=(pull push archive floor bandwidth layers scaling rust)
+for s in ${only//,/ }; do
+  case " ${scenarios[*]} " in *" $s "*) ;; *) echo "--only takes a comma-separated list of: ${scenarios[*]}" >&2; exit 2 ;; esac
+done
+# want S: whether scenario S runs.
+want() { [ -z "$only" ] || case ",$only," in *",$1,"*) true ;; *) false ;; esac; }
 case $runs in '' | *[!0-9]* | 0) echo "--runs must be a positive integer" >&2; exit 2 ;; esac
 out=$(realpath -m "$out")
 [ -z "$dist_bin" ] || dist_bin=$(realpath "$dist_bin")
+[ -z "$floor_bin" ] || floor_bin=$(realpath "$floor_bin")
+[ -z "$peer_bin" ] || peer_bin=$(realpath "$peer_bin")
+if [ -z "$plot" ]; then plot=$(dirname "$out")/scaling.svg; fi
+plot=$(realpath -m "$plot")
 cd "$repo"
 if [ "$(id -u)" -ne 0 ]; then
   echo "run as root: containerd and overlay mounts need it" >&2
@@ -91,6 +132,8 @@ fi
 . "$here/containerd.sh"
 # shellcheck source=benches/e2e/image.sh
 . "$here/image.sh"
+# shellcheck source=benches/e2e/link.sh
+. "$here/link.sh"
 
 # --- work dirs and cleanup -------------------------------------------------------------
 work=$(mktemp -d /dev/shm/dist-e2e.XXXXXX)
@@ -103,16 +146,20 @@ CTRD_PID=
 CTRD_DIR=
 REGISTRY_PID=
 PUSH_REGISTRY_PID=
+AUX_PIDS=()
 
 cleanup() {
   local rc=$?
-  trap - EXIT INT TERM
+  trap - EXIT INT TERM ERR
   # Best effort from here on; stop_registry's `kill && wait` returns the registry's 143,
   # which must neither abort the cleanup nor become our status.
   set +e
   ctrd_stop
   # Defined with the push scenario, further down than an early exit (--prepare) gets.
   if declare -F stop_push_registry >/dev/null; then stop_push_registry; fi
+  link_down
+  local p
+  for p in "${AUX_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
   stop_registry
   umount_under "$work"
   if [ "$keep" = 1 ]; then
@@ -123,6 +170,9 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+# Say where a `set -e` exit came from (functions and subshells too).
+set -E
+trap 'log "failed (status $?) at line $LINENO: $BASH_COMMAND"' ERR
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -203,6 +253,71 @@ if [ ! -e "$regdir/pushed" ]; then
   touch "$regdir/pushed"
 fi
 
+# --- issue 17's images: many layers, and the test image scaled ---------------------------
+# Each in its own cache directory with its own registry (the main cache stays valid).
+# start_aux_registry DIR: one more docker-registry; scripts/registry.sh keeps one in
+# REGISTRY/REGISTRY_PID, so the main one's are saved around the start. Sets AUX_REGISTRY;
+# the cleanup stops it.
+start_aux_registry() {
+  local src=$REGISTRY src_pid=$REGISTRY_PID
+  start_registry "$1" || { REGISTRY=$src REGISTRY_PID=$src_pid; return 1; }
+  AUX_REGISTRY=$REGISTRY
+  AUX_PIDS+=("$REGISTRY_PID")
+  REGISTRY=$src REGISTRY_PID=$src_pid
+}
+
+layers_cache=/dev/shm/dist-e2e-cache/$scale-layers
+layers_recipe=1
+if [ "$scale" = full ]; then layers_n=40 layers_files=300; else layers_n=10 layers_files=100; fi
+if want layers; then
+  if [ "$(cat "$layers_cache/stamp" 2>/dev/null)" != "$layers_recipe" ]; then
+    log "building the $layers_n-layer image in $layers_cache (cached for the next runs)"
+    rm -rf "$layers_cache"
+    mkdir -p "$layers_cache"
+    build_layers_image "$layers_cache/oci" layers "$layers_n" "$layers_files" "$work"
+    unpacked_bytes "$layers_cache/oci" layers >"$layers_cache/unpacked"
+    echo "$layers_recipe" >"$layers_cache/stamp"
+  fi
+  start_aux_registry "$layers_cache/registry"
+  layers_registry=$AUX_REGISTRY
+  layers_ref=$layers_registry/layers:layers
+  if [ ! -e "$layers_cache/registry/pushed" ]; then
+    skopeo copy -q --dest-tls-verify=false "oci:$layers_cache/oci:layers" "docker://$layers_ref"
+    touch "$layers_cache/registry/pushed"
+  fi
+  log "many-layer image: $(image_summary "$layers_cache/oci" layers | sed 's/ (.*//'), $(($(cat "$layers_cache/unpacked") / 1000000)) MB as tar; $layers_files files a layer"
+fi
+
+# The scaled images: built one at a time, pushed, and their layout deleted (the registry
+# keeps them), so tmpfs holds each only once; sizes are kept in size-<tag> files.
+scaling_cache=/dev/shm/dist-e2e-cache/$scale-scaling
+scaling_recipe=1
+factors=(0.5 1 2 4)
+if want scaling; then
+  if [ "$(cat "$scaling_cache/stamp" 2>/dev/null)" != "$scaling_recipe" ]; then
+    rm -rf "$scaling_cache"
+    mkdir -p "$scaling_cache"
+  fi
+  start_aux_registry "$scaling_cache/registry"
+  scaling_registry=$AUX_REGISTRY
+  if [ "$(cat "$scaling_cache/stamp" 2>/dev/null)" != "$scaling_recipe" ]; then
+    for f in "${factors[@]}"; do
+      log "building the ${f}x image in $scaling_cache (cached for the next runs)"
+      rm -rf "$scaling_cache/oci"
+      build_scaled_image "$scaling_cache/oci" "x$f" "$f" "$scale" "$work"
+      printf '%s\t%s\t%s\n' "$f" \
+        "$(jq '[.layers[].size] | add' "$(manifest_path "$scaling_cache/oci" "x$f")")" \
+        "$(unpacked_bytes "$scaling_cache/oci" "x$f")" >"$scaling_cache/size-x$f"
+      image_summary "$scaling_cache/oci" "x$f" >"$scaling_cache/summary-x$f"
+      skopeo copy -q --dest-tls-verify=false "oci:$scaling_cache/oci:x$f" \
+        "docker://$scaling_registry/scaling:x$f"
+      rm -rf "$scaling_cache/oci"
+    done
+    echo "$scaling_recipe" >"$scaling_cache/stamp"
+  fi
+  for f in "${factors[@]}"; do log "scaled image ${f}x: $(cat "$scaling_cache/summary-x$f")"; done
+fi
+
 # --- dist ------------------------------------------------------------------------------
 if [ -z "$dist_bin" ]; then
   log "building dist (cargo build --release --example dist)"
@@ -215,20 +330,54 @@ if [ -z "$dist_bin" ]; then
     chmod +x "$dist_bin"
   fi
 fi
+
+# --- the floor binary and the Rust peer ------------------------------------------------
+# The floor: `cargo bench --bench floor` of the root package when it has one (its
+# executable from cargo's JSON), else the shell stand-in with the same command line.
+floor_kind="--floor $floor_bin"
+if [ -z "$floor_bin" ] && { want pull || want floor || want rust || want bandwidth || want layers || want scaling; }; then
+  floor_kind="the bench binary (cargo bench --bench floor)"
+  log "building the floor (cargo bench --bench floor --no-run)"
+  if cargo bench -q --bench floor --no-run --message-format=json >"$work/floor-build.json" 2>"$work/floor-build.err"; then
+    floor_bin=$(jq -r 'select(.reason == "compiler-artifact" and .target.name == "floor" and .executable != null) | .executable' \
+      "$work/floor-build.json" | tail -n 1)
+  fi
+  if [ -z "$floor_bin" ]; then
+    floor_bin=$here/floor.sh
+    floor_kind="the stand-in benches/e2e/floor.sh (curl | igzip -dc | tar, a layer each, in parallel): no floor bench built"
+    log "no floor bench ($(grep -m1 -i error "$work/floor-build.err" | cut -c1-120)); using $floor_bin"
+  fi
+fi
+if [ -z "$peer_bin" ] && want rust; then
+  peer_target=${CARGO_TARGET_DIR:-$repo/target}/peer-oci-client
+  log "building the Rust peer (cargo build --release --manifest-path benches/peer-oci-client/Cargo.toml)"
+  if cargo build -q --release --locked --manifest-path benches/peer-oci-client/Cargo.toml \
+    --target-dir "$peer_target"; then
+    peer_bin=$peer_target/release/peer-oci-client
+  else
+    log "the Rust peer did not build; its rows will show the failure"
+    peer_bin=$work/peer-did-not-build
+    printf '#!/bin/sh\necho "peer-oci-client did not build" >&2\nexit 1\n' >"$peer_bin"
+    chmod +x "$peer_bin"
+  fi
+fi
+
 if [ "$prepare" = 1 ]; then
-  log "prepared: images cached in $cache, dist at $dist_bin"
+  log "prepared: images cached in $cache, dist at $dist_bin, floor ${floor_bin:-not needed}, peer ${peer_bin:-not needed}"
   exit 0
 fi
 
 # --- the runs --------------------------------------------------------------------------
 # dist_pull_run SNAP KEY I: cold pull into a fresh root, then a warm re-pull of it.
+# An empty SNAP is plain `dist pull REF`: whatever snapshotter dist picks by default.
 dist_pull_run() {
-  local snap=$1 key=$2 i=$3 root=$work/dist-$2-$i mark
-  if timed "dist-$key-$i" "$dist_bin" --root "$root" --plain-http pull --snapshotter "$snap" "$ref"; then
+  local snap=$1 key=$2 i=$3 root=$work/dist-$2-$i mark flag=()
+  [ -z "$snap" ] || flag=(--snapshotter "$snap")
+  if timed "dist-$key-$i" "$dist_bin" --root "$root" --plain-http pull "${flag[@]}" "$ref"; then
     record "time.dist_$key" "$SECS"
     record "rss.dist_$key" "$RSS_KIB"
     mark=$(reg_lines)
-    if timed "dist-warm-$key-$i" "$dist_bin" --root "$root" --plain-http pull --snapshotter "$snap" "$ref"; then
+    if timed "dist-warm-$key-$i" "$dist_bin" --root "$root" --plain-http pull "${flag[@]}" "$ref"; then
       record "time.dist_warm_$key" "$SECS"
       record "bytes.dist_warm_$key" "$(reg_blob_bytes "$mark")"
     else
@@ -270,38 +419,114 @@ ctr_pull_run() {
   rm -rf "$dir"
 }
 
+# dist_unpack_run I [KEY REF]: `dist pull REF` then `dist unpack REF DIR` (default: the
+# test image, key dist_unpack).
 dist_unpack_run() {
-  local i=$1 root=$work/dist-unpack-$i secs rss
-  if timed "dist-pull-for-unpack-$i" "$dist_bin" --root "$root" --plain-http pull "$ref"; then
+  local i=$1 key=${2:-dist_unpack} r=${3:-$ref} root=$work/${2:-dist_unpack}-$1 secs rss
+  if timed "$key-pull-$i" "$dist_bin" --root "$root" --plain-http pull "$r"; then
     secs=$SECS rss=$RSS_KIB
-    if timed "dist-unpack-$i" "$dist_bin" --root "$root" unpack "$ref" "$root.rootfs"; then
-      record "time.dist_unpack" "$(awk -v a="$secs" -v b="$SECS" 'BEGIN { printf "%.3f", a + b }')"
-      record "rss.dist_unpack" "$((rss > RSS_KIB ? rss : RSS_KIB))"
+    if timed "$key-unpack-$i" "$dist_bin" --root "$root" unpack "$r" "$root.rootfs"; then
+      record "time.$key" "$(awk -v a="$secs" -v b="$SECS" 'BEGIN { printf "%.3f", a + b }')"
+      record "rss.$key" "$((rss > RSS_KIB ? rss : RSS_KIB))"
     else
-      record "time.dist_unpack" "!unpack: $(why "$logs/dist-unpack-$i")"
+      record "time.$key" "!unpack: $(why "$logs/$key-unpack-$i")"
     fi
   else
-    record "time.dist_unpack" "!pull: $(why "$logs/dist-pull-for-unpack-$i")"
+    record "time.$key" "!pull: $(why "$logs/$key-pull-$i")"
   fi
   umount_under "$root"
   rm -rf "$root" "$root.rootfs"
 }
 
+# skopeo_umoci_run I [KEY REF]: skopeo copy to an OCI layout, then umoci unpack.
 skopeo_umoci_run() {
-  local i=$1 dir=$work/skopeo-$i secs rss
+  local i=$1 key=${2:-skopeo_umoci} r=${3:-$ref} dir=$work/${2:-skopeo_umoci}-$1 secs rss
   mkdir -p "$dir"
-  if timed "skopeo-$i" skopeo copy --src-tls-verify=false "docker://$ref" "oci:$dir/oci:bench"; then
+  if timed "$key-skopeo-$i" skopeo copy --src-tls-verify=false "docker://$r" "oci:$dir/oci:bench"; then
     secs=$SECS rss=$RSS_KIB
-    if timed "umoci-$i" umoci unpack --image "$dir/oci:bench" "$dir/bundle"; then
-      record "time.skopeo_umoci" "$(awk -v a="$secs" -v b="$SECS" 'BEGIN { printf "%.3f", a + b }')"
-      record "rss.skopeo_umoci" "$((rss > RSS_KIB ? rss : RSS_KIB))"
+    if timed "$key-umoci-$i" umoci unpack --image "$dir/oci:bench" "$dir/bundle"; then
+      record "time.$key" "$(awk -v a="$secs" -v b="$SECS" 'BEGIN { printf "%.3f", a + b }')"
+      record "rss.$key" "$((rss > RSS_KIB ? rss : RSS_KIB))"
     else
-      record "time.skopeo_umoci" "!umoci: $(why "$logs/umoci-$i")"
+      record "time.$key" "!umoci: $(why "$logs/$key-umoci-$i")"
     fi
   else
-    record "time.skopeo_umoci" "!skopeo: $(why "$logs/skopeo-$i")"
+    record "time.$key" "!skopeo: $(why "$logs/$key-skopeo-$i")"
   fi
   rm -rf "$dir"
+}
+
+# floor_run KEY HOST:PORT REPO TAG I: the floor binary into a fresh directory.
+floor_run() {
+  local key=$1 reg=$2 repo=$3 tag=$4 i=$5 dir=$work/$1-$5
+  if timed "$key-$i" "$floor_bin" --registry "$reg" --repository "$repo" --reference "$tag" \
+    --out "$dir"; then
+    record "time.$key" "$SECS"
+    record "rss.$key" "$RSS_KIB"
+  else
+    record "time.$key" "!$(why "$logs/$key-$i")"
+  fi
+  rm -rf "$dir"
+}
+
+# cold_dist KEY REF I [PULL OPTIONS...]: a cold `dist pull` into a fresh root.
+cold_dist() {
+  local key=$1 r=$2 i=$3 root=$work/$1-$3
+  shift 3
+  if timed "$key-$i" "$dist_bin" --root "$root" --plain-http pull "$@" "$r"; then
+    record "time.$key" "$SECS"
+    record "rss.$key" "$RSS_KIB"
+  else
+    record "time.$key" "!$(why "$logs/$key-$i")"
+  fi
+  umount_under "$root"
+  rm -rf "$root"
+}
+
+# cold_ctr KEY REF SNAP I: a fresh containerd, a cold `ctr images pull`; RSS = ctr's own +
+# the daemon's VmHWM.
+cold_ctr() {
+  local key=$1 r=$2 snap=$3 i=$4 dir=$work/$1-$4 rss=
+  if ! ctrd_start "$dir"; then
+    record "time.$key" "!containerd did not start"
+    rm -rf "$dir"
+    return 0
+  fi
+  if timed "$key-$i" ctr --address "$CTRD_SOCK" images pull --plain-http --snapshotter "$snap" "$r"; then
+    record "time.$key" "$SECS"
+    rss=$RSS_KIB
+  else
+    record "time.$key" "!$(why "$logs/$key-$i")"
+  fi
+  ctrd_stop
+  if [ -n "$rss" ] && [ -n "$CTRD_HWM_KIB" ]; then record "rss.$key" "$((rss + CTRD_HWM_KIB))"; fi
+  rm -rf "$dir"
+}
+
+# peer_run KEY REF I: the Rust peer (oci-client + flate2 + tar) into a fresh directory.
+peer_run() {
+  local key=$1 r=$2 i=$3 dir=$work/$1-$3
+  if timed "$key-$i" "$peer_bin" "$r" "$dir"; then
+    record "time.$key" "$SECS"
+    record "rss.$key" "$RSS_KIB"
+  else
+    record "time.$key" "!$(why "$logs/$key-$i")"
+  fi
+  rm -rf "$dir"
+}
+
+# curl_link_run I: the shaped link's floor, every blob at once to /dev/null; also records
+# the bytes and the throughput (MB/s), to check that the shaping holds.
+curl_link_run() {
+  local i=$1 bytes
+  if timed "bw_curl-$i" "$here/curl_pull.sh" "$LINK_REGISTRY" bench bench; then
+    bytes=$(tail -n 1 "$logs/bw_curl-$i.out")
+    record time.bw_curl "$SECS"
+    record bytes.bw_curl "$bytes"
+    record rate.bw_curl "$(awk -v b="$bytes" -v s="$SECS" 'BEGIN { printf "%.1f", b / s / 1e6 }')"
+  else
+    record time.bw_curl "!$(why "$logs/bw_curl-$i")"
+  fi
 }
 
 # --- push -------------------------------------------------------------------------------
@@ -525,23 +750,36 @@ export_runs() {
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 t_start=$(date +%s)
 for i in $(seq 1 "$runs"); do
-  [ "$only" = "" ] || [ "$only" = pull ] || break
-  log "run $i/$runs: dist pull (native)";     dist_pull_run native native "$i"
-  log "run $i/$runs: ctr pull (native)";      ctr_pull_run native native "$i"
-  log "run $i/$runs: dist pull (overlay)";    dist_pull_run overlay overlay "$i"
-  log "run $i/$runs: ctr pull (overlayfs)";   ctr_pull_run overlayfs overlay "$i"
-  log "run $i/$runs: dist pull + unpack";     dist_unpack_run "$i"
-  log "run $i/$runs: skopeo copy + umoci unpack"; skopeo_umoci_run "$i"
+  want pull || want floor || want rust || break
+  log "run $i/$runs: floor";                  floor_run floor "$REGISTRY" bench bench "$i"
+  if want pull || want floor; then
+    log "run $i/$runs: dist pull (default snapshotter)"; dist_pull_run "" default "$i"
+  fi
+  if want pull; then
+    log "run $i/$runs: dist pull (native)";     dist_pull_run native native "$i"
+    log "run $i/$runs: ctr pull (native)";      ctr_pull_run native native "$i"
+    log "run $i/$runs: dist pull (overlay)";    dist_pull_run overlay overlay "$i"
+    log "run $i/$runs: ctr pull (overlayfs)";   ctr_pull_run overlayfs overlay "$i"
+  fi
+  if want pull || want rust; then
+    log "run $i/$runs: dist pull + unpack";     dist_unpack_run "$i"
+  fi
+  if want pull; then
+    log "run $i/$runs: skopeo copy + umoci unpack"; skopeo_umoci_run "$i"
+  fi
+  if want rust; then
+    log "run $i/$runs: peer-oci-client (oci-client + flate2 + tar)"; peer_run peer_oci_client "$ref" "$i"
+  fi
 done
 for i in $(seq 1 "$runs"); do
-  [ "$only" = "" ] || [ "$only" = push ] || break
+  want push || break
   log "run $i/$runs: dist push (and re-push)"; dist_push_run "$i"
   log "run $i/$runs: skopeo copy oci: docker:"; skopeo_push_run "$i"
   log "run $i/$runs: ctr images push";        ctr_push_run "$i"
   log "run $i/$runs: curl floor";             curl_push_run "$i"
 done
 
-if [ "$only" = "" ] || [ "$only" = pull ]; then
+if want pull; then
   log "flat RSS: dist pull (native) of the image with a 5x big-file layer"
   root=$work/dist-big
   if timed dist-big "$dist_bin" --root "$root" --plain-http pull --snapshotter native "$big_ref"; then
@@ -553,7 +791,7 @@ if [ "$only" = "" ] || [ "$only" = pull ]; then
   umount_under "$root"
   rm -rf "$root"
 fi
-if [ "$only" = "" ] || [ "$only" = archive ]; then
+if want archive; then
 if [ ! -s "$archive" ]; then
   log "writing the OCI archive of the image (cached)"
   skopeo copy -q "oci:$layout:bench" "oci-archive:$archive:bench"
@@ -572,6 +810,46 @@ else
   record time.dist_export "!preparing the export sources failed"
 fi
 ctrd_stop
+fi
+
+if want bandwidth; then
+  log "bandwidth: the registry in a network namespace behind a $link_rate link (tc tbf)"
+  if link_up "$link_rate" "$regdir/storage" "$work"; then
+    bw_ref=$LINK_REGISTRY/bench:bench
+    log "link registry: $LINK_REGISTRY"
+    for i in $(seq 1 "$runs"); do
+      log "run $i/$runs: curl of every blob over the link"; curl_link_run "$i"
+      log "run $i/$runs: dist pull over the link";  cold_dist bw_dist "$bw_ref" "$i"
+      log "run $i/$runs: ctr pull (overlayfs) over the link"; cold_ctr bw_ctr "$bw_ref" overlayfs "$i"
+      log "run $i/$runs: skopeo + umoci over the link"; skopeo_umoci_run "$i" bw_skopeo_umoci "$bw_ref"
+      log "run $i/$runs: floor over the link";      floor_run bw_floor "$LINK_REGISTRY" bench bench "$i"
+    done
+  else
+    record time.bw_dist "!the shaped link did not come up (see the log)"
+  fi
+  link_down
+fi
+
+if want layers; then
+  for i in $(seq 1 "$runs"); do
+    log "run $i/$runs: $layers_n layers: floor"; floor_run layers_floor "$layers_registry" layers layers "$i"
+    log "run $i/$runs: $layers_n layers: dist pull (default)"; cold_dist layers_dist_default "$layers_ref" "$i"
+    log "run $i/$runs: $layers_n layers: dist pull (native)"; cold_dist layers_dist_native "$layers_ref" "$i" --snapshotter native
+    log "run $i/$runs: $layers_n layers: dist pull (overlay)"; cold_dist layers_dist_overlay "$layers_ref" "$i" --snapshotter overlay
+    log "run $i/$runs: $layers_n layers: ctr pull (overlayfs)"; cold_ctr layers_ctr_overlay "$layers_ref" overlayfs "$i"
+    log "run $i/$runs: $layers_n layers: dist pull + unpack"; dist_unpack_run "$i" layers_dist_unpack "$layers_ref"
+    log "run $i/$runs: $layers_n layers: skopeo + umoci"; skopeo_umoci_run "$i" layers_skopeo_umoci "$layers_ref"
+  done
+fi
+
+if want scaling; then
+  for i in $(seq 1 "$runs"); do
+    for f in "${factors[@]}"; do
+      log "run $i/$runs: ${f}x image: floor";     floor_run "scaling_floor_x$f" "$scaling_registry" scaling "x$f" "$i"
+      log "run $i/$runs: ${f}x image: dist pull"; cold_dist "scaling_dist_x$f" "$scaling_registry/scaling:x$f" "$i"
+    done
+  done
+  for f in "${factors[@]}"; do cat "$scaling_cache/size-x$f"; done >"$work/scaling.tsv"
 fi
 elapsed=$(($(date +%s) - t_start))
 
@@ -593,8 +871,27 @@ meta=$work/meta.tsv
   printf 'image (%s scale)\t%s; layer 3 deletes %s\n' "$scale" \
     "$(describe bench)" "$(paste -sd, "$cache/deleted" | sed 's/,/, /g')"
   printf '5x variant\t%s\n' "$(describe big)"
+  if want layers; then
+    printf 'many-layer image\t%s, %d MB as tar, %s files a layer\n' \
+      "$(image_summary "$layers_cache/oci" layers | sed 's/ (.*//')" \
+      "$(($(cat "$layers_cache/unpacked") / 1000000))" "$layers_files"
+  fi
+  if want scaling; then
+    for f in "${factors[@]}"; do
+      printf 'scaled image %sx\t%s\n' "$f" "$(cat "$scaling_cache/summary-x$f")"
+    done
+  fi
+  if [ -n "$floor_bin" ]; then printf 'floor\t%s\n' "$floor_kind"; fi
+  if want bandwidth; then
+    printf 'shaped link\t`tc qdisc add dev VETH root tbf rate %s burst 256kb latency 100ms` on both ends of a veth pair; the registry runs in its own network namespace\n' "$link_rate"
+  fi
+  printf 'machine load\t%s (load average at the end of the runs; the runs share the CPUs with whatever else runs)\n' \
+    "$(cut -d' ' -f1-3 /proc/loadavg)"
   printf 'cold runs per tool\t%s, everything on tmpfs (/dev/shm)\n' "$runs"
   printf 'command\t`benches/e2e.sh --scale %s --runs %s%s`\n' "$scale" "$runs" "${only:+ --only $only}"
+  if want layers || want bandwidth || want scaling || want rust || want floor; then
+    printf 'not run\t%s\n' "$(for s in "${scenarios[@]}"; do want "$s" || echo "$s"; done | paste -sd, | sed 's/,/, /g')"
+  fi
 } >"$meta"
 cat >"$work/commands.md" <<'EOF'
 ### Commands timed (per run, fresh roots; REF = 127.0.0.1:PORT/bench:bench)
@@ -623,10 +920,37 @@ cat >"$work/commands.md" <<'EOF'
   `benches/e2e/curl_push.sh LAYOUT bench 127.0.0.1:PORT2 bench` (curl POST, then a monolithic
   `PUT` of every blob in parallel, then the manifest). Re-push blob bytes: the sizes of the
   blobs named by successful upload `PUT`s (and 1 per `PATCH`) in the access log.
+- The floor: `FLOOR --registry 127.0.0.1:PORT --repository bench --reference bench --out DIR`
+  (every layer downloaded at once, inflated, each written into DIR/<i>/; no digest checks, no
+  metadata, no snapshots), on the same image and tmpfs, alternating with the pulls. The
+  default snapshotter's pull is plain `dist --root ROOT --plain-http pull REF`.
+- Bandwidth-limited link: docker-registry in a network namespace, serving the same storage,
+  reached over a veth pair whose two ends are shaped by `tc ... tbf` (the rate above);
+  REF = 10.77.x.2:5000/bench:bench. The link's floor: `benches/e2e/curl_pull.sh` (curl of the
+  config and every layer at once, to /dev/null); then `dist pull REF` (default snapshotter),
+  `ctr images pull --plain-http --snapshotter overlayfs REF` (fresh daemon),
+  `skopeo copy --src-tls-verify=false` + `umoci unpack`, and the floor binary over the link.
+- Many layers: the same commands against the many-layer image (its own registry), plus
+  `dist pull --snapshotter native|overlay`.
+- Scaling: `dist pull REF` (default snapshotter) and the floor on the test image built at
+  0.5x, 1x, 2x and 4x its content (one cache, one registry); each root deleted after its run.
+- Rust peer: `peer-oci-client REF DIR` (benches/peer-oci-client: oci-client's `Client::pull`
+  with anonymous auth over plain HTTP, every layer in memory, then `flate2` + `tar::Archive::unpack`
+  of each layer in order into DIR), against `dist pull REF` + `dist unpack REF DIR`. It checks
+  no DiffID, applies no whiteouts (`.wh.` files land as files) and is confined to DIR only as
+  far as `tar::Archive::unpack` itself refuses `..` paths.
 EOF
 
 mkdir -p "$(dirname "$out")"
-python3 "$here/report.py" --results "$results" --meta "$meta" --commands "$work/commands.md" >"$work/report.md"
+report_args=()
+if want bandwidth; then report_args+=(--link-rate "$link_rate"); fi
+if want scaling; then
+  report_args+=(--scaling "$work/scaling.tsv" --plot "$plot"
+    --plot-link "$(python3 -c 'import os, sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' "$plot" "$(dirname "$out")")")
+  mkdir -p "$(dirname "$plot")"
+fi
+python3 "$here/report.py" --results "$results" --meta "$meta" --commands "$work/commands.md" \
+  "${report_args[@]}" >"$work/report.md"
 cat "$work/report.md"
 # A file with <!-- e2e:begin --> ... <!-- e2e:end --> markers (docs/performance.md) gets
 # only that section replaced, keeping the prose around it; any other file is overwritten.
