@@ -6,6 +6,7 @@ mod apply;
 mod chain;
 mod copy_mounted;
 mod error;
+mod flatten;
 mod gc;
 mod idmap;
 mod layers;
@@ -18,6 +19,9 @@ pub use apply::{
 pub use chain::{ChainId, DiffId, chain_ids};
 pub use copy_mounted::copy_mounted;
 pub use error::{Error, ErrorKind, Result};
+pub use flatten::{
+    Flattened, SCAN_SHARE_PERCENT, ScanAhead, apply_flattened, apply_flattened_with,
+};
 pub use gc::{
     DEFAULT_INGEST_MAX_AGE, GcOptions, GcReport, NamedSnapshotter, Removed, RemovedKind,
     collect_garbage,

@@ -5,11 +5,11 @@
 //! decoded chunks and of batched entry headers and data, so memory stays bounded
 //! whatever the layer's size.
 
-mod entry;
-mod limits;
+pub(crate) mod entry;
+pub(crate) mod limits;
 mod metadata;
 pub(crate) mod root;
-mod stream;
+pub(crate) mod stream;
 mod writer;
 
 use std::io::{self, Read};
@@ -25,6 +25,7 @@ pub use stream::{Compression, GZIP_INFLATE, decompress};
 use crate::{DiffId, Error, IdMap, Result};
 use entry::{Header, Kind};
 use writer::Applier;
+pub(crate) use writer::EntryFilter;
 
 /// How whiteout entries are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -120,9 +121,19 @@ enum Msg {
 /// Every path is resolved inside `root` as if it were `/`; an entry that would reach
 /// outside is kept inside or rejected. On error `root` is left partly applied: discard it.
 pub fn apply<R: Read>(reader: R, root: &Path, options: &ApplyOptions) -> Result<Applied> {
+    apply_filtered(reader, root, options, None)
+}
+
+/// [`apply`] asking `filter` which created entries to skip (the flattened apply).
+pub(crate) fn apply_filtered<'a, R: Read>(
+    reader: R,
+    root: &Path,
+    options: &'a ApplyOptions,
+    filter: Option<&'a mut (dyn EntryFilter + Send)>,
+) -> Result<Applied> {
     let mut input = io::BufReader::with_capacity(stream::BUF_SIZE, reader);
     let compression = stream::detect(&mut input)?;
-    let applier = Applier::new(root, options)?;
+    let applier = Applier::new(root, options)?.with_filter(filter);
     std::thread::scope(|s| {
         // Three stages: inflate (here, so `reader` need not be `Send`) | hash + parse |
         // filesystem writes.

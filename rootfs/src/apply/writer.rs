@@ -71,10 +71,19 @@ struct DeferredDir {
     mtime: (i64, u32),
 }
 
+/// Decides, per entry that creates something, whether the applier skips writing it
+/// (the flattened apply's hook: an entry a later layer removes). Sees every such entry
+/// of the layer, in order; an error stops the layer.
+pub(crate) trait EntryFilter {
+    /// True to skip `h`; only ever asked for entries that create something.
+    fn skip(&mut self, h: &Header) -> Result<bool>;
+}
+
 /// Applies one layer's entries, in archive order, inside a [`Root`].
 pub(crate) struct Applier<'o> {
     root: Root,
     opts: &'o ApplyOptions,
+    filter: Option<&'o mut (dyn EntryFilter + Send)>,
     /// Every path this layer created or touched (and their ancestors), so an opaque marker
     /// removes only what lower layers put there.
     ours: PathSet,
@@ -95,6 +104,7 @@ impl<'o> Applier<'o> {
         Ok(Applier {
             root,
             opts,
+            filter: None,
             ours: PathSet::default(),
             dirs: Vec::new(),
             open: None,
@@ -104,6 +114,12 @@ impl<'o> Applier<'o> {
             ),
             umask: metadata::current_umask(),
         })
+    }
+
+    /// Consults `filter` before each entry that creates something.
+    pub(crate) fn with_filter(mut self, filter: Option<&'o mut (dyn EntryFilter + Send)>) -> Self {
+        self.filter = filter;
+        self
     }
 
     /// Starts an entry; a regular file then receives its data through [`Self::data`].
@@ -120,7 +136,39 @@ impl<'o> Applier<'o> {
                     Ok(())
                 }
             }
-            _ => self.create(h),
+            _ => {
+                if let Some(f) = self.filter.as_deref_mut()
+                    && f.skip(&h)?
+                {
+                    return self.skip(&h);
+                }
+                self.create(h)
+            }
+        }
+    }
+
+    /// What creating `h` does besides writing it: its owner is checked, it counts as this
+    /// layer's (for opaque markers), its parents are created and whatever is at its path
+    /// is removed. Its data then goes nowhere.
+    fn skip(&mut self, h: &Header) -> Result<()> {
+        self.owner(h)?;
+        self.mark_ours(&h.path);
+        let Some((name, parent_path)) = h.path.split_last() else {
+            return Ok(());
+        };
+        let (parent, _) = self
+            .root
+            .dir(parent_path, true)
+            .map_err(ctx(h, "create parent directories"))?
+            .ok_or_else(|| Error::entry(&h.name, "parent directory missing"))?;
+        match rustix::fs::unlinkat(parent, name, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(Errno::ISDIR | Errno::PERM) => {
+                root::remove_all(parent, name).map_err(ctx(h, "replace existing"))?;
+                self.root.forget_cache();
+                Ok(())
+            }
+            Err(e) => Err(errno_ctx(h, "replace existing")(e)),
         }
     }
 
