@@ -1,9 +1,12 @@
 //! Filesystem access confined to a root directory.
 //!
-//! Every path is opened with `openat2(RESOLVE_IN_ROOT)`, so the kernel resolves `..` and
-//! symlinks (absolute or relative, from this layer or an earlier one) as if the root were
-//! `/`. Everything else happens with `*at` calls on a directory descriptor and a single
-//! final name component, never following a symlink in that last component.
+//! A parent directory is reached one component at a time from a directory already
+//! resolved inside the root, with `openat(O_NOFOLLOW | O_DIRECTORY)`: a plain directory is
+//! the only thing such a step can open. A component that is a symlink (or anything but a
+//! directory) is resolved instead with `openat2(RESOLVE_IN_ROOT)` from the root, so the
+//! kernel follows it (absolute or relative, from this layer or an earlier one) as if the
+//! root were `/`. Everything else happens with `*at` calls on a directory descriptor and
+//! a single final name component, never following a symlink in that last component.
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -15,12 +18,36 @@ use rustix::io::Errno;
 
 use super::entry::RelPath;
 
+/// Deeper parents, or longer ones in bytes, are opened by one `openat2` from the root
+/// (which then fails on a path over `PATH_MAX`, as it always did) instead of keeping a
+/// descriptor per component.
+const MAX_CHAIN: usize = 64;
+const PATH_MAX: usize = 4096;
+
+/// One open directory of [`Root`]'s chain.
+struct Link {
+    /// The path component this link stands for.
+    name: OsString,
+    fd: OwnedFd,
+    /// Whether new entries in it take its group (set-group-ID).
+    setgid: bool,
+    /// Whether it was reached by following a symlink: the directory then depends on
+    /// more than its own ancestors, so any removal drops the whole chain.
+    followed: bool,
+}
+
 /// The directory a layer is applied into.
 pub(crate) struct Root {
     fd: OwnedFd,
-    /// The parent directory most recently opened, reused for consecutive entries in one
-    /// directory; dropped whenever anything is removed, since that may change resolution.
-    cache: Option<(RelPath, OwnedFd, bool)>,
+    root_setgid: bool,
+    /// The open directories along the parent path resolved last: `chain[i]` is what
+    /// `path[..=i]` resolves to. Consecutive entries share most of their parents, so an
+    /// entry usually costs no lookup at all, and a move to a sibling directory one
+    /// `openat`. Only removals can change what a path resolves to; the writer reports
+    /// each one ([`Root::removed`], [`Root::forget_cache`]).
+    chain: Vec<Link>,
+    /// A parent too deep for the chain, opened from the root.
+    deep: Option<(RelPath, OwnedFd, bool)>,
 }
 
 fn resolve() -> ResolveFlags {
@@ -38,6 +65,20 @@ fn join(path: &[OsString]) -> PathBuf {
     p
 }
 
+/// Opens the directory `name` inside `dir` without following a symlink.
+fn open_child(dir: BorrowedFd<'_>, name: &OsStr) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+fn is_setgid(fd: impl AsFd) -> io::Result<bool> {
+    Ok(rustix::fs::fstat(fd)?.st_mode & 0o2000 != 0)
+}
+
 impl Root {
     /// Opens `dir` as the root.
     pub(crate) fn open(dir: &Path) -> io::Result<Root> {
@@ -46,7 +87,13 @@ impl Root {
             OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        Ok(Root { fd, cache: None })
+        let root_setgid = is_setgid(&fd)?;
+        Ok(Root {
+            fd,
+            root_setgid,
+            chain: Vec::new(),
+            deep: None,
+        })
     }
 
     /// Opens the directory at `path`, following symlinks inside the root (also in the
@@ -65,9 +112,46 @@ impl Root {
         )?)
     }
 
-    /// Drops the cached parent directory (after removals that may have detached it).
+    /// Drops every cached directory (after removals that may have detached any of them).
     pub(crate) fn forget_cache(&mut self) {
-        self.cache = None;
+        self.chain.clear();
+        self.deep = None;
+    }
+
+    /// Reports that a name was removed from the directory `parent` (one the chain may
+    /// hold). Directories below it may be gone; one reached through a symlink may have
+    /// depended on what was removed.
+    pub(crate) fn removed(&mut self, parent: &[OsString]) {
+        if self.chain.iter().any(|l| l.followed) {
+            self.chain.clear();
+        } else {
+            let keep = self
+                .chain
+                .iter()
+                .zip(parent)
+                .take_while(|(l, c)| l.name == **c)
+                .count();
+            self.chain.truncate(keep);
+        }
+        self.deep = None;
+    }
+
+    /// Hands over `fd`, the directory `name` just created (or found to be a directory)
+    /// in `parent`, so entries inside it need no lookup. Dropped unless `parent` is
+    /// where the chain ends.
+    pub(crate) fn adopt(&mut self, parent: &[OsString], name: &OsStr, fd: OwnedFd, setgid: bool) {
+        let at_parent = self.deep.is_none()
+            && self.chain.len() == parent.len()
+            && parent.len() < MAX_CHAIN
+            && self.chain.iter().zip(parent).all(|(l, c)| l.name == *c);
+        if at_parent {
+            self.chain.push(Link {
+                name: name.to_owned(),
+                fd,
+                setgid,
+                followed: false,
+            });
+        }
     }
 
     /// The directory `path`, creating missing components (mode 0755, as tar does) when
@@ -78,8 +162,91 @@ impl Root {
         path: &[OsString],
         create: bool,
     ) -> io::Result<Option<(BorrowedFd<'_>, bool)>> {
-        let hit = matches!(&self.cache, Some((p, _, _)) if p.as_slice() == path);
+        let bytes = path.iter().map(|c| c.len() + 1).sum::<usize>();
+        if path.len() > MAX_CHAIN || bytes >= PATH_MAX {
+            return self.deep_dir(path, create);
+        }
+        self.deep = None;
+        let keep = self
+            .chain
+            .iter()
+            .zip(path)
+            .take_while(|(l, c)| l.name == **c)
+            .count();
+        self.chain.truncate(keep);
+        for i in keep..path.len() {
+            let (parent, parent_setgid) = match self.chain.last() {
+                Some(l) => (l.fd.as_fd(), l.setgid),
+                None => (self.fd.as_fd(), self.root_setgid),
+            };
+            let name = &path[i];
+            let (fd, setgid, followed) = match open_child(parent, name) {
+                Ok(fd) => {
+                    let setgid = is_setgid(&fd)?;
+                    (fd, setgid, false)
+                }
+                Err(Errno::NOENT) if !create => return Ok(None),
+                Err(Errno::NOENT) => {
+                    match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o755)) {
+                        // A new directory inherits the set-group-ID bit of its parent.
+                        Ok(()) => (open_child(parent, name)?, parent_setgid, false),
+                        Err(Errno::EXIST) => match self.follow(&path[..=i], create)? {
+                            Some(l) => l,
+                            None => return Ok(None),
+                        },
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                // A symlink (ELOOP, or ENOTDIR with O_DIRECTORY) or not a directory at
+                // all: resolve the whole prefix from the root, following symlinks.
+                Err(Errno::LOOP | Errno::NOTDIR) => match self.follow(&path[..=i], create)? {
+                    Some(l) => l,
+                    None => return Ok(None),
+                },
+                Err(e) => return Err(e.into()),
+            };
+            self.chain.push(Link {
+                name: name.clone(),
+                fd,
+                setgid,
+                followed,
+            });
+        }
+        let (fd, setgid) = match self.chain.last() {
+            Some(l) => (l.fd.as_fd(), l.setgid),
+            None => (self.fd.as_fd(), self.root_setgid),
+        };
+        Ok(Some((fd, setgid)))
+    }
+
+    /// Opens `prefix` from the root, following symlinks inside it: a component the chain
+    /// could not step into. A dangling symlink is missing (an error when `create`, as
+    /// nothing can be created through it).
+    fn follow(
+        &self,
+        prefix: &[OsString],
+        create: bool,
+    ) -> io::Result<Option<(OwnedFd, bool, bool)>> {
+        match self.open_dir(prefix, true) {
+            Ok(fd) => {
+                let setgid = is_setgid(&fd)?;
+                Ok(Some((fd, setgid, true)))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !create => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Root::dir`] for a parent too deep or long for the chain: one `openat2` of the
+    /// whole path, kept until the next call.
+    fn deep_dir(
+        &mut self,
+        path: &[OsString],
+        create: bool,
+    ) -> io::Result<Option<(BorrowedFd<'_>, bool)>> {
+        let hit = matches!(&self.deep, Some((p, _, _)) if p.as_slice() == path);
         if !hit {
+            self.chain.clear();
             let fd = match self.open_dir(path, true) {
                 Ok(fd) => fd,
                 Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
@@ -88,11 +255,11 @@ impl Root {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(e),
             };
-            let setgid = rustix::fs::fstat(&fd)?.st_mode & 0o2000 != 0;
-            self.cache = Some((path.to_vec(), fd, setgid));
+            let setgid = is_setgid(&fd)?;
+            self.deep = Some((path.to_vec(), fd, setgid));
         }
         Ok(self
-            .cache
+            .deep
             .as_ref()
             .map(|(_, fd, setgid)| (fd.as_fd(), *setgid)))
     }
@@ -115,7 +282,6 @@ impl Root {
         Ok(parent)
     }
 }
-
 /// `lstat` of `name` in `dir`; `None` when absent.
 pub(crate) fn lstat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<rustix::fs::Stat>> {
     match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {

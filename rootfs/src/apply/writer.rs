@@ -1,6 +1,7 @@
 //! The applier: turns entry headers and file data into filesystem changes with the layer
 //! semantics (replace, whiteout, opaque) and deferred directory metadata.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs::File;
@@ -247,18 +248,21 @@ impl<'o> Applier<'o> {
             .ok_or_else(|| Error::entry(&h.name, "parent directory missing"))?;
         // New inodes already belong to us; skip the chown when that is what the entry wants.
         let owner = owner.filter(|o| *o != self.creator || parent_setgid);
-        // Create first and replace only on EEXIST: one syscall for the common case.
+        // Create first and replace only on EEXIST: one syscall for the common case. A
+        // removal is reported to the root once the entry is done with `parent`.
+        let removed = Cell::new(false);
         let replacing =
             |what: &str, make: &mut dyn FnMut() -> rustix::io::Result<()>| -> Result<()> {
                 match make() {
                     Err(Errno::EXIST) => {
+                        removed.set(true);
                         root::remove_all(parent, name).map_err(ctx(&h, "replace existing"))?;
                         make().map_err(errno_ctx(&h, what))
                     }
                     r => r.map_err(errno_ctx(&h, what)),
                 }
             };
-        match &h.kind {
+        let made_dir = match &h.kind {
             Kind::File => {
                 // Create with the final mode when the umask keeps it intact and no special
                 // bit (which a chown would clear) is involved: saves an fchmod per file.
@@ -281,6 +285,9 @@ impl<'o> Applier<'o> {
                     Ok(())
                 })?;
                 let fd = fd.ok_or_else(|| Error::entry(&h.name, "create file"))?;
+                if removed.get() {
+                    self.root.removed(parent_path);
+                }
                 self.open = Some(OpenFile {
                     file: File::from(fd),
                     header: h,
@@ -291,21 +298,26 @@ impl<'o> Applier<'o> {
                         Finish::ModeAndTimes
                     },
                 });
-                Ok(())
+                return Ok(());
             }
             Kind::Dir => {
-                match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
-                    Ok(()) => {}
+                // Whether the directory is new: it then has the parent's set-group-ID bit
+                // (its own mode comes at the end), so no stat is needed to know it.
+                let created = match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
+                    Ok(()) => true,
                     Err(Errno::EXIST) => {
                         let st = root::lstat(parent, name).map_err(ctx(&h, "lstat"))?;
-                        if !st.is_some_and(|st| root::is_dir(&st)) {
+                        let is_dir = st.is_some_and(|st| root::is_dir(&st));
+                        if !is_dir {
+                            removed.set(true);
                             root::remove_all(parent, name).map_err(ctx(&h, "replace existing"))?;
                             rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700))
                                 .map_err(errno_ctx(&h, "mkdir"))?;
                         }
+                        !is_dir
                     }
                     Err(e) => return Err(errno_ctx(&h, "mkdir")(e)),
-                }
+                };
                 let fd = rustix::fs::openat(
                     parent,
                     name,
@@ -319,20 +331,31 @@ impl<'o> Applier<'o> {
                     mode: h.mode,
                     mtime: h.mtime,
                 });
-                Ok(())
+                let setgid = if created {
+                    parent_setgid
+                } else {
+                    rustix::fs::fstat(&fd)
+                        .map_err(errno_ctx(&h, "stat directory"))?
+                        .st_mode
+                        & 0o2000
+                        != 0
+                };
+                Some((fd, setgid))
             }
             Kind::Symlink(target) => {
                 replacing("symlink", &mut || {
                     rustix::fs::symlinkat(target.as_os_str(), parent, name)
                 })?;
-                metadata::at_metadata(parent, name, &h, owner, false)
+                metadata::at_metadata(parent, name, &h, owner, false)?;
+                None
             }
             Kind::Hardlink(_) => {
                 let (src_dir, src_name) =
                     link_src.ok_or_else(|| Error::entry(&h.name, "hardlink source"))?;
                 replacing("hardlink", &mut || {
                     rustix::fs::linkat(&src_dir, &src_name, parent, name, AtFlags::empty())
-                })
+                })?;
+                None
             }
             Kind::Fifo | Kind::Char(..) | Kind::Block(..) => {
                 let (ft, dev) = match h.kind {
@@ -349,16 +372,24 @@ impl<'o> Applier<'o> {
                     }
                 })?;
                 match made {
-                    Ok(()) => metadata::at_metadata(parent, name, &h, owner, true),
+                    Ok(()) => metadata::at_metadata(parent, name, &h, owner, true)?,
                     Err(Errno::PERM) if ft != FileType::Fifo => {
                         tracing::info!(entry = %h.name, "skipping device node: not privileged to create it");
-                        Ok(())
                     }
-                    Err(e) => Err(errno_ctx(&h, "mknod")(e)),
+                    Err(e) => return Err(errno_ctx(&h, "mknod")(e)),
                 }
+                None
             }
-            Kind::Whiteout | Kind::Opaque => Ok(()),
+            Kind::Whiteout | Kind::Opaque => None,
+        };
+        if removed.get() {
+            self.root.removed(parent_path);
         }
+        // The next entries are most likely inside a new directory: keep it open for them.
+        if let Some((fd, setgid)) = made_dir {
+            self.root.adopt(parent_path, name, fd, setgid);
+        }
+        Ok(())
     }
 
     /// Opens the directory holding a hardlink's target (resolved inside the root) and checks
@@ -437,7 +468,7 @@ impl<'o> Applier<'o> {
                 root::remove_all(parent, name).map_err(ctx(h, "whiteout"))?;
                 rustix::fs::futimens(parent, &stat_times(&st))
                     .map_err(errno_ctx(h, "restore parent times"))?;
-                self.root.forget_cache();
+                self.root.removed(parent_path);
                 Ok(())
             }
             WhiteoutMode::Overlay => {
@@ -448,14 +479,16 @@ impl<'o> Applier<'o> {
                     .map_err(ctx(h, "create parent directories"))?
                     .ok_or_else(|| Error::entry(&h.name, "parent directory missing"))?;
                 root::remove_all(parent, name).map_err(ctx(h, "replace existing"))?;
-                rustix::fs::mknodat(
+                let made = rustix::fs::mknodat(
                     parent,
                     name,
                     FileType::CharacterDevice,
                     Mode::empty(),
                     rustix::fs::makedev(0, 0),
                 )
-                .map_err(errno_ctx(h, "create overlay whiteout"))
+                .map_err(errno_ctx(h, "create overlay whiteout"));
+                self.root.removed(parent_path);
+                made
             }
         }
     }
