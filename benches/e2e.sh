@@ -101,7 +101,8 @@ done
 want() { [ -z "$only" ] || case ",$only," in *",$1,"*) true ;; *) false ;; esac; }
 case $runs in '' | *[!0-9]* | 0) echo "--runs must be a positive integer" >&2; exit 2 ;; esac
 out=$(realpath -m "$out")
-[ -z "$dist_bin" ] || dist_bin=$(realpath "$dist_bin")
+dist_given=0
+[ -z "$dist_bin" ] || { dist_bin=$(realpath "$dist_bin"); dist_given=1; }
 [ -z "$floor_bin" ] || floor_bin=$(realpath "$floor_bin")
 [ -z "$peer_bin" ] || peer_bin=$(realpath "$peer_bin")
 if [ -z "$plot" ]; then plot=$(dirname "$out")/scaling.svg; fi
@@ -858,6 +859,7 @@ rev=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
   rev="$rev (with uncommitted changes)"
 fi
+if [ "$dist_given" = 1 ]; then rev="$dist_bin (given with --dist; the script is $rev)"; fi
 meta=$work/meta.tsv
 {
   printf 'date\t%s (runs took %d s)\n' "$started" "$elapsed"

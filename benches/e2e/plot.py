@@ -106,7 +106,8 @@ def scaling_svg(points, caption):
     fit = linear_fit(xs, [p["dist_s"] for p in points])
     if fit:
         a, b, r2 = fit
-        left.series([(0, a), (left.xt[-1], a + b * left.xt[-1])], FIT,
+        x0 = -a / b if a < 0 < b else 0.0  # start where the line crosses 0 s
+        left.series([(x0, a + b * x0), (left.xt[-1], a + b * left.xt[-1])], FIT,
                     f"fit: {a:.2f} s + {b * 1000:.2f} s/GB, R² {r2:.3f}", MT + 50,
                     dash="5,4", dots=False)
     right = Panel(W, "peak RSS of dist pull", "image size, MB compressed", "MiB", xmax, rmax)
