@@ -105,6 +105,15 @@ fn pull_then_unpack_equals_umoci_unpack_and_second_pull_downloads_nothing() {
     assert!(chain.trim().starts_with("sha256:"), "{chain}");
     let snapshots = dist.snapshot_count();
     assert_eq!(snapshots, 2, "one snapshot per layer");
+    if rustix::process::geteuid().is_root() {
+        // As root on a filesystem that takes overlay whiteouts, the default is overlay.
+        let overlay = dist.root.path().join("snapshots/overlay/snapshots");
+        assert_eq!(
+            std::fs::read_dir(overlay).unwrap().count(),
+            2,
+            "pulled into overlay"
+        );
+    }
 
     // Everything present: no blob bytes, nothing applied, same top ChainID.
     let second = dist.run_with(&["pull", &reference], None);

@@ -204,7 +204,13 @@ impl Ctx<'_> {
             progress.send_modify(|p| p.failed = p.failed.min(i));
             Err(e)
         };
-        let key = if is_committed(self.snapshotter, &self.chain[i]).await? {
+        // Every way out of here either commits this layer (advancing `next`) or records a
+        // failure at or below it: the layers above wait for one of the two.
+        let committed = match is_committed(self.snapshotter, &self.chain[i]).await {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        let key = if committed {
             None // committed meanwhile by a concurrent pull: nothing to apply
         } else {
             let permit = tokio::select! {
@@ -212,7 +218,7 @@ impl Ctx<'_> {
                 _ = watch.wait_for(stopped) => return Ok(()),
             };
             let Ok(_permit) = permit else {
-                return Ok(()); // never closed
+                return fail(Error::FailedPrecondition("layer permits closed".into()));
             };
             // The bottom layer has no parent to whiteout anything in: applied as its
             // sequential apply would be.

@@ -622,14 +622,17 @@ pub fn base64_encode(data: &[u8]) -> String {
 }
 
 impl Dist {
-    /// How many committed snapshots the native snapshotter records (active extraction
-    /// snapshots a failed pull leaves for the next one to clean do not count).
+    /// How many committed snapshots the native and overlay snapshotters record (active
+    /// extraction snapshots a failed pull leaves for the next one to clean do not count).
     pub fn committed_snapshots(&self) -> usize {
-        let dir = self.root.path().join("snapshots/native/metadata");
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return 0;
-        };
-        entries
+        // A pull picks overlay where it works, else native: count both.
+        ["native", "overlay"]
+            .iter()
+            .filter_map(|s| {
+                let dir = self.root.path().join("snapshots").join(s).join("metadata");
+                std::fs::read_dir(dir).ok()
+            })
+            .flatten()
             .flatten()
             .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
             .filter_map(|e| std::fs::read(e.path()).ok())
