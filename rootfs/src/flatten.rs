@@ -581,8 +581,9 @@ pub enum Unpacked {
 }
 
 /// Whether, without reflinks, copying an unpacked snapshot beats a flattened apply from
-/// the blobs. Measured on the e2e image on tmpfs (see `docs/performance.md`): copying reads
-/// and writes each surviving byte once; applying must inflate and hash every layer.
+/// the blobs: copying reads and writes each surviving byte once, while applying must
+/// inflate and hash every layer again (the e2e image: 1.35 GB of tar, of which the
+/// flattened apply skips the ~0.38 GB its last layer deletes, against a ~1 GB copy).
 const COPY_WITHOUT_REFLINK: bool = true;
 
 /// Fills `target` (an existing empty directory) with the flattened root filesystem of
