@@ -74,3 +74,30 @@ fn layer_dirs(mounts: &[Mount]) -> Result<(Vec<PathBuf>, bool)> {
         ))),
     }
 }
+
+/// Whether files under `src` can be reflinked (`FICLONE`) into `target`: both on one
+/// filesystem, and that filesystem shares extents (XFS with reflink, btrfs, bcachefs).
+/// A cheap probe: a stat of each, and a one-byte clone between two unnamed files in
+/// `target` that vanish when closed. Blocking.
+pub fn reflink_supported(src: &Path, target: &Path) -> bool {
+    let probe = || -> io::Result<bool> {
+        let s = rustix::fs::stat(src)?;
+        let t = rustix::fs::stat(target)?;
+        if s.st_dev != t.st_dev {
+            return Ok(false);
+        }
+        let tmp = || {
+            rustix::fs::open(
+                target,
+                rustix::fs::OFlags::TMPFILE
+                    | rustix::fs::OFlags::RDWR
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::from_raw_mode(0o600),
+            )
+        };
+        let (a, b) = (tmp()?, tmp()?);
+        rustix::io::write(&a, b"x")?;
+        Ok(rustix::fs::ioctl_ficlone(&b, &a).is_ok())
+    };
+    probe().unwrap_or(false)
+}

@@ -17,10 +17,11 @@ pub use apply::{
     MAX_XATTRS, WhiteoutMode, apply, apply_async, decompress,
 };
 pub use chain::{ChainId, DiffId, chain_ids};
-pub use copy_mounted::copy_mounted;
+pub use copy_mounted::{copy_mounted, reflink_supported};
 pub use error::{Error, ErrorKind, Result};
 pub use flatten::{
-    Flattened, SCAN_SHARE_PERCENT, ScanAhead, apply_flattened, apply_flattened_with,
+    Flattened, SCAN_SHARE_PERCENT, ScanAhead, Unpacked, apply_flattened, apply_flattened_with,
+    unpack,
 };
 pub use gc::{
     DEFAULT_INGEST_MAX_AGE, GcOptions, GcReport, NamedSnapshotter, Removed, RemovedKind,

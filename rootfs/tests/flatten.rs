@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use common::{Layer as TarLayer, Node, Sandbox};
 use dist_content::LocalStore;
-use dist_rootfs::{ApplyOptions, ErrorKind, Flattened, Layer, ScanAhead, apply_flattened_with};
+use dist_rootfs::{
+    ApplyOptions, ErrorKind, Flattened, Layer, ScanAhead, Snapshotter, apply_flattened_with,
+};
 use oci_spec::image::{DescriptorBuilder, MediaType};
 use proptest::prelude::*;
 use tar::EntryType;
@@ -467,6 +469,74 @@ async fn a_diff_id_mismatch_is_an_error_and_the_target_must_be_empty() {
     assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
 }
 
+#[tokio::test]
+async fn unpack_copies_a_committed_snapshot_and_applies_flattened_without_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = LocalStore::open(tmp.path().join("content")).unwrap();
+    let tars = [
+        layer(|l| {
+            l.dir("etc", 0o755)
+                .file("etc/a", b"a", 0o644)
+                .file("etc/gone", b"g", 0o644)
+                .link("etc/a", "etc/a2");
+        }),
+        layer(|l| {
+            l.whiteout("etc/.wh.gone");
+        }),
+    ];
+    let mut layers = Vec::new();
+    for t in &tars {
+        layers.push(store_layer(&store, t).await);
+    }
+    let sn = dist_rootfs::NativeSnapshotter::new(tmp.path().join("snapshots")).unwrap();
+    // Before a pull: nothing committed, the layers are applied flattened.
+    let flat = tmp.path().join("flat");
+    std::fs::create_dir(&flat).unwrap();
+    let how = dist_rootfs::unpack(&layers, &[&sn], &store, &flat, ApplyOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&how, dist_rootfs::Unpacked::Flattened(f) if f.skipped_files == 1),
+        "{how:?}"
+    );
+    // After: the committed snapshot is copied (reflinked where the filesystem can).
+    dist_rootfs::apply_layers(&layers, &sn, &store)
+        .await
+        .unwrap();
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    let how = dist_rootfs::unpack(&layers, &[&sn], &store, &copy, ApplyOptions::default())
+        .await
+        .unwrap();
+    let reflinks = dist_rootfs::reflink_supported(tmp.path(), &copy);
+    let expected = if reflinks {
+        dist_rootfs::Unpacked::Reflink
+    } else {
+        dist_rootfs::Unpacked::Copy
+    };
+    assert_eq!(how, expected);
+    assert_eq!(tree(&flat), tree(&copy));
+    assert_eq!(tree(&copy).links.len(), 1, "the hardlink is kept");
+    // The view it copied through is gone again.
+    let mut keys = Vec::new();
+    sn.walk(&mut |i| {
+        keys.push(i.name);
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+}
+
+#[test]
+fn no_reflinks_across_filesystems() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(!dist_rootfs::reflink_supported(
+        Path::new("/proc"),
+        tmp.path()
+    ));
+}
+
 // --- random stacks -------------------------------------------------------------------
 
 const OUT: &str = "@OUT";
@@ -538,7 +608,7 @@ fn build(ops: &[Op], out: &str) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
     fn flattened_equals_one_by_one(
