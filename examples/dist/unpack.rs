@@ -2,11 +2,8 @@
 
 use std::path::Path;
 
-use dist::content::{Provider, ReaderAtReader};
 use dist::images::{Image, ImageStore};
-use dist::rootfs::{
-    ApplyOptions, DiffId, SnapshotKind, apply, apply_async, chain_ids, copy_mounted,
-};
+use dist::rootfs::{ApplyOptions, Snapshotter, apply, unpack as unpack_image};
 
 use crate::CmdResult;
 use crate::cli::Global;
@@ -26,55 +23,18 @@ async fn stored_image(root: &Root, reference: &str) -> CmdResult<Image> {
     }
 }
 
-/// `unpack`: the flattened root filesystem of a stored image into `dir` (absent or empty).
+/// `unpack`: the flattened root filesystem of a stored image into `dir` (absent or empty):
+/// a reflink or copy of the snapshot a pull left, else the layers applied flattened.
 pub async fn unpack(global: &Global, root: &Root, reference: &str, dir: &Path) -> CmdResult {
     let image = stored_image(root, reference).await?;
     let store = root.content()?;
     let layers = image.layers(&store, &root.matcher(global)?).await?;
     ensure_empty_dir(dir)?;
-    let diff_ids: Vec<DiffId> = layers.iter().map(|l| l.diff_id.clone()).collect();
-    if copy_unpacked_snapshot(root, &diff_ids, dir).await? {
-        return Ok(());
-    }
-    for layer in &layers {
-        let reader = ReaderAtReader::new(store.reader_at(&layer.blob).await?);
-        let applied = apply_async(reader, dir, ApplyOptions::default()).await?;
-        if applied.diff_id != layer.diff_id {
-            return Err(format!(
-                "layer {}: DiffID {} does not match the config's {}",
-                layer.blob.digest(),
-                applied.diff_id,
-                layer.diff_id
-            )
-            .into());
-        }
-    }
+    let owned = root.existing_snapshotters()?;
+    let snapshotters: Vec<&dyn Snapshotter> = owned.iter().map(|s| s.as_ref()).collect();
+    let how = unpack_image(&layers, &snapshotters, &store, dir, ApplyOptions::default()).await?;
+    tracing::debug!(?how, "unpacked");
     Ok(())
-}
-
-/// When a pull left the image unpacked in a snapshotter (its top ChainID committed), copies
-/// that snapshot into `dir` through a read-only view: a file copy instead of decompressing
-/// and applying every layer again. The snapshot was built from verified layers, so it is
-/// the same tree. Returns false when no snapshotter has it.
-async fn copy_unpacked_snapshot(root: &Root, diff_ids: &[DiffId], dir: &Path) -> CmdResult<bool> {
-    let Some(top) = chain_ids(diff_ids).pop() else {
-        return Ok(false);
-    };
-    for snapshotter in root.existing_snapshotters()? {
-        match snapshotter.stat(top.as_ref()).await {
-            Ok(info) if info.kind == SnapshotKind::Committed => {}
-            _ => continue,
-        }
-        let key = format!("unpack-{}-{top}", std::process::id());
-        let mounts = snapshotter.view(&key, Some(top.as_ref())).await?;
-        let target = dir.to_path_buf();
-        let copied = tokio::task::spawn_blocking(move || copy_mounted(&mounts, &target)).await;
-        snapshotter.remove(&key).await?;
-        copied??;
-        tracing::debug!(chain_id = %top, "unpacked by copying the committed snapshot");
-        return Ok(true);
-    }
-    Ok(false)
 }
 
 /// `dir` must not exist (it is created) or be an empty directory.
