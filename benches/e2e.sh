@@ -121,6 +121,8 @@ need=()
 [ -x /usr/bin/time ] || need+=(time)
 command -v python3 >/dev/null || need+=(python3)
 command -v curl >/dev/null || need+=(curl)
+# ip and tc: the bandwidth scenario's network namespace and shaped link.
+command -v tc >/dev/null || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing: ${need[*]}"
   apt-get update -qq
