@@ -47,6 +47,7 @@ use dist_content::{Provider, ReaderAt};
 
 use crate::apply::entry::{self, Header, Kind};
 use crate::apply::{EntryFilter, apply_filtered, limits, root, stream};
+use crate::snapshot::blocking;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{
@@ -197,7 +198,7 @@ pub async fn apply_flattened_with(
         let (f, applied) = blocking(move || {
             let mut f = filter;
             let applied = apply_filtered(reader, &target_dir, &opts, Some(&mut *f));
-            (f, applied)
+            Ok((f, applied))
         })
         .await?;
         filter = f;
@@ -230,15 +231,9 @@ async fn sequential(
         let reader = BlobReader::new(provider.reader_at(&layer.blob).await?);
         let (target_dir, opts) = (target.to_path_buf(), options.clone());
         let applied = blocking(move || apply_filtered(reader, &target_dir, &opts, None)).await?;
-        check_diff_id(layer, &applied?.diff_id)?;
+        check_diff_id(layer, &applied.diff_id)?;
     }
     Ok(())
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::io("flattened apply task", io::Error::other(e)))
 }
 
 fn check_diff_id(layer: &Layer, actual: &DiffId) -> Result<()> {
@@ -635,7 +630,7 @@ pub async fn unpack(
             })
             .await;
             sn.remove(&key).await?;
-            if let Some(done) = copied?? {
+            if let Some(done) = copied? {
                 return Ok(done);
             }
             break;

@@ -8,6 +8,7 @@
 pub(crate) mod copy;
 mod hold;
 mod meta;
+pub(crate) use meta::blocking;
 mod native;
 mod overlay;
 mod probe;
