@@ -54,7 +54,7 @@ fn resolve() -> ResolveFlags {
     ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS
 }
 
-fn join(path: &[OsString]) -> PathBuf {
+pub(crate) fn join(path: &[OsString]) -> PathBuf {
     let mut p = PathBuf::new();
     for c in path {
         p.push(c);
@@ -99,13 +99,18 @@ impl Root {
     /// Opens the directory at `path`, following symlinks inside the root (also in the
     /// final component when `follow`).
     pub(crate) fn open_dir(&self, path: &[OsString], follow: bool) -> io::Result<OwnedFd> {
+        self.open_dir_at(&join(path), follow)
+    }
+
+    /// [`Self::open_dir`] of a path already joined (`.` for the root).
+    pub(crate) fn open_dir_at(&self, path: &Path, follow: bool) -> io::Result<OwnedFd> {
         let mut flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
         if !follow {
             flags |= OFlags::NOFOLLOW;
         }
         Ok(rustix::fs::openat2(
             &self.fd,
-            join(path),
+            path,
             flags,
             Mode::empty(),
             resolve(),

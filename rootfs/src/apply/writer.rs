@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, XattrFlags};
 use rustix::io::Errno;
@@ -65,11 +65,32 @@ impl PathSet {
     }
 }
 
-/// Directory metadata applied after the directory's contents.
+/// Directory metadata applied after the directory's contents. The path is kept joined
+/// (one allocation, not one per component): a layer can hold tens of thousands of
+/// directories.
 struct DeferredDir {
-    path: RelPath,
+    path: PathBuf,
+    depth: usize,
     mode: u32,
     mtime: (i64, u32),
+}
+
+impl DeferredDir {
+    fn new(h: &Header) -> Self {
+        DeferredDir {
+            path: root::join(&h.path),
+            depth: h.path.len(),
+            mode: h.mode,
+            mtime: h.mtime,
+        }
+    }
+
+    /// The path for messages, as [`display`] shows an entry's.
+    fn shown(&self) -> String {
+        let p = self.path.to_string_lossy();
+        let p = if p == "." { "" } else { &p };
+        dist_content::elide(&format!("/{p}"))
+    }
 }
 
 /// Decides, per entry that creates something, whether the applier skips writing it
@@ -186,9 +207,9 @@ impl<'o> Applier<'o> {
     pub(crate) fn finish(mut self) -> Result<()> {
         self.close_file()?;
         let mut dirs = std::mem::take(&mut self.dirs);
-        dirs.sort_by_key(|d| std::cmp::Reverse(d.path.len()));
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.depth));
         for d in dirs {
-            let fd = match self.root.open_dir(&d.path, false) {
+            let fd = match self.root.open_dir_at(&d.path, false) {
                 Ok(fd) => fd,
                 // Replaced by a non-directory or removed later in this layer.
                 Err(e)
@@ -199,9 +220,9 @@ impl<'o> Applier<'o> {
                 {
                     continue;
                 }
-                Err(e) => return Err(Error::io(format!("directory {}", display(&d.path)), e)),
+                Err(e) => return Err(Error::io(format!("directory {}", d.shown()), e)),
             };
-            let what = || format!("directory {}", display(&d.path));
+            let what = || format!("directory {}", d.shown());
             rustix::fs::fchmod(&fd, Mode::from_raw_mode(d.mode))
                 .map_err(|e| Error::io(what(), e.into()))?;
             rustix::fs::futimens(&fd, &times(d.mtime)).map_err(|e| Error::io(what(), e.into()))?;
@@ -210,6 +231,11 @@ impl<'o> Applier<'o> {
     }
 
     fn mark_ours(&mut self, path: &[OsString]) {
+        // Only an opaque marker applied by removal reads the set: an overlay layer's
+        // directory starts empty, so it never needs it (and a big layer's set is tens of MB).
+        if self.opts.whiteouts == WhiteoutMode::Overlay {
+            return;
+        }
         // Ancestors of a marked path are always marked: stop at the first one found.
         for end in (1..=path.len()).rev() {
             if !self.ours.insert(&path[..end]) {
@@ -326,11 +352,7 @@ impl<'o> Applier<'o> {
                 )
                 .map_err(errno_ctx(&h, "open directory"))?;
                 metadata::fd_metadata(&fd, &h, owner, Finish::Deferred)?;
-                self.dirs.push(DeferredDir {
-                    path: h.path.clone(),
-                    mode: h.mode,
-                    mtime: h.mtime,
-                });
+                self.dirs.push(DeferredDir::new(&h));
                 let setgid = if created {
                     parent_setgid
                 } else {
@@ -440,11 +462,7 @@ impl<'o> Applier<'o> {
             .open_dir(&h.path, false)
             .map_err(ctx(h, "open directory"))?;
         metadata::fd_metadata(&fd, h, owner, Finish::Deferred)?;
-        self.dirs.push(DeferredDir {
-            path: h.path.clone(),
-            mode: h.mode,
-            mtime: h.mtime,
-        });
+        self.dirs.push(DeferredDir::new(h));
         Ok(())
     }
 
