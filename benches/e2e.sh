@@ -20,8 +20,9 @@
 #   dist export of the image  vs  ctr images export, and a floor: tar -cf of its blobs.
 # Issue 17 added, each with a floor measured in the same run:
 #   floor      the floor bench binary (download every layer at once, inflate, write each
-#              layer into its own directory; no checks) against plain `dist pull REF` (the
-#              default snapshotter); every pull time is also reported as a ratio to it;
+#              layer into its own directory; no checks), and the same with --verify (the
+#              two SHA-256 passes any verifying pull makes), against plain `dist pull REF`
+#              (the default snapshotter); every pull time is also reported as a ratio to it;
 #   bandwidth  the registry in a network namespace behind a veth pair shaped by tc tbf
 #              (400 Mbit/s): curl of every blob at once (the link's floor), dist pull,
 #              ctr (overlayfs), skopeo + umoci, the floor binary;
@@ -459,11 +460,13 @@ skopeo_umoci_run() {
   rm -rf "$dir"
 }
 
-# floor_run KEY HOST:PORT REPO TAG I: the floor binary into a fresh directory.
+# floor_run KEY HOST:PORT REPO TAG I [FLOOR OPTIONS...]: the floor binary into a fresh
+# directory.
 floor_run() {
   local key=$1 reg=$2 repo=$3 tag=$4 i=$5 dir=$work/$1-$5
+  shift 5
   if timed "$key-$i" "$floor_bin" --registry "$reg" --repository "$repo" --reference "$tag" \
-    --out "$dir"; then
+    --out "$dir" "$@"; then
     record "time.$key" "$SECS"
     record "rss.$key" "$RSS_KIB"
   else
@@ -755,6 +758,9 @@ t_start=$(date +%s)
 for i in $(seq 1 "$runs"); do
   want pull || want floor || want rust || break
   log "run $i/$runs: floor";                  floor_run floor "$REGISTRY" bench bench "$i"
+  if [ "$floor_bin" != "$here/floor.sh" ]; then
+    log "run $i/$runs: floor with digest checks"; floor_run floor_verify "$REGISTRY" bench bench "$i" --verify
+  fi
   if want pull || want floor; then
     log "run $i/$runs: dist pull (default snapshotter)"; dist_pull_run "" default "$i"
   fi
@@ -925,9 +931,12 @@ cat >"$work/commands.md" <<'EOF'
   `PUT` of every blob in parallel, then the manifest). Re-push blob bytes: the sizes of the
   blobs named by successful upload `PUT`s (and 1 per `PATCH`) in the access log.
 - The floor: `FLOOR --registry 127.0.0.1:PORT --repository bench --reference bench --out DIR`
-  (every layer downloaded at once, inflated, each written into DIR/<i>/; no digest checks, no
-  metadata, no snapshots), on the same image and tmpfs, alternating with the pulls. The
-  default snapshotter's pull is plain `dist --root ROOT --plain-http pull REF`.
+  (every layer downloaded at once, inflated with dist-rootfs's inflate, its entries written
+  into DIR/<i>/ with plain open/write, mkdir, symlink and link calls; no digest checks, no
+  metadata, no snapshots), on the same image and tmpfs, alternating with the pulls; and the
+  same with `--verify` (SHA-256 of every compressed blob and tar stream, checked against the
+  manifest and the config's DiffIDs). The default snapshotter's pull is plain
+  `dist --root ROOT --plain-http pull REF`.
 - Bandwidth-limited link: docker-registry in a network namespace, serving the same storage,
   reached over a veth pair whose two ends are shaped by `tc ... tbf` (the rate above);
   REF = 10.77.x.2:5000/bench:bench. The link's floor: `benches/e2e/curl_pull.sh` (curl of the

@@ -104,6 +104,8 @@ def cell(results, key, kind, notes):
 
 
 FLOOR_LABEL = "the floor: download + inflate + write, no checks"
+FLOOR_VERIFY_LABEL = ("the floor + SHA-256 of every blob and tar stream (`--verify`), "
+                      "the checks no safe pull skips")
 CTR_OVERLAY = "`ctr images pull --snapshotter overlayfs`"
 
 # (label, dist key, peer key, peer label, kind, target ratio or None[, floor key]); the
@@ -111,6 +113,8 @@ CTR_OVERLAY = "`ctr images pull --snapshotter overlayfs`"
 PAIRS = [
     ("cold pull, default snapshotter (plain `dist pull`), vs the floor", "time.dist_default",
      "time.floor", FLOOR_LABEL, "s", 1.25, "time.floor"),
+    ("cold pull, default snapshotter, vs the floor with digest checks", "time.dist_default",
+     "time.floor_verify", FLOOR_VERIFY_LABEL, "s", None, "time.floor"),
     ("cold pull, default snapshotter", "time.dist_default", "time.ctr_overlay", CTR_OVERLAY,
      "s", 0.18, "time.floor"),
     ("cold pull, native snapshotter", "time.dist_native", "time.ctr_native",
