@@ -39,7 +39,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::path::Path;
 
@@ -439,8 +439,7 @@ impl Removals {
 /// Reads one layer's headers: what it removes at which paths. `None` when the stream is
 /// not the layer `expected` names (or cannot be read): an unverified scan tells nothing.
 fn scan<R: Read>(reader: R, layer: usize, expected: &DiffId) -> Option<Scanned> {
-    let mut input = BufReader::with_capacity(stream::BUF_SIZE, reader);
-    let compression = stream::detect(&mut input).ok()?;
+    let (input, compression) = stream::detect(reader).ok()?;
     let mut s = stream::hashed(stream::decoder(input, compression).ok()?);
     let mut out = Scanned {
         layer,

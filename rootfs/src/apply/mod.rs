@@ -131,8 +131,7 @@ pub(crate) fn apply_filtered<'a, R: Read>(
     options: &'a ApplyOptions,
     filter: Option<&'a mut (dyn EntryFilter + Send)>,
 ) -> Result<Applied> {
-    let mut input = io::BufReader::with_capacity(stream::BUF_SIZE, reader);
-    let compression = stream::detect(&mut input)?;
+    let (input, compression) = stream::detect(reader)?;
     let applier = Applier::new(root, options)?.with_filter(filter);
     std::thread::scope(|s| {
         // Three stages: inflate (here, so `reader` need not be `Send`) | hash + parse |

@@ -20,28 +20,39 @@ const BZIP2_MAGIC: &[u8] = b"BZh";
 /// per-call overhead of inflate and SHA-256 negligible.
 pub(crate) const BUF_SIZE: usize = 256 * 1024;
 
-/// Looks at the first bytes of `input` (without consuming them) to tell the compression.
-pub(crate) fn detect<R: BufRead>(input: &mut R) -> Result<Compression> {
-    let mut head = Vec::with_capacity(8);
-    // fill_buf may return fewer bytes than a magic number on a short first read; keep
-    // peeking through a small lookahead instead of consuming anything.
-    let buf = input.fill_buf().map_err(|e| Error::Corrupt {
-        at: "start of layer".into(),
-        source: e,
-    })?;
-    head.extend_from_slice(&buf[..buf.len().min(8)]);
-    if head.starts_with(GZIP_MAGIC) {
-        Ok(Compression::Gzip)
+/// A layer's compressed input, buffered, after [`detect`] read its first bytes: they come
+/// first, then the rest of the reader.
+pub(crate) type Input<R> = BufReader<io::Chain<io::Cursor<Vec<u8>>, R>>;
+
+/// The longest magic number [`detect`] tells apart.
+const MAGIC_LEN: usize = 6;
+
+/// Reads the first bytes of `reader` to tell the compression, as many as the longest
+/// magic number however short the reader's reads are (a single `fill_buf` could see one
+/// byte and take a gzip layer for a plain tar); the input it returns gives them back.
+pub(crate) fn detect<R: Read>(mut reader: R) -> Result<(Input<R>, Compression)> {
+    let mut head = Vec::with_capacity(MAGIC_LEN);
+    (&mut reader)
+        .take(MAGIC_LEN as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| Error::Corrupt {
+            at: "start of layer".into(),
+            source: e,
+        })?;
+    let compression = if head.starts_with(GZIP_MAGIC) {
+        Compression::Gzip
     } else if head.starts_with(ZSTD_MAGIC) {
-        Ok(Compression::Zstd)
+        Compression::Zstd
     } else if head.starts_with(XZ_MAGIC) || head.starts_with(BZIP2_MAGIC) {
-        Err(Error::entry(
+        return Err(Error::entry(
             "start of layer",
             "xz and bzip2 layers are not supported",
-        ))
+        ));
     } else {
-        Ok(Compression::None)
-    }
+        Compression::None
+    };
+    let input = BufReader::with_capacity(BUF_SIZE, io::Cursor::new(head).chain(reader));
+    Ok((input, compression))
 }
 
 /// Wraps the compressed input in the decoder `compression` needs (gzip possibly several
@@ -190,16 +201,14 @@ pub(crate) type LayerStream<'a> = BufReader<HashingReader<Box<dyn Read + 'a>>>;
 /// `InvalidInput`, and passes errors of `reader` through unchanged. xz and bzip2 are
 /// refused here, as `apply` refuses them.
 pub fn decompress<'a, R: Read + 'a>(reader: R) -> Result<(Box<dyn Read + 'a>, Compression)> {
-    let mut input = BufReader::with_capacity(BUF_SIZE, reader);
-    let compression = detect(&mut input)?;
+    let (input, compression) = detect(reader)?;
     Ok((decoder(input, compression)?, compression))
 }
 
 /// Builds the stream the tar parser reads: input -> detect -> decode -> hash -> buffer.
 #[cfg(test)]
 pub(crate) fn open<'a, R: Read + 'a>(input: R) -> Result<(LayerStream<'a>, Compression)> {
-    let mut input = BufReader::with_capacity(BUF_SIZE, input);
-    let compression = detect(&mut input)?;
+    let (input, compression) = detect(input)?;
     let decoded = decoder(input, compression)?;
     Ok((
         BufReader::with_capacity(BUF_SIZE, HashingReader::new(decoded)),
@@ -321,10 +330,41 @@ mod tests {
         gz.write_all(b"hello").unwrap();
         let gz = gz.finish().unwrap();
         let zs = zstd::encode_all(&b"hello"[..], 1).unwrap();
-        assert_eq!(detect(&mut &gz[..]).unwrap(), Compression::Gzip);
-        assert_eq!(detect(&mut &zs[..]).unwrap(), Compression::Zstd);
-        assert_eq!(detect(&mut &b"plain"[..]).unwrap(), Compression::None);
-        assert!(detect(&mut &b"BZh91AY"[..]).is_err());
+        let of = |b: &[u8]| detect(b).map(|(_, c)| c);
+        assert_eq!(of(&gz).unwrap(), Compression::Gzip);
+        assert_eq!(of(&zs).unwrap(), Compression::Zstd);
+        assert_eq!(of(b"plain").unwrap(), Compression::None);
+        assert_eq!(of(b"").unwrap(), Compression::None);
+        assert!(of(b"BZh91AY").is_err());
+        assert!(of(b"\xfd7zXZ\x00rest").is_err());
+    }
+
+    #[test]
+    fn compression_is_told_however_short_the_first_reads_are() {
+        let data = text(100_000);
+        for (compressed, want) in [
+            (gz(&data), Compression::Gzip),
+            (zstd::encode_all(&data[..], 1).unwrap(), Compression::Zstd),
+        ] {
+            let (mut decoded, c) = decompress(Trickle {
+                data: &compressed,
+                step: 1,
+            })
+            .unwrap();
+            assert_eq!(c, want);
+            let mut out = Vec::new();
+            decoded.read_to_end(&mut out).unwrap();
+            assert_eq!(out, data);
+        }
+        let (mut plain, c) = decompress(Trickle {
+            data: b"plain tar",
+            step: 1,
+        })
+        .unwrap();
+        assert_eq!(c, Compression::None);
+        let mut out = Vec::new();
+        plain.read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"plain tar");
     }
 
     #[test]
@@ -332,7 +372,7 @@ mod tests {
         use oci_spec::image::MediaType;
         let zs = zstd::encode_all(&b"x"[..], 1).unwrap();
         let from_media_type = dist_images::media_types::compression(&MediaType::ImageLayerZstd);
-        assert_eq!(detect(&mut &zs[..]).unwrap(), from_media_type);
+        assert_eq!(detect(&zs[..]).unwrap().1, from_media_type);
         assert!(decoder(&b""[..], Compression::Unknown).is_err());
     }
 
