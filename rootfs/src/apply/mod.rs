@@ -149,7 +149,7 @@ pub(crate) fn apply_filtered<'a, R: Read>(
             .spawn_scoped(s, move || {
                 let chunks = stream::ChunkReader::new(raw_rx, raw_spare_tx);
                 // Returning drops the chunk receiver, which stops the inflate stage early.
-                read_entries(stream::hashed(Box::new(chunks)), &tx, &spare_rx)
+                read_entries(chunks, &tx, &spare_rx)
             })
             .map_err(|e| Error::io("spawn parser thread", e))?;
         stream::inflate(input, compression, CHUNK, &raw_tx, &raw_spare_rx);
@@ -227,8 +227,8 @@ impl Batcher<'_> {
     }
 }
 
-fn read_entries(
-    mut stream: stream::LayerStream<'_>,
+fn read_entries<S: stream::Hashed>(
+    mut stream: S,
     tx: &mpsc::SyncSender<Vec<Msg>>,
     spare: &mpsc::Receiver<Vec<u8>>,
 ) -> Result<(DiffId, u64)> {

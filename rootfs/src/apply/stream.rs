@@ -192,6 +192,19 @@ impl<R: Read> Read for HashingReader<R> {
 /// A buffered hashing stream over decompressed layer bytes.
 pub(crate) type LayerStream<'a> = BufReader<HashingReader<Box<dyn Read + 'a>>>;
 
+/// An uncompressed layer stream that hashes what it delivers: what the tar parser reads.
+pub(crate) trait Hashed: BufRead {
+    /// The SHA-256 and length of everything the stream took from its source.
+    fn finish(self) -> (Digest, u64);
+}
+
+impl Hashed for LayerStream<'_> {
+    fn finish(self) -> (Digest, u64) {
+        // Everything the BufReader holds was hashed when it was read from the decoder.
+        self.into_inner().finish()
+    }
+}
+
 /// The uncompressed tar stream of a layer blob, with the compression its first bytes
 /// name: the detection and the decoders [`apply`](crate::apply) uses (for gzip, the one
 /// [`GZIP_INFLATE`] names), without the tar parsing, hashing or writing. For tools that
@@ -265,12 +278,16 @@ pub(crate) fn inflate<R: BufRead>(
     }
 }
 
-/// Reads the chunks the inflate stage sends.
+/// Reads the chunks the inflate stage sends, hashing each as it arrives. It is its own
+/// buffer: the parser reads straight out of the chunk, with no copy into a `BufReader`
+/// (that copy was 1.3 GB of `memmove` in a pull of the e2e image).
 pub(crate) struct ChunkReader {
     rx: mpsc::Receiver<io::Result<Vec<u8>>>,
     spare: mpsc::Sender<Vec<u8>>,
     cur: Vec<u8>,
     pos: usize,
+    hasher: Digester,
+    count: u64,
 }
 
 impl ChunkReader {
@@ -284,39 +301,70 @@ impl ChunkReader {
             spare,
             cur: Vec::new(),
             pos: 0,
+            hasher: Digester::sha256(),
+            count: 0,
         }
     }
 }
 
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl BufRead for ChunkReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
         while self.pos >= self.cur.len() {
             match self.rx.recv() {
                 Ok(Ok(chunk)) => {
+                    self.hasher.update(&chunk);
+                    self.count += chunk.len() as u64;
                     let done = std::mem::replace(&mut self.cur, chunk);
                     let _ = self.spare.send(done);
                     self.pos = 0;
                 }
                 Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0),
+                Err(_) => return Ok(&[]),
             }
         }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
+        Ok(&self.cur[self.pos..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = self.pos.saturating_add(n).min(self.cur.len());
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = buf.len().min(avail.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
         Ok(n)
+    }
+}
+
+impl Hashed for ChunkReader {
+    fn finish(self) -> (Digest, u64) {
+        (self.hasher.finish(), self.count)
     }
 }
 
 /// Reads the rest of the stream to EOF so trailing zero blocks are part of the DiffID, then
 /// returns the digest and uncompressed size.
-pub(crate) fn drain(mut stream: LayerStream<'_>) -> Result<(Digest, u64)> {
-    io::copy(&mut stream, &mut io::sink()).map_err(|e| Error::Corrupt {
-        at: "end of archive".into(),
-        source: e,
-    })?;
-    // Everything the BufReader holds was already hashed when it was read from the decoder.
-    Ok(stream.into_inner().finish())
+pub(crate) fn drain<S: Hashed>(mut stream: S) -> Result<(Digest, u64)> {
+    loop {
+        let n = match stream.fill_buf() {
+            Ok(b) => b.len(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(Error::Corrupt {
+                    at: "end of archive".into(),
+                    source: e,
+                });
+            }
+        };
+        if n == 0 {
+            return Ok(stream.finish());
+        }
+        stream.consume(n);
+    }
 }
 
 #[cfg(test)]
