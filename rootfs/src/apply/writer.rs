@@ -560,3 +560,39 @@ impl<'o> Applier<'o> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::entry::Kind;
+
+    fn header(path: &str, kind: Kind) -> Header {
+        Header {
+            name: path.into(),
+            path: path.split('/').map(OsString::from).collect(),
+            mode: if kind == Kind::Dir { 0o755 } else { 0o644 },
+            kind,
+            uid: 0,
+            gid: 0,
+            mtime: (0, 0),
+            xattrs: Vec::new(),
+            size: 0,
+        }
+    }
+
+    /// The record of created paths is only read by an opaque marker applied by removal;
+    /// an overlay layer of many files must not pay for it (memory grew with its entries).
+    #[test]
+    fn only_a_removing_applier_records_the_paths_it_creates() {
+        for (mode, recorded) in [(WhiteoutMode::Remove, 2), (WhiteoutMode::Overlay, 0)] {
+            let dir = tempfile::tempdir().unwrap();
+            let opts = ApplyOptions::default().whiteouts(mode).same_owner(false);
+            let mut applier = Applier::new(dir.path(), &opts).unwrap();
+            applier.begin(header("etc", Kind::Dir)).unwrap();
+            applier.begin(header("etc/hosts", Kind::File)).unwrap();
+            assert_eq!(applier.ours.0.len(), recorded, "{mode:?}");
+            applier.finish().unwrap();
+            assert!(dir.path().join("etc/hosts").is_file());
+        }
+    }
+}
