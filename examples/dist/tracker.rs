@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use dist::images::Handler;
-use dist::remotes::{ByteStream, FetchEvent, FetchObserver, Fetcher, ref_key};
+use dist::remotes::{ByteStream, FetchEvent, FetchObserver, FetchOptions, Fetcher, ref_key};
 use futures::StreamExt;
 use oci_spec::image::Descriptor;
 
@@ -24,6 +24,18 @@ pub struct CountingFetcher {
 #[async_trait]
 impl Fetcher for CountingFetcher {
     async fn fetch_at(&self, desc: &Descriptor, offset: u64) -> dist::remotes::Result<ByteStream> {
+        self.fetch_at_with(desc, offset, FetchOptions::default())
+            .await
+    }
+
+    /// Passes the options on (the fetch handler's "caller checks the digest" included),
+    /// with the progress display as the observer.
+    async fn fetch_at_with(
+        &self,
+        desc: &Descriptor,
+        offset: u64,
+        options: FetchOptions,
+    ) -> dist::remotes::Result<ByteStream> {
         let key = ref_key(desc);
         let size = desc.size();
         self.progress.start(&key, offset, size);
@@ -32,7 +44,8 @@ impl Fetcher for CountingFetcher {
             size,
             progress: Arc::clone(&self.progress),
         });
-        let stream = self.inner.fetch_at_observed(desc, offset, observer).await?;
+        let options = options.observer(observer);
+        let stream = self.inner.fetch_at_with(desc, offset, options).await?;
         let progress = Arc::clone(&self.progress);
         Ok(Box::pin(stream.inspect(move |chunk| {
             if let Ok(bytes) = chunk {

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use oci_spec::image::Descriptor;
 use tokio::io::AsyncWriteExt;
 
-use crate::{Error, ErrorKind, Fetcher, Result};
+use crate::{Error, ErrorKind, FetchOptions, Fetcher, Result};
 use dist_images::media_types::{self, MediaKind};
 
 /// The ingest ref for `desc`, as containerd's `MakeRefKey`: `<kind>-<digest>` where kind is
@@ -89,7 +89,10 @@ impl FetchHandler {
             offset = 0;
         }
         if offset < size {
-            let mut body = self.fetcher.fetch_at(desc, offset).await?;
+            // The writer hashes every byte and refuses to commit a mismatch: the stream
+            // need not hash them too.
+            let options = FetchOptions::default().caller_checks_digest();
+            let mut body = self.fetcher.fetch_at_with(desc, offset, options).await?;
             while let Some(chunk) = body.next().await {
                 let chunk = match chunk {
                     Ok(c) => c,

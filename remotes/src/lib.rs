@@ -28,7 +28,7 @@ pub use docker::{
 };
 pub use error::{Error, ErrorKind, Result};
 pub use error_code::ErrorCode;
-pub use fetcher::{ByteStream, FetchEvent, FetchObserver, Fetcher};
+pub use fetcher::{ByteStream, FetchEvent, FetchObserver, FetchOptions, Fetcher};
 pub use handler::{FetchHandler, fetch_handler, ref_key};
 pub use hosts::{
     Capabilities, DOCKER_HUB, DOCKER_HUB_API, HostsConfig, HostsFile, RegistryHost, Scheme,

@@ -31,6 +31,18 @@ use crate::{ByteStream, Error, Result};
 /// # }
 /// ```
 pub fn verified(inner: ByteStream, digest: &Digest, size: u64, offset: u64) -> Result<ByteStream> {
+    checked(inner, digest, size, offset, true)
+}
+
+/// [`verified`], hashing only when `hash` is true (the size is always held): for a
+/// caller that checks the digest itself.
+pub(crate) fn checked(
+    inner: ByteStream,
+    digest: &Digest,
+    size: u64,
+    offset: u64,
+    hash: bool,
+) -> Result<ByteStream> {
     struct State {
         inner: ByteStream,
         hasher: Option<Digester>,
@@ -39,7 +51,8 @@ pub fn verified(inner: ByteStream, digest: &Digest, size: u64, offset: u64) -> R
     }
     // sha256, sha384 or sha512, as the digest names; anything else is InvalidArgument.
     let hasher = if offset == 0 {
-        Some(Digester::for_digest(digest)?)
+        let digester = Digester::for_digest(digest)?;
+        hash.then_some(digester)
     } else {
         None
     };

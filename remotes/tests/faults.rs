@@ -5,11 +5,13 @@ mod common;
 
 use std::time::Duration;
 
+use futures::{StreamExt, TryStreamExt};
+
 use common::{
     collect, data, desc, fault_fetcher as fetcher, fault_options as options, manifest_server,
     serve_blob,
 };
-use dist_remotes::{DockerResolver, ErrorKind, Resolver};
+use dist_remotes::{DockerResolver, ErrorKind, FetchOptions, Resolver};
 use dist_test_support::{FaultServer, Reply};
 use oci_spec::image::MediaType;
 
@@ -131,6 +133,57 @@ async fn a_wrong_byte_in_a_blob_is_a_digest_mismatch() {
     let err = collect(f.as_ref(), &d, 0).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
     assert!(err.to_string().contains("digest"), "{err}");
+}
+
+/// For a caller that checks the digest itself (the fetch handler's ingester does), the
+/// stream skips the hash but still holds the bytes to the descriptor's size.
+#[tokio::test]
+async fn a_caller_that_checks_the_digest_gets_unhashed_bytes_held_to_the_size() {
+    let blob = data(5000);
+    let d = desc(&blob, MediaType::ImageLayerGzip);
+    let mut bad = blob.clone();
+    bad[1234] ^= 0xff;
+    let srv = FaultServer::start(serve_blob(bad.clone())).unwrap();
+    let f = fetcher(options(&srv.host()), &srv.host()).await;
+    let unhashed = FetchOptions::default().caller_checks_digest();
+    let parts: Vec<bytes::Bytes> = f
+        .fetch_at_with(&d, 0, unhashed.clone())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        parts.concat(),
+        bad,
+        "the bytes as served, for the caller to check"
+    );
+    let err = f
+        .fetch_at_with(&d, 0, FetchOptions::default())
+        .await
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
+
+    // More bytes than the size: refused when announced, cut and failed when not.
+    let mut longer = blob.clone();
+    longer.extend_from_slice(b"and more");
+    let srv = FaultServer::start(move |_, _| Reply::ok(longer.clone())).unwrap();
+    let f = fetcher(options(&srv.host()), &srv.host()).await;
+    let err = match f.fetch_at_with(&d, 0, unhashed).await {
+        Err(e) => e,
+        Ok(stream) => {
+            let got: Vec<_> = stream.collect().await;
+            let passed: usize = got.iter().flatten().map(|c| c.len()).sum();
+            assert!(passed <= blob.len(), "{passed} bytes passed on");
+            got.into_iter()
+                .find_map(Result::err)
+                .expect("a body over the size must end in an error")
+        }
+    };
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
 }
 
 #[tokio::test]

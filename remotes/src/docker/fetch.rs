@@ -16,8 +16,8 @@ use super::client::{Repository, Request, error_chain, gave_up, is_gave_up};
 use super::range::check_partial;
 use super::resolve::{content_length, header_digest, manifest_accept};
 use super::watch::Watch;
-use crate::verify::verified;
-use crate::{ByteStream, Error, FetchObserver, Fetcher, Result};
+use crate::verify::checked;
+use crate::{ByteStream, Error, FetchObserver, FetchOptions, Fetcher, Result};
 
 /// Descriptor sizes above this are refused before any request: the OCI image spec makes
 /// `size` an int64, and nothing real comes near it.
@@ -66,7 +66,8 @@ impl DockerFetcher {
 #[async_trait]
 impl Fetcher for DockerFetcher {
     async fn fetch_at(&self, desc: &Descriptor, offset: u64) -> Result<ByteStream> {
-        self.fetch_watched(desc, offset, None).await
+        self.fetch_watched(desc, offset, FetchOptions::default())
+            .await
     }
 
     async fn fetch_at_observed(
@@ -75,7 +76,17 @@ impl Fetcher for DockerFetcher {
         offset: u64,
         observer: Arc<dyn FetchObserver>,
     ) -> Result<ByteStream> {
-        self.fetch_watched(desc, offset, Some(observer)).await
+        let options = FetchOptions::default().observer(observer);
+        self.fetch_watched(desc, offset, options).await
+    }
+
+    async fn fetch_at_with(
+        &self,
+        desc: &Descriptor,
+        offset: u64,
+        options: FetchOptions,
+    ) -> Result<ByteStream> {
+        self.fetch_watched(desc, offset, options).await
     }
 }
 
@@ -84,8 +95,13 @@ impl DockerFetcher {
         &self,
         desc: &Descriptor,
         offset: u64,
-        observer: Option<Arc<dyn FetchObserver>>,
+        options: FetchOptions,
     ) -> Result<ByteStream> {
+        let FetchOptions {
+            observer,
+            caller_checks_digest,
+        } = options;
+        let hash = !caller_checks_digest;
         let size = desc.size();
         let digest = desc.digest();
         let what = format!("{}/{}@{digest}", self.repo.registry, self.repo.name);
@@ -112,7 +128,13 @@ impl DockerFetcher {
             });
         }
         if offset == size {
-            return verified(Box::pin(futures::stream::empty()), digest, size, offset);
+            return checked(
+                Box::pin(futures::stream::empty()),
+                digest,
+                size,
+                offset,
+                hash,
+            );
         }
         let kind = if manifest { "manifests" } else { "blobs" };
         let target = Target {
@@ -137,7 +159,7 @@ impl DockerFetcher {
                 resuming(target, first, offset, size)
             }
         };
-        verified(body, digest, size, offset)
+        checked(body, digest, size, offset, hash)
     }
 }
 
