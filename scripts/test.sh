@@ -28,7 +28,9 @@ cp Cargo.lock tests/downstream/Cargo.lock
 cargo fmt --manifest-path tests/downstream/Cargo.toml --check
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}" cargo clippy --manifest-path tests/downstream/Cargo.toml --offline --all-targets -- -D warnings
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}" cargo test --manifest-path tests/downstream/Cargo.toml --offline
-echo "== benches"; cargo bench --workspace --no-run   # compiled, never run as tests
+# Compiled, never run as tests; in the test profile, which reuses the build above (the bench
+# profile rebuilt every dependency optimised: minutes of a CI run for the same check).
+echo "== benches"; cargo build --workspace --benches
 echo "== doctest"; cargo test --workspace --doc
 echo "== doc";     RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
 # Every crate packages (metadata, readme, license) and its archive builds on its own
